@@ -1,0 +1,182 @@
+#include "common/job_spec.h"
+
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/fs.h"
+#include "common/ids.h"
+
+namespace gantry {
+namespace {
+
+template <typename T>
+void Positive(FieldReader& r, const std::string& key, T v) {
+  if (v <= 0) r.Fail(key, "must be > 0 (got " + std::to_string(v) + ")");
+}
+
+template <typename T>
+void NonNegative(FieldReader& r, const std::string& key, T v) {
+  if (v < 0) r.Fail(key, "must be >= 0 (got " + std::to_string(v) + ")");
+}
+
+void OneOf(FieldReader& r, const std::string& key, const std::string& v,
+           std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (const char* a : allowed) {
+    if (v == a) return;
+    list += list.empty() ? "" : ", ";
+    list += a;
+  }
+  r.Fail(key, "must be one of " + list + " (got '" + v + "')");
+}
+
+}  // namespace
+
+Result<JobSpec> JobSpec::Parse(const json& j, const std::string& base_dir) {
+  JobSpec s;
+  FieldReader r(j, "");
+  r.Get("name", s.name);
+  if (!r.Has("name")) r.Fail("name", "is required (a short name like fashion-mnist)");
+  else if (Status st = ValidateName(s.name, "name"); !st.ok()) r.Fail("name", "is invalid: " + st.message());
+  r.Get("priority", s.priority);
+
+  FieldReader m = r.Child("model");
+  m.Get("builtin", s.model.builtin);
+  m.Get("hidden", s.model.hidden);
+  m.Get("torchscript", s.model.torchscript);
+  if (s.model.torchscript.empty()) OneOf(m, "builtin", s.model.builtin, {"mlp", "cnn"});
+  for (int64_t h : s.model.hidden) {
+    if (h <= 0) m.Fail("hidden", "widths must be > 0 (got " + std::to_string(h) + ")");
+  }
+  if (!s.model.torchscript.empty() && !base_dir.empty()) {
+    s.model.torchscript = AbsolutePath(s.model.torchscript, base_dir);
+  }
+
+  FieldReader d = r.Child("data");
+  d.Get("format", s.data.format);
+  d.Get("path", s.data.path);
+  d.Get("train_images", s.data.train_images);
+  d.Get("train_labels", s.data.train_labels);
+  d.Get("test_images", s.data.test_images);
+  d.Get("test_labels", s.data.test_labels);
+  d.Get("limit", s.data.limit);
+  OneOf(d, "format", s.data.format, {"idx"});
+  if (s.data.path.empty()) d.Fail("path", "is required (a directory of IDX files, e.g. /usr/share/datasets/fashion-mnist)");
+  else if (!base_dir.empty()) s.data.path = AbsolutePath(s.data.path, base_dir);
+  NonNegative(d, "limit", s.data.limit);
+
+  FieldReader res = r.Child("resources");
+  res.Get("workers", s.resources.workers);
+  res.Get("slots_per_worker", s.resources.slots_per_worker);
+  res.Get("device", s.resources.device);
+  Positive(res, "workers", s.resources.workers);
+  Positive(res, "slots_per_worker", s.resources.slots_per_worker);
+  if (s.resources.workers > 4096) res.Fail("workers", "must be <= 4096 (got " + std::to_string(s.resources.workers) + ")");
+  OneOf(res, "device", s.resources.device, {"cpu", "cuda"});
+
+  FieldReader t = r.Child("train");
+  t.Get("epochs", s.train.epochs);
+  t.Get("steps", s.train.steps);
+  t.Get("batch_size", s.train.batch_size);
+  t.Get("seed", s.train.seed);
+  t.Get("threads", s.train.threads);
+  t.Get("eval_every", s.train.eval_every);
+  t.Get("log_every", s.train.log_every);
+  NonNegative(t, "epochs", s.train.epochs);
+  NonNegative(t, "steps", s.train.steps);
+  if (s.train.epochs == 0 && s.train.steps == 0) t.Fail("steps", "or train.epochs must be > 0");
+  Positive(t, "batch_size", s.train.batch_size);
+  Positive(t, "threads", s.train.threads);
+  NonNegative(t, "eval_every", s.train.eval_every);
+  Positive(t, "log_every", s.train.log_every);
+  FieldReader o = t.Child("optimizer");
+  o.Get("name", s.train.optimizer.name);
+  o.Get("lr", s.train.optimizer.lr);
+  o.Get("momentum", s.train.optimizer.momentum);
+  o.Get("weight_decay", s.train.optimizer.weight_decay);
+  OneOf(o, "name", s.train.optimizer.name, {"sgd", "adam", "adamw"});
+  Positive(o, "lr", s.train.optimizer.lr);
+  NonNegative(o, "momentum", s.train.optimizer.momentum);
+  NonNegative(o, "weight_decay", s.train.optimizer.weight_decay);
+
+  FieldReader c = r.Child("checkpoint");
+  c.Get("model", s.checkpoint.model);
+  c.Get("every_steps", s.checkpoint.every_steps);
+  NonNegative(c, "every_steps", s.checkpoint.every_steps);
+  if (s.checkpoint.model.empty()) s.checkpoint.model = s.name;
+  else if (Status st = ValidateName(s.checkpoint.model, "model"); !st.ok()) c.Fail("model", "is invalid: " + st.message());
+
+  FieldReader rs = r.Child("restart");
+  rs.Get("max_restarts", s.restart.max_restarts);
+  rs.Get("backoff_seconds", s.restart.backoff_seconds);
+  NonNegative(rs, "max_restarts", s.restart.max_restarts);
+  NonNegative(rs, "backoff_seconds", s.restart.backoff_seconds);
+
+  // Report the first error in document order: top-level type problems first,
+  // then each section.
+  for (FieldReader* fr : {&m, &d, &res, &o, &t, &c, &rs, &r}) {
+    GANTRY_RETURN_IF_ERROR(fr->Finish());
+  }
+  return s;
+}
+
+json JobSpec::ToJson() const {
+  json model_j = {{"builtin", model.builtin}, {"hidden", model.hidden}};
+  if (!model.torchscript.empty()) model_j["torchscript"] = model.torchscript;
+  return {
+      {"name", name},
+      {"priority", priority},
+      {"model", model_j},
+      {"data",
+       {{"format", data.format},
+        {"path", data.path},
+        {"train_images", data.train_images},
+        {"train_labels", data.train_labels},
+        {"test_images", data.test_images},
+        {"test_labels", data.test_labels},
+        {"limit", data.limit}}},
+      {"resources",
+       {{"workers", resources.workers},
+        {"slots_per_worker", resources.slots_per_worker},
+        {"device", resources.device}}},
+      {"train",
+       {{"epochs", train.epochs},
+        {"steps", train.steps},
+        {"batch_size", train.batch_size},
+        {"seed", train.seed},
+        {"threads", train.threads},
+        {"eval_every", train.eval_every},
+        {"log_every", train.log_every},
+        {"optimizer",
+         {{"name", train.optimizer.name},
+          {"lr", train.optimizer.lr},
+          {"momentum", train.optimizer.momentum},
+          {"weight_decay", train.optimizer.weight_decay}}}}},
+      {"checkpoint", {{"model", checkpoint.model}, {"every_steps", checkpoint.every_steps}}},
+      {"restart", {{"max_restarts", restart.max_restarts}, {"backoff_seconds", restart.backoff_seconds}}},
+  };
+}
+
+Status JobSpec::CheckFiles() const {
+  auto check = [&](const std::string& key, const std::string& file) -> Status {
+    std::string p = AbsolutePath(file, data.path);
+    if (::access(p.c_str(), R_OK) != 0) {
+      return Status::InvalidArgument("job spec: data." + key + ": cannot read " + p +
+                                     " (check data.path; Fashion-MNIST comes with "
+                                     "`apt-get install dataset-fashion-mnist`)");
+    }
+    return Status::Ok();
+  };
+  if (!model.torchscript.empty() && ::access(model.torchscript.c_str(), R_OK) != 0) {
+    return Status::InvalidArgument("job spec: model.torchscript: cannot read " + model.torchscript);
+  }
+  if (::access(data.path.c_str(), R_OK | X_OK) != 0) {
+    return Status::InvalidArgument("job spec: data.path: no readable directory " + data.path);
+  }
+  GANTRY_RETURN_IF_ERROR(check("train_images", data.train_images));
+  GANTRY_RETURN_IF_ERROR(check("train_labels", data.train_labels));
+  GANTRY_RETURN_IF_ERROR(check("test_images", data.test_images));
+  return check("test_labels", data.test_labels);
+}
+
+}  // namespace gantry

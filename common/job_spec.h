@@ -1,0 +1,88 @@
+// Job specification: what `gantry submit` sends and a worker runs.
+//
+// Written as YAML by users (configs/jobs/*.yaml), carried as JSON on the
+// wire and in the coordinator's database. Parse() checks types, ranges and
+// unknown fields and names the offending field path; CheckFiles() checks
+// that the data exists where the spec runs (the coordinator's host).
+// docs/jobs.md documents every field.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/protocol.h"
+
+namespace gantry {
+
+struct ModelSpec {
+  std::string builtin = "mlp";        // mlp | cnn
+  std::vector<int64_t> hidden = {256, 128};  // mlp hidden layer widths
+  std::string torchscript;            // path to a TorchScript module (issue 4)
+};
+
+struct DataSpec {
+  std::string format = "idx";  // idx
+  std::string path;            // directory holding the files below
+  std::string train_images = "train-images-idx3-ubyte.gz";
+  std::string train_labels = "train-labels-idx1-ubyte.gz";
+  std::string test_images = "t10k-images-idx3-ubyte.gz";
+  std::string test_labels = "t10k-labels-idx1-ubyte.gz";
+  int64_t limit = 0;  // use only the first N training samples (0 = all)
+};
+
+struct ResourceSpec {
+  int workers = 1;           // MPI ranks
+  int slots_per_worker = 1;  // slots (cores or GPUs) each rank occupies
+  std::string device = "cpu";  // cpu | cuda
+};
+
+struct OptimizerSpec {
+  std::string name = "sgd";  // sgd | adam | adamw
+  double lr = 0.05;
+  double momentum = 0.9;
+  double weight_decay = 0.0;
+};
+
+struct TrainSpec {
+  int64_t epochs = 1;       // used when steps == 0
+  int64_t steps = 0;        // optimizer steps; 0 = derive from epochs
+  int64_t batch_size = 64;  // per rank
+  OptimizerSpec optimizer;
+  uint64_t seed = 42;
+  int threads = 1;          // LibTorch intra-op threads per rank
+  int64_t eval_every = 0;   // validation every N steps (0 = only at the end)
+  int64_t log_every = 10;   // metrics every N steps
+};
+
+struct CheckpointSpec {
+  std::string model;        // registry model name; default: the job name
+  int64_t every_steps = 0;  // 0 = only at the end
+};
+
+struct RestartSpec {
+  int max_restarts = 0;
+  double backoff_seconds = 5.0;
+};
+
+struct JobSpec {
+  std::string name;
+  ModelSpec model;
+  DataSpec data;
+  ResourceSpec resources;
+  TrainSpec train;
+  CheckpointSpec checkpoint;
+  RestartSpec restart;
+  int priority = 0;
+
+  // Validates and reads a spec. Relative data paths are resolved against
+  // `base_dir` (the directory of the YAML file) when it is not empty.
+  static Result<JobSpec> Parse(const json& j, const std::string& base_dir = "");
+  json ToJson() const;
+  // Checks that the data files exist and are readable.
+  Status CheckFiles() const;
+  // Slots the whole gang needs.
+  int SlotsNeeded() const { return resources.workers * resources.slots_per_worker; }
+};
+
+}  // namespace gantry

@@ -1,0 +1,104 @@
+// Request/reply over ZeroMQ: RpcServer (ROUTER) and RpcClient (DEALER).
+//
+// Protocol of one call:
+//   1. The client sends [empty delimiter, request] on a DEALER socket (so REQ
+//      peers work too).
+//   2. The server's ROUTER receives [identity, ..., empty, request], decodes
+//      it, runs the handler registered for `type`, and sends back
+//      [identity, ..., empty, reply] with the same request id.
+//   3. The client waits up to its timeout for the reply whose id matches;
+//      on timeout it drops the socket (late replies die with it).
+// A frame that does not decode gets an error reply when it can be addressed
+// and is dropped otherwise; frames above max_message_bytes are refused by
+// ZeroMQ itself. Handlers never see malformed input and may not throw past
+// the server (an exception becomes an `internal` error reply).
+//
+// Thread safety: an RpcServer runs on the thread that calls Serve(); Stop()
+// may be called from any thread. An RpcClient belongs to one thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <zmq.hpp>
+
+#include "common/protocol.h"
+
+namespace gantry {
+
+using Handler = std::function<Result<json>(const Request&)>;
+
+struct RpcServerOptions {
+  // "tcp://127.0.0.1:7600"; port "*" or 0 picks a free port.
+  std::string bind = "tcp://127.0.0.1:*";
+  int64_t max_message_bytes = kDefaultMaxMessageBytes;
+  // How often Serve() wakes to run the tick callback even without traffic.
+  std::chrono::milliseconds tick_interval{200};
+};
+
+class RpcServer {
+ public:
+  RpcServer(zmq::context_t& ctx, RpcServerOptions options);
+
+  // Binds the socket. After this, endpoint() is the concrete address.
+  Status Bind();
+  const std::string& endpoint() const { return endpoint_; }
+
+  void Handle(const std::string& type, Handler handler);
+  // Called between messages, at least every tick_interval.
+  void OnTick(std::function<void()> tick) { tick_ = std::move(tick); }
+  // Extra sockets polled with the API socket; `fn` runs when one is readable.
+  void AddSocket(zmq::socket_t* socket, std::function<void()> fn);
+  // A plain file descriptor (a SignalFd, a pipe) polled the same way.
+  void AddFd(int fd, std::function<void()> fn);
+
+  // Runs until Stop(). Returns the first socket error, if any.
+  Status Serve();
+  void Stop() { stop_.store(true); }
+  bool stopping() const { return stop_.load(); }
+
+  // Decodes and dispatches one request payload; public for tests.
+  std::string Dispatch(std::string_view payload);
+
+ private:
+  void HandleOne();
+
+  zmq::socket_t socket_;
+  RpcServerOptions options_;
+  std::string endpoint_;
+  std::map<std::string, Handler> handlers_;
+  std::function<void()> tick_;
+  // Extra poll items: a socket, or a raw fd when the socket is null.
+  struct Extra {
+    zmq::socket_t* socket;
+    int fd;
+    std::function<void()> fn;
+  };
+  std::vector<Extra> extra_;
+  std::atomic<bool> stop_{false};
+};
+
+class RpcClient {
+ public:
+  RpcClient(zmq::context_t& ctx, std::string endpoint,
+            std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+  // Sends `type` with `body`; returns the reply body or the error it carried.
+  // A service that does not answer in time gives unavailable.
+  Result<json> Call(const std::string& type, const json& body = json::object());
+  Result<json> Call(const std::string& type, const json& body, std::chrono::milliseconds timeout);
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  void Connect();
+
+  zmq::context_t& ctx_;
+  std::string endpoint_;
+  std::chrono::milliseconds timeout_;
+  std::unique_ptr<zmq::socket_t> socket_;
+};
+
+}  // namespace gantry
