@@ -10,7 +10,8 @@ namespace gantry {
 
 RpcServer::RpcServer(zmq::context_t& ctx, RpcServerOptions options)
     : socket_(ctx, zmq::socket_type::router), options_(std::move(options)) {
-  socket_.set(zmq::sockopt::linger, 0);
+  // Long enough for the reply to a "shutdown" request to leave.
+  socket_.set(zmq::sockopt::linger, 500);
   socket_.set(zmq::sockopt::maxmsgsize, options_.max_message_bytes);
   // A reply to a peer that vanished is dropped rather than blocking.
   socket_.set(zmq::sockopt::router_mandatory, 0);

@@ -1,0 +1,34 @@
+#include "common/service.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+namespace gantry {
+
+Status RunService(RpcServer& server, SignalFd& signals, const DataDir& dir, const ServiceInfo& info) {
+  server.Handle("ping", [&info](const Request&) -> Result<json> {
+    return json{{"service", info.name}, {"pid", ::getpid()}, {"version", kVersion},
+                {"endpoints", info.endpoints}};
+  });
+  server.Handle("shutdown", [&server](const Request&) -> Result<json> {
+    spdlog::info("shutdown requested");
+    server.Stop();  // the reply still goes out: Stop() ends the loop after it
+    return json::object();
+  });
+  server.AddFd(signals.fd(), [&server, &signals] {
+    int sig = signals.Read();
+    if (sig) {
+      spdlog::info("signal {} received, stopping", sig);
+      server.Stop();
+    }
+  });
+  GANTRY_RETURN_IF_ERROR(dir.WriteServiceInfo(info));
+  spdlog::info("{} serving (pid {}), data dir {}", info.name, ::getpid(), dir.root());
+  for (const auto& [k, v] : info.endpoints) spdlog::info("  {}: {}", k, v);
+  Status s = server.Serve();
+  dir.RemoveServiceInfo(info.name);
+  spdlog::info("{} stopped", info.name);
+  return s;
+}
+
+}  // namespace gantry
