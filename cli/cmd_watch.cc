@@ -1,0 +1,195 @@
+// gantry watch ID: follows a job live.
+//
+// 1. Subscribe to the monitor's feed (topic job/<id>) first, so nothing
+//    published from now on is missed.
+// 2. Fetch the recorded history from the monitor and print it.
+// 3. Render every new point from the feed: a progress bar on a terminal,
+//    one plain line per point otherwise (or NDJSON with --json).
+// 4. Stop at a terminal job_state event, or when the coordinator (asked
+//    every 2 s in case an event was lost) says the job has finished; exit
+//    with the job's outcome (0 succeeded, 1 failed, 3 cancelled).
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+
+namespace gantry::cli {
+namespace {
+
+class Renderer {
+ public:
+  Renderer(std::string id, bool tty, bool as_json) : id_(std::move(id)), tty_(tty), json_(as_json) {}
+
+  void Point(const json& p) {
+    if (json_) {
+      std::cout << json{{"type", "metrics"}, {"body", p}}.dump() << std::endl;
+      return;
+    }
+    const json& v = p.value("values", json::object());
+    int64_t step = p.value("step", int64_t{0});
+    if (p.contains("total_steps")) total_ = p["total_steps"];
+    if (v.contains("test_accuracy") || v.contains("test_loss")) {
+      Clear();
+      std::printf("eval at step %lld: test loss %.4f, test accuracy %.2f%%\n", static_cast<long long>(step),
+                  Num(v, "test_loss"), 100 * Num(v, "test_accuracy"));
+      last_eval_ = Num(v, "test_accuracy");
+      Redraw();
+      return;
+    }
+    double t = p.value("time", 0.0);
+    if (first_time_ == 0) first_time_ = t, first_step_ = step;
+    step_ = step;
+    epoch_ = p.value("epoch", int64_t{0});
+    loss_ = Num(v, "loss");
+    acc_ = Num(v, "accuracy");
+    sps_ = Num(v, "samples_per_sec");
+    double rate = (t > first_time_ && step > first_step_) ? (step - first_step_) / (t - first_time_) : 0;
+    if (rate <= 0 && Num(v, "step_time") > 0) rate = 1.0 / Num(v, "step_time");
+    eta_ = (rate > 0 && total_ > 0) ? (total_ - step) / rate : -1;
+    if (tty_) {
+      Redraw();
+    } else {
+      std::printf("step %lld/%lld epoch %lld loss %.4f accuracy %.4f samples/s %.0f eta %s\n",
+                  static_cast<long long>(step), static_cast<long long>(total_), static_cast<long long>(epoch_),
+                  loss_, acc_, sps_, FormatDuration(eta_).c_str());
+      std::fflush(stdout);
+    }
+  }
+
+  void State(const json& body) {
+    std::string state = body.value("state", "");
+    if (state == last_state_) return;
+    last_state_ = state;
+    if (json_) {
+      std::cout << json{{"type", "job_state"}, {"body", body}}.dump() << std::endl;
+      return;
+    }
+    Clear();
+    std::printf("%s %s: %s\n", id_.c_str(), state.c_str(), body.value("reason", "").c_str());
+    Redraw();
+  }
+
+  void Finish() {
+    if (tty_ && drawn_) std::printf("\n");
+    std::fflush(stdout);
+  }
+  double last_eval() const { return last_eval_; }
+
+ private:
+  static double Num(const json& v, const char* k) {
+    auto it = v.find(k);
+    return (it != v.end() && it->is_number()) ? it->get<double>() : NAN;
+  }
+  void Clear() {
+    if (tty_ && drawn_) std::printf("\r\033[K");
+  }
+  void Redraw() {
+    if (!tty_ || step_ < 0) return;
+    constexpr int kWidth = 24;
+    double frac = total_ > 0 ? std::min(1.0, double(step_) / double(total_)) : 0;
+    int full = static_cast<int>(frac * kWidth);
+    std::string bar;
+    for (int i = 0; i < kWidth; ++i) bar += i < full ? "#" : "-";
+    std::printf("\r\033[K[%s] %lld/%lld %3.0f%%  epoch %lld  loss %.4f  acc %.1f%%  %.0f samples/s  ETA %s",
+                bar.c_str(), static_cast<long long>(step_), static_cast<long long>(total_), 100 * frac,
+                static_cast<long long>(epoch_), loss_, 100 * acc_, sps_, FormatDuration(eta_).c_str());
+    std::fflush(stdout);
+    drawn_ = true;
+  }
+
+  std::string id_;
+  bool tty_, json_;
+  bool drawn_ = false;
+  std::string last_state_;
+  int64_t step_ = -1, epoch_ = 0, total_ = 0, first_step_ = 0;
+  double first_time_ = 0, loss_ = NAN, acc_ = NAN, sps_ = NAN, eta_ = -1, last_eval_ = NAN;
+};
+
+int Watch(Context& ctx, const std::string& id, bool as_json) {
+  auto job = ctx.Call(kCoordinator, "get_job", {{"job_id", id}});
+  if (!job.ok()) return Fail(job.status());
+  Renderer out(id, ::isatty(STDOUT_FILENO) && !as_json, as_json);
+
+  std::unique_ptr<zmq::socket_t> sub;
+  if (auto feed = ctx.dir().Endpoint(kMonitor, "feed"); feed.ok()) {
+    sub = std::make_unique<zmq::socket_t>(ctx.zmq(), zmq::socket_type::sub);
+    sub->set(zmq::sockopt::linger, 0);
+    sub->set(zmq::sockopt::subscribe, "job/" + id);
+    sub->connect(*feed);
+  }
+  int64_t last_step = -1;
+  auto history = ctx.Call(kMonitor, "get_metrics", {{"job_id", id}});
+  if (history.ok()) {
+    for (const auto& p : (*history)["points"]) {
+      out.Point(p);
+      last_step = std::max<int64_t>(last_step, p.value("step", int64_t{0}));
+    }
+  } else {
+    std::fprintf(stderr, "gantry: no metrics history (%s)\n", history.status().message().c_str());
+  }
+  out.State((*job)["job"]);
+  std::string state = (*job)["job"]["state"];
+  auto next_check = std::chrono::steady_clock::now();
+  while (!IsTerminalState(state)) {
+    if (sub) {
+      zmq::pollitem_t item{sub->handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(250));
+      while (item.revents & ZMQ_POLLIN) {
+        std::vector<zmq::message_t> frames;
+        zmq::message_t m;
+        bool more = true;
+        while (more && sub->recv(m, zmq::recv_flags::dontwait)) {
+          more = m.more();
+          frames.push_back(std::move(m));
+        }
+        if (frames.empty()) break;
+        auto msg = ParseMsgpack(frames.back().to_string_view());
+        if (!msg.ok() || !msg->is_object()) continue;
+        std::string type = msg->value("type", "");
+        const json& body = (*msg)["body"];
+        if (type == "metrics") {
+          int64_t step = body.value("step", int64_t{0});
+          bool eval = body.contains("values") && body["values"].contains("test_accuracy");
+          if (step > last_step || eval) out.Point(body);
+          if (!eval) last_step = std::max(last_step, step);
+        } else if (type == "job_state") {
+          out.State(body);
+          state = body.value("state", state);
+        }
+      }
+    } else {
+      zmq::poll(static_cast<zmq::pollitem_t*>(nullptr), 0, std::chrono::milliseconds(250));
+    }
+    if (std::chrono::steady_clock::now() >= next_check && !IsTerminalState(state)) {
+      next_check = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      auto j = ctx.Call(kCoordinator, "get_job", {{"job_id", id}});
+      if (!j.ok()) {
+        out.Finish();
+        return Fail(j.status());
+      }
+      out.State((*j)["job"]);
+      state = (*j)["job"]["state"];
+    }
+  }
+  out.Finish();
+  return ExitCodeForState(state);
+}
+
+}  // namespace
+
+void AddWatchCommand(CLI::App& app, Context& ctx, Action& action) {
+  struct Opts {
+    std::string id;
+    bool as_json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* watch = app.add_subcommand("watch", "Follow a job live until it ends (exit 0 succeeded, 1 failed, 3 cancelled)");
+  watch->add_option("id", o->id, "Job id")->required();
+  watch->add_flag("--json", o->as_json, "One JSON object per line");
+  watch->callback([&ctx, &action, o] { action = [&ctx, o] { return Watch(ctx, o->id, o->as_json); }; });
+}
+
+}  // namespace gantry::cli

@@ -1,0 +1,41 @@
+// JobStore: the coordinator's durable queue and history in SQLite (WAL).
+//
+// Every state change is written before it is acted on or acknowledged, so a
+// coordinator restarted after a crash finds each job where it left it. The
+// store is dumb persistence: the state machine lives in Coordinator.
+//
+// Thread safety: not thread-safe; owned by the coordinator's loop thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/sqlite.h"
+#include "coordinator/job.h"
+
+namespace gantry::coordinator {
+
+class JobStore {
+ public:
+  static Result<JobStore> Open(const std::string& path);
+
+  // Inserts a new job; assigns job.seq.
+  Status Insert(Job& job);
+  // Writes every mutable field of `job` (state, attempt, reason, times...).
+  Status Update(const Job& job);
+  Result<Job> Get(const std::string& id);
+  // All jobs, oldest first. `active_only` skips terminal jobs.
+  Result<std::vector<Job>> List(bool active_only, int limit = 1000);
+
+  Status InsertAttempt(const Attempt& a);
+  Status UpdateAttempt(const Attempt& a);
+  Result<std::vector<Attempt>> Attempts(const std::string& job_id);
+
+ private:
+  explicit JobStore(sql::Db db) : db_(std::move(db)) {}
+  Result<Job> Row(sql::Statement& q);
+
+  sql::Db db_;
+};
+
+}  // namespace gantry::coordinator

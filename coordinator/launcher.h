@@ -1,0 +1,71 @@
+// Launchers start one attempt of a job on its gang of slots and watch it.
+// One interface, chosen by cluster configuration (DESIGN.md: local, hosts,
+// slurm); tests use a fake. A launcher never blocks the coordinator loop.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/process.h"
+#include "common/status.h"
+
+namespace gantry::coordinator {
+
+// Everything needed to start the ranks of one attempt.
+struct LaunchRequest {
+  std::string job_id;
+  int attempt = 0;
+  int workers = 1;
+  int threads_per_worker = 1;
+  std::string spec_path;  // resolved spec JSON the workers read
+  std::string log_dir;    // rank-<r>.log and launcher.log go here
+  std::string storage_endpoint;
+  std::string monitor_endpoint;
+};
+
+// A running attempt. Owned by the coordinator; destroying it kills the ranks.
+class Launch {
+ public:
+  virtual ~Launch() = default;
+  // The attempt's exit once all its ranks have ended; nullopt while running.
+  virtual std::optional<ExitInfo> Poll() = 0;
+  // Asks every rank to stop (SIGTERM).
+  virtual void RequestStop() = 0;
+  // Kills every rank now (SIGKILL) and reaps them.
+  virtual ExitInfo Kill() = 0;
+  // Process id that identifies the attempt on this host (for the record).
+  virtual int pid() const = 0;
+};
+
+class Launcher {
+ public:
+  virtual ~Launcher() = default;
+  virtual Result<std::unique_ptr<Launch>> Start(const LaunchRequest& request) = 0;
+};
+
+struct LocalMpiOptions {
+  std::string mpirun = "mpirun";
+  std::string worker_binary;  // absolute path of gantry-worker
+  // Extra mpirun arguments (MCA settings) from the cluster config.
+  std::vector<std::string> extra_args;
+};
+
+// `local`: mpirun on this machine, in its own process group so one signal
+// reaches mpirun and every rank. Rank output goes to
+// <log_dir>/rank-<r>.log (the worker redirects itself) and mpirun's own to
+// <log_dir>/launcher.log.
+class LocalMpiLauncher final : public Launcher {
+ public:
+  explicit LocalMpiLauncher(LocalMpiOptions options) : options_(std::move(options)) {}
+  Result<std::unique_ptr<Launch>> Start(const LaunchRequest& request) override;
+  // The command line Start() runs; public so tests and docs can show it.
+  std::vector<std::string> CommandLine(const LaunchRequest& request) const;
+
+ private:
+  LocalMpiOptions options_;
+};
+
+}  // namespace gantry::coordinator

@@ -1,0 +1,63 @@
+#include "coordinator/launcher.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+
+namespace gantry::coordinator {
+namespace {
+
+class ProcessLaunch final : public Launch {
+ public:
+  explicit ProcessLaunch(ChildProcess child) : child_(std::move(child)) {}
+  ~ProcessLaunch() override { Kill(); }
+
+  std::optional<ExitInfo> Poll() override {
+    auto e = child_.Poll();
+    // mpirun is gone; make sure no orphaned rank of its group lingers.
+    if (e) ::kill(-child_.pid(), SIGKILL);
+    return e;
+  }
+  void RequestStop() override { child_.Signal(SIGTERM); }
+  ExitInfo Kill() override { return child_.Terminate(std::chrono::milliseconds(0)); }
+  int pid() const override { return child_.pid(); }
+
+ private:
+  ChildProcess child_;
+};
+
+}  // namespace
+
+std::vector<std::string> LocalMpiLauncher::CommandLine(const LaunchRequest& r) const {
+  std::vector<std::string> argv = {options_.mpirun, "-np", std::to_string(r.workers),
+                                   "--oversubscribe", "--bind-to", "none"};
+  if (::geteuid() == 0) argv.push_back("--allow-run-as-root");
+  for (const auto& a : options_.extra_args) argv.push_back(a);
+  for (const char* var : {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}) {
+    argv.push_back("-x");
+    argv.push_back(var);
+  }
+  argv.insert(argv.end(), {options_.worker_binary, "--job-id", r.job_id, "--attempt",
+                           std::to_string(r.attempt), "--spec", r.spec_path, "--storage",
+                           r.storage_endpoint, "--monitor", r.monitor_endpoint, "--log-dir", r.log_dir});
+  return argv;
+}
+
+Result<std::unique_ptr<Launch>> LocalMpiLauncher::Start(const LaunchRequest& r) {
+  GANTRY_RETURN_IF_ERROR(MakeDirs(r.log_dir));
+  SpawnOptions o;
+  o.argv = CommandLine(r);
+  o.stdout_path = r.log_dir + "/launcher.log";
+  o.new_session = true;
+  std::string threads = std::to_string(r.threads_per_worker);
+  o.env = {{"OMP_NUM_THREADS", threads}, {"MKL_NUM_THREADS", threads}};
+  if (::geteuid() == 0) {
+    o.env["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
+    o.env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
+  }
+  GANTRY_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Spawn(o));
+  return std::unique_ptr<Launch>(std::make_unique<ProcessLaunch>(std::move(child)));
+}
+
+}  // namespace gantry::coordinator

@@ -1,0 +1,80 @@
+// gantry-coordinator: job queue, gang scheduler and launcher for one cluster.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <thread>
+
+#include "common/log.h"
+#include "common/process.h"
+#include "common/service.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/service.h"
+
+int main(int argc, char** argv) {
+  using namespace gantry;
+  auto signals = SignalFd::Create();
+  if (!signals.ok()) {
+    fprintf(stderr, "gantry-coordinator: %s\n", signals.status().ToString().c_str());
+    return 1;
+  }
+  CLI::App app{"gantry-coordinator: queues jobs and gang-schedules them onto MPI workers"};
+  std::string data_dir, bind = "tcp://127.0.0.1:" + std::to_string(kCoordinatorPort);
+  std::string storage, monitor, log_level = "info", mpirun = "mpirun", worker_bin;
+  std::vector<std::string> mpirun_args;
+  int slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  double stop_grace = 10;
+  app.add_option("--data-dir", data_dir, "Data directory")->required();
+  app.add_option("--bind", bind, "API address (port 0 = any free port)");
+  app.add_option("--slots", slots, "Slots on this machine (default: cores)")->check(CLI::PositiveNumber);
+  app.add_option("--storage", storage, "Storage API endpoint handed to workers");
+  app.add_option("--monitor", monitor, "Monitor ingest endpoint handed to workers");
+  app.add_option("--mpirun", mpirun, "mpirun executable");
+  app.add_option("--mpirun-arg", mpirun_args, "Extra mpirun argument (repeatable)");
+  app.add_option("--worker-bin", worker_bin, "gantry-worker executable (default: next to this binary)");
+  app.add_option("--stop-grace", stop_grace, "Seconds between SIGTERM and SIGKILL for stopped jobs");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  CLI11_PARSE(app, argc, argv);
+
+  DataDir dir(data_dir);
+  if (Status s = dir.Ensure(); !s.ok()) {
+    fprintf(stderr, "gantry-coordinator: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  InitLogging("coordinator", dir.LogFile(kCoordinator), log_level);
+  if (worker_bin.empty()) worker_bin = SelfDir() + "/gantry-worker";
+
+  auto store = coordinator::JobStore::Open(dir.Path("coordinator.db"));
+  if (!store.ok()) {
+    spdlog::critical("{}", store.status().ToString());
+    return 1;
+  }
+  zmq::context_t ctx;
+  SystemClock clock;
+  coordinator::LocalMpiLauncher launcher({mpirun, worker_bin, mpirun_args});
+  coordinator::MonitorEventSink events(ctx, monitor);
+  coordinator::CoordinatorOptions options;
+  options.slots = slots;
+  options.storage_endpoint = storage;
+  options.monitor_endpoint = monitor;
+  options.stop_grace = std::chrono::milliseconds(static_cast<int64_t>(stop_grace * 1000));
+  coordinator::Coordinator coord(options, dir, std::move(store).value(), launcher, events, clock);
+  if (Status s = coord.Recover(); !s.ok()) {
+    spdlog::critical("recovering job queue: {}", s.ToString());
+    return 1;
+  }
+
+  RpcServer server(ctx, {bind});
+  if (Status s = server.Bind(); !s.ok()) {
+    spdlog::critical("{}", s.ToString());
+    return 1;
+  }
+  coordinator::RegisterHandlers(server, coord);
+  ServiceInfo info{kCoordinator, ::getpid(), {{"api", server.endpoint()}}};
+  Status s = RunService(server, *signals, dir, info);
+  coord.Shutdown();
+  if (!s.ok()) {
+    spdlog::critical("{}", s.ToString());
+    return 1;
+  }
+  return 0;
+}
