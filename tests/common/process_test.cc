@@ -1,0 +1,61 @@
+#include "common/process.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/fs.h"
+
+namespace gantry {
+namespace {
+
+SpawnOptions Opts(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
+                  std::string out = "") {
+  SpawnOptions o;
+  o.argv = std::move(argv);
+  o.env = std::move(env);
+  o.stdout_path = std::move(out);
+  return o;
+}
+
+TEST(Process, ExitCodeAndOutput) {
+  std::string out = (std::filesystem::temp_directory_path() / ("gantry-proc-" + std::to_string(::getpid()))).string();
+  std::filesystem::remove(out);
+  auto c = ChildProcess::Spawn(Opts({"sh", "-c", "echo hello; echo err >&2; exit 3"}, {}, out));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ExitInfo e = c->Wait();
+  EXPECT_EQ(e.exit_code, 3);
+  EXPECT_FALSE(e.ok());
+  EXPECT_EQ(ReadFile(out).value(), "hello\nerr\n");
+}
+
+TEST(Process, MissingBinaryIsAnError) {
+  auto c = ChildProcess::Spawn(Opts({"/nonexistent/gantry-binary"}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("cannot run"), std::string::npos);
+}
+
+TEST(Process, TerminateKillsTheWholeGroup) {
+  // The shell starts a grandchild that ignores SIGTERM; Terminate must
+  // still leave nothing of the group alive.
+  auto c = ChildProcess::Spawn(Opts({"sh", "-c", "sh -c 'trap \"\" TERM; exec sleep 1000' & wait"}));
+  ASSERT_TRUE(c.ok());
+  pid_t pgid = c->pid();
+  ExitInfo e = c->Terminate(std::chrono::milliseconds(200));
+  EXPECT_FALSE(e.ok());
+  EXPECT_NE(::kill(-pgid, 0), 0) << "process group " << pgid << " still has members";
+}
+
+TEST(Process, EnvIsPassed) {
+  std::string out = (std::filesystem::temp_directory_path() / ("gantry-env-" + std::to_string(::getpid()))).string();
+  std::filesystem::remove(out);
+  auto c = ChildProcess::Spawn(Opts({"sh", "-c", "printf %s \"$GANTRY_X\""}, {{"GANTRY_X", "42"}}, out));
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->Wait().ok());
+  EXPECT_EQ(ReadFile(out).value(), "42");
+}
+
+}  // namespace
+}  // namespace gantry

@@ -1,0 +1,232 @@
+#include "coordinator/coordinator.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/coordinator/fake_launcher.h"
+
+namespace gantry::coordinator {
+namespace {
+
+using testing::FakeLauncher;
+using testing::RecordingSink;
+using namespace std::chrono_literals;
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() /
+            ("gantry-coord-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_ / "data");
+    for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                          "t10k-labels-idx1-ubyte.gz"}) {
+      std::ofstream(root_ / "data" / f) << "x";
+    }
+    Open();
+  }
+  void TearDown() override {
+    coord_.reset();
+    std::filesystem::remove_all(root_);
+  }
+  void Open(int slots = 2) {
+    coord_.reset();
+    auto store = JobStore::Open((root_ / "coordinator.db").string());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    CoordinatorOptions o;
+    o.slots = slots;
+    o.stop_grace = 5s;
+    coord_ = std::make_unique<Coordinator>(o, DataDir(root_.string()), std::move(store).value(), launcher_, sink_,
+                                           clock_);
+    ASSERT_TRUE(coord_->Recover().ok());
+  }
+  json Spec(int workers, int priority = 0, int max_restarts = 0) {
+    return {{"name", "job"},
+            {"priority", priority},
+            {"data", {{"path", (root_ / "data").string()}}},
+            {"resources", {{"workers", workers}}},
+            {"train", {{"steps", 10}}},
+            {"restart", {{"max_restarts", max_restarts}, {"backoff_seconds", 30}}}};
+  }
+  std::string Submit(int workers, int priority = 0, int max_restarts = 0) {
+    auto j = coord_->Submit(Spec(workers, priority, max_restarts));
+    EXPECT_TRUE(j.ok()) << j.status().ToString();
+    return j.ok() ? j->id : "";
+  }
+  std::string State(const std::string& id) {
+    auto d = coord_->Describe(id);
+    EXPECT_TRUE(d.ok()) << d.status().ToString();
+    return d.ok() ? (*d)["job"]["state"].get<std::string>() : "";
+  }
+  std::string Reason(const std::string& id) { return (*coord_->Describe(id))["job"]["reason"]; }
+
+  std::filesystem::path root_;
+  ManualClock clock_;
+  FakeLauncher launcher_;
+  RecordingSink sink_;
+  std::unique_ptr<Coordinator> coord_;
+};
+
+TEST_F(CoordinatorTest, RunsJobToSuccess) {
+  std::string id = Submit(2);
+  EXPECT_EQ(State(id), "RUNNING");
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  EXPECT_EQ(launcher_.started[0].workers, 2);
+  EXPECT_TRUE(std::filesystem::exists(launcher_.started[0].spec_path));
+  EXPECT_EQ(coord_->slots_used(), 2);
+  launcher_.Finish(id, ExitInfo{0, 0});
+  coord_->Tick();
+  EXPECT_EQ(State(id), "SUCCEEDED");
+  EXPECT_EQ(coord_->slots_used(), 0);
+  auto d = coord_->Describe(id);
+  EXPECT_EQ((*d)["attempts"][0]["outcome"], "succeeded");
+  // Events announced in order.
+  std::vector<std::string> states;
+  for (auto& [jid, s] : sink_.events) states.push_back(s);
+  EXPECT_EQ(states, (std::vector<std::string>{"QUEUED", "SCHEDULED", "RUNNING", "SUCCEEDED"}));
+}
+
+TEST_F(CoordinatorTest, GangWaitsForAllSlotsAndSaysWhy) {
+  std::string a = Submit(1);
+  std::string b = Submit(2);
+  EXPECT_EQ(State(a), "RUNNING");
+  EXPECT_EQ(State(b), "QUEUED");
+  EXPECT_EQ(Reason(b), "waiting for free slots: needs 2, 1 of 2 free");
+  // A 1-slot job behind b may not jump the queue.
+  std::string c = Submit(1);
+  EXPECT_EQ(State(c), "QUEUED");
+  EXPECT_NE(Reason(c).find("waiting behind job " + b), std::string::npos);
+  launcher_.Finish(a, ExitInfo{0, 0});
+  coord_->Tick();
+  EXPECT_EQ(State(b), "RUNNING");
+  EXPECT_EQ(State(c), "QUEUED");
+}
+
+TEST_F(CoordinatorTest, HigherPriorityGoesFirst) {
+  std::string blocker = Submit(2);
+  std::string low = Submit(2, 0);
+  std::string high = Submit(2, 10);
+  launcher_.Finish(blocker, ExitInfo{0, 0});
+  coord_->Tick();
+  EXPECT_EQ(State(high), "RUNNING");
+  EXPECT_EQ(State(low), "QUEUED");
+}
+
+TEST_F(CoordinatorTest, RefusesJobsThatCanNeverFit) {
+  auto r = coord_->Submit(Spec(3));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("resources.workers needs 3 slots"), std::string::npos) << r.status().message();
+  auto bad = coord_->Submit({{"name", "x"}, {"data", {{"path", "/nonexistent"}}}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("data.path"), std::string::npos);
+  auto list = coord_->ListJobs(false, 10);
+  EXPECT_TRUE((*list)["jobs"].empty()) << "nothing may be queued";
+}
+
+TEST_F(CoordinatorTest, CancelQueuedAndRunning) {
+  launcher_.exit_on_stop = false;
+  std::string running = Submit(2);
+  std::string queued = Submit(2);
+  auto q = coord_->Cancel(queued);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(State(queued), "CANCELLED");
+
+  auto r = coord_->Cancel(running);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(launcher_.attempts[running]->stop_requested);
+  clock_.Advance(1s);
+  coord_->Tick();
+  EXPECT_EQ(State(running), "RUNNING") << "until its ranks are gone";
+  launcher_.Finish(running, ExitInfo{-1, 15});
+  coord_->Tick();
+  EXPECT_EQ(State(running), "CANCELLED");
+  EXPECT_FALSE(launcher_.attempts[running]->killed);
+  EXPECT_EQ((*coord_->Describe(running))["attempts"][0]["outcome"], "cancelled");
+}
+
+TEST_F(CoordinatorTest, CancelEscalatesToKillAfterGrace) {
+  launcher_.exit_on_stop = false;
+  std::string id = Submit(2);
+  ASSERT_TRUE(coord_->Cancel(id).ok());
+  clock_.Advance(4s);
+  coord_->Tick();
+  EXPECT_FALSE(launcher_.attempts[id]->killed);
+  clock_.Advance(2s);
+  coord_->Tick();
+  EXPECT_TRUE(launcher_.attempts[id]->killed);
+  EXPECT_EQ(State(id), "CANCELLED");
+  EXPECT_EQ(coord_->slots_used(), 0);
+}
+
+TEST_F(CoordinatorTest, FailedAttemptRestartsAfterBackoffThenFails) {
+  std::string id = Submit(2, 0, /*max_restarts=*/1);
+  launcher_.Finish(id, ExitInfo{1, 0});
+  coord_->Tick();
+  EXPECT_EQ(State(id), "RESTARTING");
+  clock_.Advance(10s);
+  coord_->Tick();
+  EXPECT_EQ(State(id), "RESTARTING") << "backoff is 30 s";
+  clock_.Advance(25s);
+  coord_->Tick();
+  EXPECT_EQ(State(id), "RUNNING");
+  EXPECT_EQ(launcher_.started.back().attempt, 2);
+  launcher_.Finish(id, ExitInfo{-1, 11});
+  coord_->Tick();
+  EXPECT_EQ(State(id), "FAILED");
+  EXPECT_NE(Reason(id).find("signal 11"), std::string::npos) << Reason(id);
+}
+
+TEST_F(CoordinatorTest, LaunchErrorFailsTheJob) {
+  launcher_.fail_next = true;
+  std::string id = Submit(1);
+  EXPECT_EQ(State(id), "FAILED");
+  EXPECT_NE(Reason(id).find("launch failed"), std::string::npos);
+  EXPECT_EQ(coord_->slots_used(), 0);
+}
+
+TEST_F(CoordinatorTest, QueueSurvivesRestart) {
+  std::string running = Submit(2);
+  std::string q1 = Submit(2);
+  std::string q2 = Submit(1, 0);
+  // The coordinator dies (no Shutdown): the store is all that is left.
+  Open();
+  coord_->Tick();
+  EXPECT_EQ(State(running), "RUNNING") << "recovered job runs again at once: it is first in line";
+  auto d = coord_->Describe(running);
+  EXPECT_EQ((*d)["attempts"][0]["outcome"], "interrupted");
+  EXPECT_EQ((*d)["job"]["attempt"], 2);
+  EXPECT_EQ(State(q1), "QUEUED");
+  EXPECT_EQ(State(q2), "QUEUED");
+  launcher_.Finish(running, ExitInfo{0, 0});
+  coord_->Tick();
+  EXPECT_EQ(State(q1), "RUNNING") << "submit order is kept across restarts";
+  EXPECT_EQ(State(q2), "QUEUED");
+}
+
+TEST_F(CoordinatorTest, ShutdownRequeuesRunningJobs) {
+  std::string id = Submit(2);
+  coord_->Shutdown();
+  EXPECT_TRUE(launcher_.attempts[id]->stop_requested);
+  EXPECT_EQ(State(id), "QUEUED");
+  EXPECT_NE(Reason(id).find("requeued"), std::string::npos);
+}
+
+TEST_F(CoordinatorTest, LogsAreReadInChunks) {
+  std::string id = Submit(1);
+  std::string dir = launcher_.started[0].log_dir;
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/rank-0.log") << "hello from rank 0\n";
+  auto r = coord_->ReadLog(id, 0, 0, false, 6, 4);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto data = (*r)["data"].get_binary();
+  EXPECT_EQ(std::string(data.begin(), data.end()), "from");
+  EXPECT_EQ((*r)["next_offset"], 10);
+  EXPECT_FALSE((*r)["eof"].get<bool>());
+  EXPECT_FALSE(coord_->ReadLog(id, 0, 5, false, 0, 100).ok()) << "rank out of range";
+}
+
+}  // namespace
+}  // namespace gantry::coordinator

@@ -1,0 +1,69 @@
+// A Launcher whose attempts end when the test says so.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coordinator/launcher.h"
+
+namespace gantry::coordinator::testing {
+
+struct FakeAttemptState {
+  std::optional<ExitInfo> exit;
+  bool stop_requested = false;
+  bool killed = false;
+  bool exit_on_stop = true;  // SIGTERM ends it (with signal 15)
+};
+
+class FakeLauncher final : public Launcher {
+ public:
+  Result<std::unique_ptr<Launch>> Start(const LaunchRequest& r) override {
+    if (fail_next) {
+      fail_next = false;
+      return Status::NotFound("cannot run mpirun: No such file or directory");
+    }
+    auto state = std::make_shared<FakeAttemptState>();
+    state->exit_on_stop = exit_on_stop;
+    started.push_back(r);
+    attempts[r.job_id] = state;
+    return std::unique_ptr<Launch>(std::make_unique<FakeLaunch>(state));
+  }
+  void Finish(const std::string& job_id, ExitInfo e) { attempts.at(job_id)->exit = e; }
+
+  std::vector<LaunchRequest> started;
+  std::map<std::string, std::shared_ptr<FakeAttemptState>> attempts;
+  bool fail_next = false;
+  bool exit_on_stop = true;
+
+ private:
+  class FakeLaunch final : public Launch {
+   public:
+    explicit FakeLaunch(std::shared_ptr<FakeAttemptState> s) : s_(std::move(s)) {}
+    std::optional<ExitInfo> Poll() override { return s_->exit; }
+    void RequestStop() override {
+      s_->stop_requested = true;
+      if (s_->exit_on_stop) s_->exit = ExitInfo{-1, 15};
+    }
+    ExitInfo Kill() override {
+      s_->killed = true;
+      if (!s_->exit) s_->exit = ExitInfo{-1, 9};
+      return *s_->exit;
+    }
+    int pid() const override { return 0; }
+
+   private:
+    std::shared_ptr<FakeAttemptState> s_;
+  };
+};
+
+class RecordingSink final : public EventSink {
+ public:
+  void JobChanged(const Job& job, double) override {
+    events.emplace_back(job.id, std::string(JobStateName(job.state)));
+  }
+  std::vector<std::pair<std::string, std::string>> events;
+};
+
+}  // namespace gantry::coordinator::testing
