@@ -14,6 +14,7 @@ struct SubmitOptions {
   std::string file;
   std::vector<std::string> sets;
   bool as_json = false;
+  bool quiet = false;
 };
 
 int Submit(Context& ctx, const SubmitOptions& o) {
@@ -32,6 +33,8 @@ int Submit(Context& ctx, const SubmitOptions& o) {
   std::string id = (*r)["job_id"];
   if (o.as_json) {
     PrintJson({{"job_id", id}, {"state", (*r)["state"]}});
+  } else if (o.quiet) {
+    std::cout << id << "\n";
   } else {
     std::cout << "submitted " << id << " (" << spec->name << ", " << spec->resources.workers << " workers)\n"
               << "  watch it:  gantry watch " << id << "\n";
@@ -164,6 +167,7 @@ void AddJobCommands(CLI::App& app, Context& ctx, Action& action) {
   submit->add_option("spec", so->file, "Job spec file, e.g. configs/jobs/fashion_mnist.yaml")->required();
   submit->add_option("--set", so->sets, "Override a field: --set train.steps=50 (repeatable)");
   submit->add_flag("--json", so->as_json, "Print {\"job_id\": ...}");
+  submit->add_flag("-q,--quiet", so->quiet, "Print only the job id");
   submit->callback([&ctx, &action, so] { action = [&ctx, so] { return Submit(ctx, *so); }; });
 
   struct ListOpts {

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# End to end, as a user meets Gantry: start the embedded cluster in a fresh
+# data directory, refuse bad specs, run a 2-rank Fashion-MNIST job to
+# SUCCEEDED, find its metrics in the monitor and its checkpoint in storage,
+# cancel a second job while it trains, stop the cluster, and check that no
+# Gantry process is left. Waits poll a condition with a deadline.
+set -uo pipefail
+BIN=${1:?usage: cluster_e2e.sh BIN_DIR}
+export PATH="$BIN:$PATH"
+DATA=$(mktemp -d /tmp/gantry-e2e.XXXXXX)
+export GANTRY_DATA_DIR="$DATA"
+FMNIST=/usr/share/datasets/fashion-mnist
+checks=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$DATA"/logs/*.log "$DATA"/jobs/*/attempt-*/*.log; do
+    [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
+  done
+  exit 1
+}
+ok() { checks=$((checks + 1)); echo "ok $checks - $*"; }
+cleanup() {
+  gantry down --timeout 20 >/dev/null 2>&1
+  pkill -KILL -f "$DATA" 2>/dev/null
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+# wait_for SECONDS CMD...: polls CMD until it succeeds or the deadline passes.
+wait_for() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.2
+  done
+}
+
+[ -f "$FMNIST/train-images-idx3-ubyte.gz" ] || fail "Fashion-MNIST missing: apt-get install dataset-fashion-mnist"
+
+# Commands against a cluster that is not running say so and how to start it.
+out=$(gantry jobs 2>&1) && fail "gantry jobs succeeded with no cluster"
+grep -q "gantry up" <<<"$out" || fail "no-cluster message does not say how to start: $out"
+ok "commands without a cluster point at gantry up"
+
+gantry up --detach --port-base 0 --slots 2 >"$DATA/up.log" 2>&1 || { cat "$DATA/up.log"; fail "gantry up"; }
+gantry status >/dev/null || fail "gantry status after up"
+ok "gantry up --detach started coordinator, storage and monitor"
+
+cat >"$DATA/job.yaml" <<YAML
+name: e2e-mnist
+model: {builtin: mlp, hidden: [32]}
+data: {path: $FMNIST, limit: 2048}
+resources: {workers: 2}
+train:
+  steps: 30
+  batch_size: 32
+  log_every: 5
+  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+checkpoint: {every_steps: 10}
+YAML
+
+# Bad specs are refused with the field named, and nothing is queued.
+expect_refused() {
+  local field=$1
+  shift
+  local out
+  out=$(gantry submit "$DATA/job.yaml" "$@" 2>&1) && fail "accepted bad spec ($*)"
+  grep -q "$field" <<<"$out" || fail "error for ($*) does not name $field: $out"
+}
+expect_refused train.batch_size --set train.batch_size=-4
+expect_refused "unknown field train.batchsize" --set train.batchsize=4
+expect_refused resources.workers --set resources.workers=5
+expect_refused data.path --set data.path=/nonexistent
+expect_refused resources.workers --set resources.workers=two
+[ "$(gantry jobs --json | grep -c job_id)" -eq 0 ] || fail "a refused spec was queued"
+ok "invalid specs refused naming the field; queue empty"
+
+A=$(gantry submit "$DATA/job.yaml" --quiet) || fail "submit"
+gantry watch "$A" >"$DATA/watch-a.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] || { cat "$DATA/watch-a.log"; fail "watch exit $rc for job A"; }
+grep -q "SUCCEEDED" "$DATA/watch-a.log" || fail "watch did not report SUCCEEDED"
+grep -q "step 30/30" "$DATA/watch-a.log" || fail "watch did not show the last step"
+[ "$(gantry job show "$A" --json | grep -c '"state": "SUCCEEDED"')" -eq 1 ] || fail "job A not SUCCEEDED"
+ok "2-rank job $A ran to SUCCEEDED, watched live"
+
+metrics=$(gantry watch "$A" --json) || fail "watch --json on a finished job"
+grep -q '"loss"' <<<"$metrics" || fail "no loss metrics recorded in the monitor"
+grep -q '"test_accuracy"' <<<"$metrics" || fail "no evaluation metrics recorded"
+ok "metrics of $A found in the monitor"
+
+ck=$(gantry ckpt list e2e-mnist --json) || fail "ckpt list"
+grep -q '"version": 3' <<<"$ck" || fail "expected 3 checkpoint versions (steps 10, 20, 30): $ck"
+grep -q "\"job_id\": \"$A\"" <<<"$ck" || fail "checkpoint not linked to job $A"
+ls "$DATA"/checkpoints/e2e-mnist/v3 >/dev/null || fail "no version folder v3"
+ok "checkpoints v1..v3 of $A found in storage"
+
+gantry logs "$A" --rank 1 | grep -q . || fail "rank 1 log is empty"
+ok "per-rank logs kept"
+
+B=$(gantry submit "$DATA/job.yaml" --set name=e2e-long --set train.steps=1000000 --quiet) || fail "submit B"
+gantry wait "$B" --state RUNNING --timeout 60 >/dev/null || fail "job B never ran"
+workers_of() { pgrep -f "gantry-worker.*--job-id $1" >/dev/null; }
+wait_for 60 workers_of "$B" || fail "no worker processes for job B"
+wait_for 60 grep -q "step" "$DATA/jobs/$B/attempt-1/rank-0.log" || fail "job B never trained"
+gantry cancel "$B" >/dev/null || fail "cancel B"
+gantry wait "$B" --timeout 60 >/dev/null
+rc=$?
+[ $rc -eq 3 ] || fail "wait on cancelled job exited $rc, want 3"
+gantry job show "$B" --json | grep -q '"state": "CANCELLED"' || fail "job B not CANCELLED"
+workers_of "$B" && fail "worker processes of cancelled job B remain"
+ok "running job $B cancelled; no worker left"
+
+gantry down >/dev/null || fail "gantry down"
+pgrep -f "$DATA" >/dev/null && { pgrep -af "$DATA"; fail "Gantry processes remain after down"; }
+ls "$DATA"/run/*.json >/dev/null 2>&1 && fail "run files remain after down"
+ok "gantry down left no process"
+echo "$checks passed, 0 failed"
