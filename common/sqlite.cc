@@ -156,8 +156,11 @@ Transaction::~Transaction() {
 }
 
 Status Transaction::Commit() {
-  done_ = true;
-  return db_.Exec("COMMIT");
+  // A failed COMMIT (e.g. SQLITE_BUSY) leaves the transaction open: let the
+  // destructor roll it back rather than poison the connection.
+  Status s = db_.Exec("COMMIT");
+  done_ = s.ok();
+  return s;
 }
 
 }  // namespace gantry::sql

@@ -1,0 +1,36 @@
+#include "monitor/ingest_buffer.h"
+
+namespace gantry::monitor {
+
+void IngestBuffer::Touch() {
+  if (empty()) oldest_ = clock_.Now();
+}
+
+bool IngestBuffer::Add(MetricsPoint point) {
+  if (size() >= options_.max_buffered) return false;
+  Touch();
+  points_.push_back(std::move(point));
+  return true;
+}
+
+bool IngestBuffer::Add(JobEvent event) {
+  if (size() >= options_.max_buffered) return false;
+  Touch();
+  events_.push_back(std::move(event));
+  return true;
+}
+
+bool IngestBuffer::Due() const {
+  if (empty()) return false;
+  return size() >= options_.max_messages || clock_.Now() - oldest_ >= options_.max_age;
+}
+
+Status IngestBuffer::FlushTo(MetricsStore& store) {
+  if (empty()) return Status::Ok();
+  GANTRY_RETURN_IF_ERROR(store.Write(points_, events_));
+  points_.clear();
+  events_.clear();
+  return Status::Ok();
+}
+
+}  // namespace gantry::monitor

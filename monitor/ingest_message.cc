@@ -1,0 +1,116 @@
+#include "monitor/ingest_message.h"
+
+#include <cmath>
+
+#include "common/ids.h"
+
+namespace gantry::monitor {
+namespace {
+
+Status Bad(const std::string& type, const std::string& why) {
+  return Status::InvalidArgument(type + ": " + why);
+}
+
+Result<int64_t> NonNegative(const json& body, const std::string& type, const char* key) {
+  auto v = GetInt(body, key);
+  if (!v.ok()) return v.status().WithContext(type);
+  if (*v < 0) return Bad(type, std::string("field '") + key + "' must be >= 0 (got " + std::to_string(*v) + ")");
+  return v;
+}
+
+Result<double> FiniteTime(const json& body, const std::string& type) {
+  auto t = GetNumber(body, "time");
+  if (!t.ok()) return t.status().WithContext(type);
+  if (!std::isfinite(*t)) return Bad(type, "field 'time' must be finite");
+  return t;
+}
+
+Result<MetricsPoint> ParseMetrics(const json& body) {
+  const std::string type = kMetricsType;
+  MetricsPoint p;
+  auto job = GetString(body, "job_id");
+  if (!job.ok()) return job.status().WithContext(type);
+  p.job_id = *job;
+  GANTRY_RETURN_IF_ERROR(ValidateName(p.job_id, type + ": job_id"));
+  GANTRY_ASSIGN_OR_RETURN(p.attempt, NonNegative(body, type, "attempt"));
+  GANTRY_ASSIGN_OR_RETURN(p.rank, NonNegative(body, type, "rank"));
+  GANTRY_ASSIGN_OR_RETURN(p.step, NonNegative(body, type, "step"));
+  GANTRY_ASSIGN_OR_RETURN(p.epoch, NonNegative(body, type, "epoch"));
+  GANTRY_ASSIGN_OR_RETURN(p.time, FiniteTime(body, type));
+  for (const char* opt : {"world_size", "total_steps"}) {
+    auto v = GetInt(body, opt, 0);
+    if (!v.ok()) return v.status().WithContext(type);
+  }
+  auto values = body.find("values");
+  if (values == body.end() || !values->is_object() || values->empty()) {
+    return Bad(type, "field 'values' must be a non-empty map {name: number}");
+  }
+  if (values->size() > kMaxValuesPerPoint) {
+    return Bad(type, "field 'values' has " + std::to_string(values->size()) + " entries (at most " +
+                         std::to_string(kMaxValuesPerPoint) + ")");
+  }
+  for (const auto& [name, v] : values->items()) {
+    if (name.empty() || name.size() > kMaxMetricNameLength) {
+      return Bad(type, "metric names must be 1.." + std::to_string(kMaxMetricNameLength) + " characters");
+    }
+    if (!v.is_number()) return Bad(type, "values." + name + " must be a number");
+    p.values.emplace_back(name, v.get<double>());
+  }
+  return p;
+}
+
+Result<JobEvent> ParseJobState(const json& body) {
+  const std::string type = kJobStateType;
+  JobEvent e;
+  auto job = GetString(body, "job_id");
+  if (!job.ok()) return job.status().WithContext(type);
+  e.job_id = *job;
+  GANTRY_RETURN_IF_ERROR(ValidateName(e.job_id, type + ": job_id"));
+  auto state = GetString(body, "state");
+  if (!state.ok()) return state.status().WithContext(type);
+  if (state->empty() || state->size() > 64) return Bad(type, "field 'state' must be 1..64 characters");
+  e.state = *state;
+  if (body.contains("attempt") && !body["attempt"].is_null()) {
+    GANTRY_ASSIGN_OR_RETURN(e.attempt, NonNegative(body, type, "attempt"));
+  }
+  if (body.contains("reason") && !body["reason"].is_null()) {
+    auto reason = GetString(body, "reason");
+    if (!reason.ok()) return reason.status().WithContext(type);
+    if (reason->size() > kMaxReasonLength) return Bad(type, "field 'reason' is too long");
+    e.reason = *reason;
+  }
+  GANTRY_ASSIGN_OR_RETURN(e.time, FiniteTime(body, type));
+  return e;
+}
+
+}  // namespace
+
+const std::string& IngestMessage::job_id() const {
+  return std::visit([](const auto& r) -> const std::string& { return r.job_id; }, record);
+}
+
+std::string IngestMessage::FeedPayload() const { return ToMsgpack({{"type", type}, {"body", body}}); }
+
+Result<IngestMessage> ParseIngestFrame(std::string_view frame) {
+  GANTRY_ASSIGN_OR_RETURN(json j, ParseMsgpack(frame));
+  if (!j.is_object()) return Status::InvalidArgument("ingest message must be a map");
+  GANTRY_ASSIGN_OR_RETURN(int64_t v, GetInt(j, "v"));
+  if (v != kProtocolVersion) {
+    return Status::InvalidArgument("ingest protocol version " + std::to_string(v) + " not supported");
+  }
+  IngestMessage m;
+  GANTRY_ASSIGN_OR_RETURN(m.type, GetString(j, "type"));
+  auto body = j.find("body");
+  if (body == j.end() || !body->is_object()) return Bad(m.type, "field 'body' must be a map");
+  if (m.type == kMetricsType) {
+    GANTRY_ASSIGN_OR_RETURN(m.record, ParseMetrics(*body));
+  } else if (m.type == kJobStateType) {
+    GANTRY_ASSIGN_OR_RETURN(m.record, ParseJobState(*body));
+  } else {
+    return Status::InvalidArgument("unknown ingest message type '" + m.type + "'");
+  }
+  m.body = std::move(*body);
+  return m;
+}
+
+}  // namespace gantry::monitor

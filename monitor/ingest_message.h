@@ -1,0 +1,64 @@
+// Messages that arrive on the monitor's ingest (PULL) socket, validated.
+//
+// Each is one frame, ToMsgpack of {v: 1, type, id?, body}:
+//   metrics   {job_id, attempt, rank, world_size?, step, total_steps?, epoch,
+//              time (unix s), values: {name: number}}; values may be NaN/Inf.
+//   job_state {job_id, state, attempt?, reason?, time}
+// ParseIngestFrame() never throws: a malformed frame (bad MessagePack, wrong
+// types, unknown type, out-of-range values) is an invalid_argument Status.
+//
+// Thread safety: plain data and a pure function.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "common/protocol.h"
+
+namespace gantry::monitor {
+
+inline constexpr const char* kMetricsType = "metrics";
+inline constexpr const char* kJobStateType = "job_state";
+// Bounds on one message, so a single frame cannot blow up the store.
+inline constexpr size_t kMaxValuesPerPoint = 1024;
+inline constexpr size_t kMaxMetricNameLength = 256;
+inline constexpr size_t kMaxReasonLength = 4096;
+
+struct MetricsPoint {
+  std::string job_id;
+  int64_t attempt = 0;
+  int64_t rank = 0;
+  int64_t step = 0;
+  int64_t epoch = 0;
+  double time = 0;
+  std::vector<std::pair<std::string, double>> values;
+};
+
+struct JobEvent {
+  std::string job_id;
+  std::string state;
+  std::optional<int64_t> attempt;
+  std::optional<std::string> reason;
+  double time = 0;
+};
+
+struct IngestMessage {
+  std::string type;  // kMetricsType or kJobStateType
+  json body;         // as received, republished on the feed unchanged
+  std::variant<MetricsPoint, JobEvent> record;
+
+  const std::string& job_id() const;
+  // Feed topic, "job/<job_id>".
+  std::string Topic() const { return "job/" + job_id(); }
+  // Feed payload, ToMsgpack({type, body}).
+  std::string FeedPayload() const;
+};
+
+Result<IngestMessage> ParseIngestFrame(std::string_view frame);
+
+}  // namespace gantry::monitor

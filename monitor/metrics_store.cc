@@ -1,0 +1,126 @@
+#include "monitor/metrics_store.h"
+
+#include <cmath>
+#include <limits>
+
+namespace gantry::monitor {
+namespace {
+
+const std::vector<std::string> kMigrations = {
+    R"sql(
+CREATE TABLE metrics(
+  job_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  rank INTEGER NOT NULL,
+  step INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  time REAL NOT NULL,
+  name TEXT NOT NULL,
+  value REAL
+);
+CREATE INDEX metrics_job_step ON metrics(job_id, step);
+CREATE TABLE job_events(
+  job_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempt INTEGER,
+  reason TEXT,
+  time REAL NOT NULL
+);
+CREATE INDEX job_events_job ON job_events(job_id);
+)sql",
+};
+
+}  // namespace
+
+Result<MetricsStore> MetricsStore::Open(const std::string& path) {
+  GANTRY_ASSIGN_OR_RETURN(sql::Db db, sql::Db::Open(path));
+  GANTRY_RETURN_IF_ERROR(db.Migrate(kMigrations).WithContext(path));
+  MetricsStore store(std::move(db));
+  GANTRY_ASSIGN_OR_RETURN(store.insert_metric_, store.db_.Prepare(
+      "INSERT INTO metrics(job_id, attempt, rank, step, epoch, time, name, value)"
+      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+  GANTRY_ASSIGN_OR_RETURN(store.insert_event_, store.db_.Prepare(
+      "INSERT INTO job_events(job_id, state, attempt, reason, time) VALUES(?1, ?2, ?3, ?4, ?5)"));
+  return store;
+}
+
+Status MetricsStore::Write(const std::vector<MetricsPoint>& points, const std::vector<JobEvent>& events) {
+  if (points.empty() && events.empty()) return Status::Ok();
+  sql::Transaction tx(db_);
+  GANTRY_RETURN_IF_ERROR(tx.begin_status());
+  for (const auto& p : points) {
+    for (const auto& [name, value] : p.values) {
+      auto& s = insert_metric_;
+      s.Bind(1, p.job_id).Bind(2, p.attempt).Bind(3, p.rank).Bind(4, p.step).Bind(5, p.epoch);
+      s.Bind(6, p.time).Bind(7, name);
+      if (std::isnan(value)) {
+        s.BindNull(8);
+      } else {
+        s.Bind(8, value);
+      }
+      Status st = s.Run();
+      GANTRY_RETURN_IF_ERROR(s.Reset());
+      GANTRY_RETURN_IF_ERROR(st);
+    }
+  }
+  for (const auto& e : events) {
+    auto& s = insert_event_;
+    s.Bind(1, e.job_id).Bind(2, e.state).Bind(5, e.time);
+    if (e.attempt) s.Bind(3, *e.attempt); else s.BindNull(3);
+    if (e.reason) s.Bind(4, *e.reason); else s.BindNull(4);
+    Status st = s.Run();
+    GANTRY_RETURN_IF_ERROR(s.Reset());
+    GANTRY_RETURN_IF_ERROR(st);
+  }
+  return tx.Commit();
+}
+
+Result<json> MetricsStore::Points(const std::string& job_id, int64_t after_step, int64_t limit) {
+  // Rows of one point were inserted together, so ordering by (step, rowid)
+  // keeps them adjacent; a point ends where (attempt, rank, step, epoch,
+  // time) changes.
+  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
+      "SELECT attempt, rank, step, epoch, time, name, value FROM metrics"
+      " WHERE job_id = ?1 AND step > ?2 ORDER BY step, rowid"));
+  q.Bind(1, job_id).Bind(2, after_step);
+  json points = json::array();
+  while (true) {
+    GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    const int64_t attempt = q.ColumnInt(0), rank = q.ColumnInt(1), step = q.ColumnInt(2);
+    const int64_t epoch = q.ColumnInt(3);
+    const double time = q.ColumnDouble(4);
+    bool same = false;
+    if (!points.empty()) {
+      const json& last = points.back();
+      same = last["attempt"] == attempt && last["rank"] == rank && last["step"] == step &&
+             last["epoch"] == epoch && last["time"].get<double>() == time;
+    }
+    if (!same) {
+      if (static_cast<int64_t>(points.size()) >= limit) break;
+      points.push_back({{"rank", rank}, {"attempt", attempt}, {"step", step}, {"epoch", epoch},
+                        {"time", time}, {"values", json::object()}});
+    }
+    points.back()["values"][q.ColumnText(5)] =
+        q.ColumnIsNull(6) ? std::numeric_limits<double>::quiet_NaN() : q.ColumnDouble(6);
+  }
+  return points;
+}
+
+Result<json> MetricsStore::Events(const std::string& job_id) {
+  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
+      "SELECT state, attempt, reason, time FROM job_events WHERE job_id = ?1 ORDER BY rowid"));
+  q.Bind(1, job_id);
+  json events = json::array();
+  while (true) {
+    GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    json e = {{"state", q.ColumnText(0)}, {"time", q.ColumnDouble(3)}};
+    if (!q.ColumnIsNull(1)) e["attempt"] = q.ColumnInt(1);
+    if (!q.ColumnIsNull(2)) e["reason"] = q.ColumnText(2);
+    events.push_back(std::move(e));
+  }
+  return events;
+}
+
+}  // namespace gantry::monitor

@@ -1,0 +1,45 @@
+// MetricsStore: the monitor's SQLite database, <data>/monitor.db (WAL).
+//
+//   metrics(job_id, attempt, rank, step, epoch, time, name, value)
+//     one row per value of a point; index (job_id, step). value is REAL;
+//     NaN is stored as NULL (SQLite has no NaN) and read back as NaN, while
+//     +-Inf are ordinary REALs.
+//   job_events(job_id, state, attempt, reason, time)  index (job_id)
+//
+// Ownership: owns the database handle and its cached statements.
+// Thread safety: one thread at a time.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/sqlite.h"
+#include "monitor/ingest_message.h"
+
+namespace gantry::monitor {
+
+class MetricsStore {
+ public:
+  static Result<MetricsStore> Open(const std::string& path);
+
+  MetricsStore(MetricsStore&&) = default;
+  MetricsStore& operator=(MetricsStore&&) = default;
+
+  // Inserts everything in one transaction: all or nothing.
+  Status Write(const std::vector<MetricsPoint>& points, const std::vector<JobEvent>& events);
+
+  // Points of `job_id` with step > after_step, ordered by step then arrival,
+  // at most `limit` of them: [{rank, attempt, step, epoch, time, values}].
+  Result<json> Points(const std::string& job_id, int64_t after_step, int64_t limit);
+  // Events of `job_id` in arrival order: [{state, attempt?, reason?, time}].
+  Result<json> Events(const std::string& job_id);
+
+ private:
+  explicit MetricsStore(sql::Db db) : db_(std::move(db)) {}
+
+  sql::Db db_;  // declared first: the statements below die before it
+  sql::Statement insert_metric_;
+  sql::Statement insert_event_;
+};
+
+}  // namespace gantry::monitor

@@ -1,0 +1,100 @@
+// MonitorService: the monitor's sockets and wire API around a MetricsStore.
+//
+// Sockets (all bound by Bind(); ":0" or ":*" picks a free port):
+//   ingest  PULL, single-frame messages (ingest_message.h); frames above
+//           max_ingest_bytes are dropped by ZeroMQ (ZMQ_MAXMSGSIZE).
+//   feed    PUB; every valid ingest message is republished at once as
+//           [topic "job/<job_id>", ToMsgpack({type, body})].
+//   api     the RpcServer passed to Attach():
+//     get_metrics {job_id, after_step? = -1, limit? = 100000}
+//                 -> {job_id, points: [{rank, attempt, step, epoch, time, values}]}
+//     get_events  {job_id} -> {job_id, events: [{state, attempt?, reason?, time}]}
+//     stats       {} -> {points_ingested, events_ingested, messages_dropped, buffered}
+//
+// Life of an ingest message:
+//   1. the PULL socket is readable: Attach()'s callback drains up to
+//      kMaxFramesPerWakeup frames so the api is never starved;
+//   2. each frame is parsed; a malformed one is counted and dropped;
+//   3. a valid one is published on the feed, then buffered (ingest_buffer.h);
+//   4. the buffer is written in one transaction when due (checked after each
+//      frame and on every server tick), before any query, and at Shutdown().
+//
+// Ownership: owns its sockets, store and buffer; the zmq context and the
+// Clock must outlive it. Thread safety: everything runs on the thread that
+// runs the RpcServer (construction and Bind() may happen on another one
+// before Serve() starts).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <zmq.hpp>
+
+#include "common/clock.h"
+#include "common/rpc.h"
+#include "monitor/ingest_buffer.h"
+#include "monitor/metrics_store.h"
+
+namespace gantry::monitor {
+
+// Largest ingest frame: a metrics point is a few hundred bytes, so 1 MiB
+// leaves room for wide points while bounding what a bad sender can push.
+inline constexpr int64_t kMaxIngestBytes = 1 << 20;
+// Frames handled per PULL wakeup before the api socket gets a turn.
+inline constexpr size_t kMaxFramesPerWakeup = 1000;
+// RpcServer tick for the api server: bounds how late an age-due flush runs.
+inline constexpr std::chrono::milliseconds kFlushTick{10};
+
+struct MonitorOptions {
+  std::string ingest_bind = "tcp://127.0.0.1:7602";
+  std::string feed_bind = "tcp://127.0.0.1:7603";
+  int64_t max_ingest_bytes = kMaxIngestBytes;
+  IngestBufferOptions buffer;
+};
+
+class MonitorService {
+ public:
+  MonitorService(zmq::context_t& ctx, MetricsStore store, const Clock& clock, MonitorOptions options);
+  MonitorService(const MonitorService&) = delete;
+  MonitorService& operator=(const MonitorService&) = delete;
+
+  // Binds ingest and feed; unavailable (naming the address) on failure.
+  Status Bind();
+  const std::string& ingest_endpoint() const { return ingest_endpoint_; }
+  const std::string& feed_endpoint() const { return feed_endpoint_; }
+
+  // Registers the api handlers, the ingest socket and the flush tick.
+  void Attach(RpcServer& server);
+
+  // Steps 2-3 for one frame. Public so tests can feed frames directly.
+  void OnIngestFrame(std::string_view frame);
+  // Flushes when the buffer is due (the server tick calls this).
+  void Tick();
+  // Writes the buffer now.
+  Status Flush();
+  // After Serve() returns: reads what is already queued on the ingest socket
+  // and flushes, so nothing received is lost on a clean stop.
+  Status Shutdown();
+
+  Result<json> GetMetrics(const json& body);
+  Result<json> GetEvents(const json& body);
+  json Stats() const;
+
+ private:
+  void DrainIngest(size_t max_frames);
+  void Publish(const std::string& topic, const std::string& payload);
+
+  zmq::socket_t ingest_;
+  zmq::socket_t feed_;
+  MetricsStore store_;
+  IngestBuffer buffer_;
+  MonitorOptions options_;
+  std::string ingest_endpoint_;
+  std::string feed_endpoint_;
+  bool flush_failing_ = false;  // to log a failing disk once, not per tick
+  int64_t points_ingested_ = 0;
+  int64_t events_ingested_ = 0;
+  int64_t messages_dropped_ = 0;
+};
+
+}  // namespace gantry::monitor

@@ -1,0 +1,64 @@
+// gantry-storage: the checkpoint registry daemon (see registry.h).
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <zmq.hpp>
+
+#include "common/data_dir.h"
+#include "common/log.h"
+#include "common/service.h"
+#include "common/signal_fd.h"
+#include "storage/registry.h"
+#include "storage/storage_service.h"
+
+namespace {
+
+int Fail(const gantry::Status& s) {
+  spdlog::error("gantry-storage: {}", s.ToString());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // First, before any thread exists (zmq's included), so all inherit the mask.
+  auto signals = gantry::SignalFd::Create();
+  if (!signals.ok()) {
+    std::fprintf(stderr, "gantry-storage: %s\n", signals.status().ToString().c_str());
+    return 1;
+  }
+
+  CLI::App app{"gantry-storage: checkpoint registry"};
+  std::string data_dir;
+  std::string bind = "tcp://127.0.0.1:" + std::to_string(gantry::kStoragePort);
+  int64_t max_message_mb = gantry::storage::kDefaultMaxMessageMb;
+  std::string log_level = "info";
+  app.add_option("--data-dir", data_dir, "data directory")->required();
+  app.add_option("--bind", bind, "API endpoint (port 0 or * picks a free port)");
+  app.add_option("--max-message-mb", max_message_mb, "largest request accepted, MiB")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  CLI11_PARSE(app, argc, argv);
+
+  gantry::DataDir dir(data_dir);
+  gantry::InitLogging(gantry::kStorage, dir.LogFile(gantry::kStorage), log_level);
+  if (auto s = dir.Ensure(); !s.ok()) return Fail(s);
+
+  gantry::SystemClock clock;
+  auto registry = gantry::storage::Registry::Open(dir.root(), clock);
+  if (!registry.ok()) return Fail(registry.status());
+
+  zmq::context_t ctx(1);
+  gantry::RpcServerOptions options;
+  options.bind = bind;
+  options.max_message_bytes = max_message_mb << 20;
+  gantry::RpcServer server(ctx, options);
+  gantry::storage::RegisterStorageHandlers(server, *registry);
+  if (auto s = server.Bind(); !s.ok()) return Fail(s);
+
+  gantry::ServiceInfo info{gantry::kStorage, ::getpid(), {{"api", server.endpoint()}}};
+  if (auto s = gantry::RunService(server, *signals, dir, info); !s.ok()) return Fail(s);
+  return 0;
+}

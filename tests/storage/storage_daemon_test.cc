@@ -1,0 +1,90 @@
+// Runs the real gantry-storage binary on a free port in a temp data dir.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <zmq.hpp>
+
+#include "common/data_dir.h"
+#include "common/fs.h"
+#include "common/process.h"
+#include "common/rpc.h"
+#include "tests/storage/test_support.h"
+
+namespace gantry::storage {
+namespace {
+
+using testing::TempDir;
+using testing::WaitFor;
+
+Result<ChildProcess> StartStorage(const std::string& data, const std::string& bind) {
+  SpawnOptions o;
+  o.argv = {testing::BinDir() + "/gantry-storage", "--data-dir", data, "--bind", bind,
+            "--log-level", "warn"};
+  o.stdout_path = data + ".out";
+  return ChildProcess::Spawn(o);
+}
+
+// Sends one raw frame as a DEALER (with the empty delimiter) and returns the
+// raw reply, or "" after two seconds.
+std::string RawCall(zmq::context_t& ctx, const std::string& endpoint, const std::string& payload) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  s.send(zmq::message_t(), zmq::send_flags::sndmore);
+  s.send(zmq::buffer(payload), zmq::send_flags::none);
+  zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+  zmq::poll(&item, 1, std::chrono::milliseconds(2000));
+  if (!(item.revents & ZMQ_POLLIN)) return "";
+  zmq::message_t delim, reply;
+  (void)s.recv(delim);
+  (void)s.recv(reply);
+  return reply.to_string();
+}
+
+TEST(StorageDaemonTest, ServesSurvivesGarbageAndStopsOnSigterm) {
+  if (testing::BinDir().empty()) GTEST_SKIP() << "GANTRY_BIN_DIR is not set";
+  TempDir tmp;
+  const std::string data = tmp.path() + "/data";
+  auto child = StartStorage(data, "tcp://127.0.0.1:0");
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+
+  DataDir dir(data);
+  std::string endpoint;
+  ASSERT_TRUE(WaitFor([&] {
+    if (child->Poll()) return true;  // died: fail below instead of waiting
+    auto info = dir.ReadServiceInfo(kStorage);
+    if (info.ok()) endpoint = info->endpoints["api"];
+    return info.ok();
+  }));
+  ASSERT_FALSE(endpoint.empty()) << "gantry-storage exited: " << ReadFile(data + ".out").value();
+
+  zmq::context_t ctx;
+  // Garbage gets an error reply; the daemon keeps serving.
+  auto garbage = DecodeReply(RawCall(ctx, endpoint, "this is not msgpack"));
+  ASSERT_TRUE(garbage.ok()) << garbage.status().ToString();
+  EXPECT_EQ(garbage->status.code(), StatusCode::kInvalidArgument);
+
+  RpcClient client(ctx, endpoint, std::chrono::seconds(5));
+  json body = {{"model", "daemon-model"}, {"step", 3},
+               {"tensors", {{{"name", "w"}, {"dtype", "uint8"}, {"shape", {3}},
+                             {"data", json::binary({1, 2, 3})}}}}};
+  auto saved = client.Call("save_checkpoint", body);
+  ASSERT_TRUE(saved.ok()) << saved.status().ToString();
+  EXPECT_EQ((*saved)["version"], 1);
+  EXPECT_TRUE(PathExists(data + "/checkpoints/daemon-model/v1/tensors.bin"));
+
+  // A second daemon on the same port fails with a clear message.
+  auto second = StartStorage(tmp.path() + "/other", endpoint);
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(WaitFor([&] { return second->Poll().has_value(); }));
+  EXPECT_FALSE(second->Poll()->ok());
+  EXPECT_NE(ReadFile(tmp.path() + "/other.out").value().find("cannot bind"), std::string::npos);
+
+  child->Signal(SIGTERM);
+  ASSERT_TRUE(WaitFor([&] { return child->Poll().has_value(); }));
+  EXPECT_TRUE(child->Poll()->ok()) << child->Poll()->ToString();
+  EXPECT_FALSE(PathExists(dir.RunFile(kStorage)));
+}
+
+}  // namespace
+}  // namespace gantry::storage
