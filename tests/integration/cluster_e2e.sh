@@ -103,7 +103,7 @@ B=$(gantry submit "$DATA/job.yaml" --set name=e2e-long --set train.steps=1000000
 gantry wait "$B" --state RUNNING --timeout 60 >/dev/null || fail "job B never ran"
 workers_of() { pgrep -f "gantry-worker.*--job-id $1" >/dev/null; }
 wait_for 60 workers_of "$B" || fail "no worker processes for job B"
-wait_for 60 grep -q "step" "$DATA/jobs/$B/attempt-1/rank-0.log" || fail "job B never trained"
+wait_for 60 grep -qs "step" "$DATA/jobs/$B/attempt-1/rank-0.log" || fail "job B never trained"
 gantry cancel "$B" >/dev/null || fail "cancel B"
 gantry wait "$B" --timeout 60 >/dev/null
 rc=$?

@@ -1,0 +1,98 @@
+#include "worker/models.h"
+
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/pooling.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+
+#include "worker/idx_reader.h"
+
+namespace gantry::worker {
+namespace {
+
+// Width of the CNN's fully connected layer when model.hidden is empty.
+constexpr int64_t kCnnDefaultHidden = 128;
+
+torch::nn::Sequential Mlp(const std::vector<int64_t>& hidden, int64_t inputs) {
+  torch::nn::Sequential net;
+  net->push_back(torch::nn::Flatten());
+  int64_t width = inputs;
+  for (int64_t h : hidden) {
+    net->push_back(torch::nn::Linear(width, h));
+    net->push_back(torch::nn::ReLU());
+    width = h;
+  }
+  net->push_back(torch::nn::Linear(width, kNumClasses));
+  return net;
+}
+
+torch::nn::Sequential Cnn(const std::vector<int64_t>& hidden, int64_t rows, int64_t cols) {
+  using torch::nn::Conv2dOptions;
+  using torch::nn::MaxPool2dOptions;
+  torch::nn::Sequential net(
+      torch::nn::Conv2d(Conv2dOptions(1, 16, 3).padding(1)), torch::nn::ReLU(),
+      torch::nn::MaxPool2d(MaxPool2dOptions(2)),
+      torch::nn::Conv2d(Conv2dOptions(16, 32, 3).padding(1)), torch::nn::ReLU(),
+      torch::nn::MaxPool2d(MaxPool2dOptions(2)), torch::nn::Flatten());
+  int64_t fc = hidden.empty() ? kCnnDefaultHidden : hidden.front();
+  // Padding keeps the size through each conv; each pool halves it (floor).
+  net->push_back(torch::nn::Linear(32 * (rows / 4) * (cols / 4), fc));
+  net->push_back(torch::nn::ReLU());
+  net->push_back(torch::nn::Linear(fc, kNumClasses));
+  return net;
+}
+
+}  // namespace
+
+Result<torch::nn::Sequential> BuildModel(const ModelSpec& spec, int64_t rows, int64_t cols) {
+  if (!spec.torchscript.empty()) {
+    return Status::InvalidArgument("job spec: model.torchscript is not supported by this worker yet "
+                                   "(use model.builtin mlp or cnn)");
+  }
+  if (rows <= 0 || cols <= 0) {
+    return Status::InvalidArgument("model: bad input size " + std::to_string(rows) + "x" +
+                                   std::to_string(cols));
+  }
+  try {
+    if (spec.builtin == "mlp") return Mlp(spec.hidden, rows * cols);
+    if (spec.builtin == "cnn") {
+      if (rows < 4 || cols < 4) {
+        return Status::InvalidArgument("job spec: model.builtin cnn needs images of at least 4x4 (got " +
+                                       std::to_string(rows) + "x" + std::to_string(cols) + ")");
+      }
+      return Cnn(spec.hidden, rows, cols);
+    }
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("building model: ") + e.what());
+  }
+  return Status::InvalidArgument("job spec: model.builtin must be one of mlp, cnn (got '" +
+                                 spec.builtin + "')");
+}
+
+Result<std::unique_ptr<torch::optim::Optimizer>> BuildOptimizer(
+    const OptimizerSpec& spec, const std::vector<torch::Tensor>& params) {
+  try {
+    if (spec.name == "sgd") {
+      return std::unique_ptr<torch::optim::Optimizer>(new torch::optim::SGD(
+          params,
+          torch::optim::SGDOptions(spec.lr).momentum(spec.momentum).weight_decay(spec.weight_decay)));
+    }
+    if (spec.name == "adam") {
+      return std::unique_ptr<torch::optim::Optimizer>(new torch::optim::Adam(
+          params, torch::optim::AdamOptions(spec.lr).weight_decay(spec.weight_decay)));
+    }
+    if (spec.name == "adamw") {
+      return std::unique_ptr<torch::optim::Optimizer>(new torch::optim::AdamW(
+          params, torch::optim::AdamWOptions(spec.lr).weight_decay(spec.weight_decay)));
+    }
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(std::string("job spec: train.optimizer: ") + e.what());
+  }
+  return Status::InvalidArgument("job spec: train.optimizer.name must be one of sgd, adam, adamw (got '" +
+                                 spec.name + "')");
+}
+
+}  // namespace gantry::worker
