@@ -39,6 +39,13 @@ Result<JobSpec> JobSpec::Parse(const json& j, const std::string& base_dir) {
   if (!r.Has("name")) r.Fail("name", "is required (a short name like fashion-mnist)");
   else if (Status st = ValidateName(s.name, "name"); !st.ok()) r.Fail("name", "is invalid: " + st.message());
   r.Get("priority", s.priority);
+  r.Get("warm_start", s.warm_start);
+  if (!s.warm_start.empty()) {
+    auto at = s.warm_start.find('@');
+    if (at == std::string::npos || at == 0 || at + 1 == s.warm_start.size()) {
+      r.Fail("warm_start", "must be MODEL@REF, e.g. fashion-mnist@production (got '" + s.warm_start + "')");
+    }
+  }
 
   FieldReader m = r.Child("model");
   m.Get("builtin", s.model.builtin);
@@ -60,7 +67,14 @@ Result<JobSpec> JobSpec::Parse(const json& j, const std::string& base_dir) {
   d.Get("test_images", s.data.test_images);
   d.Get("test_labels", s.data.test_labels);
   d.Get("limit", s.data.limit);
-  OneOf(d, "format", s.data.format, {"idx"});
+  d.Get("train_file", s.data.train_file);
+  d.Get("test_file", s.data.test_file);
+  d.Get("label_column", s.data.label_column);
+  OneOf(d, "format", s.data.format, {"idx", "csv", "shards"});
+  if (s.data.format == "csv" && s.data.train_file.empty()) {
+    d.Fail("train_file", "is required when data.format is csv (a CSV file relative to data.path)");
+  }
+  if (s.data.label_column.empty()) d.Fail("label_column", "must not be empty");
   if (s.data.path.empty()) d.Fail("path", "is required (a directory of IDX files, e.g. /usr/share/datasets/fashion-mnist)");
   else if (!base_dir.empty()) s.data.path = AbsolutePath(s.data.path, base_dir);
   NonNegative(d, "limit", s.data.limit);
@@ -89,6 +103,25 @@ Result<JobSpec> JobSpec::Parse(const json& j, const std::string& base_dir) {
   Positive(t, "threads", s.train.threads);
   NonNegative(t, "eval_every", s.train.eval_every);
   Positive(t, "log_every", s.train.log_every);
+  t.Get("bucket_mb", s.train.bucket_mb);
+  t.Get("overlap", s.train.overlap);
+  t.Get("heartbeat_seconds", s.train.heartbeat_seconds);
+  NonNegative(t, "bucket_mb", s.train.bucket_mb);
+  Positive(t, "heartbeat_seconds", s.train.heartbeat_seconds);
+  FieldReader ls = t.Child("lr_schedule");
+  ls.Get("name", s.train.lr_schedule.name);
+  ls.Get("warmup_steps", s.train.lr_schedule.warmup_steps);
+  ls.Get("step_size", s.train.lr_schedule.step_size);
+  ls.Get("gamma", s.train.lr_schedule.gamma);
+  ls.Get("min_lr", s.train.lr_schedule.min_lr);
+  OneOf(ls, "name", s.train.lr_schedule.name, {"constant", "step", "cosine"});
+  NonNegative(ls, "warmup_steps", s.train.lr_schedule.warmup_steps);
+  NonNegative(ls, "step_size", s.train.lr_schedule.step_size);
+  if (s.train.lr_schedule.name == "step" && s.train.lr_schedule.step_size == 0) {
+    ls.Fail("step_size", "must be > 0 for the step schedule");
+  }
+  Positive(ls, "gamma", s.train.lr_schedule.gamma);
+  NonNegative(ls, "min_lr", s.train.lr_schedule.min_lr);
   FieldReader o = t.Child("optimizer");
   o.Get("name", s.train.optimizer.name);
   o.Get("lr", s.train.optimizer.lr);
@@ -102,19 +135,29 @@ Result<JobSpec> JobSpec::Parse(const json& j, const std::string& base_dir) {
   FieldReader c = r.Child("checkpoint");
   c.Get("model", s.checkpoint.model);
   c.Get("every_steps", s.checkpoint.every_steps);
+  c.Get("async", s.checkpoint.async);
+  c.Get("keep_latest", s.checkpoint.keep_latest);
+  c.Get("keep_best", s.checkpoint.keep_best);
+  c.Get("best_metric", s.checkpoint.best_metric);
+  c.Get("best_mode", s.checkpoint.best_mode);
   NonNegative(c, "every_steps", s.checkpoint.every_steps);
+  NonNegative(c, "keep_latest", s.checkpoint.keep_latest);
+  NonNegative(c, "keep_best", s.checkpoint.keep_best);
+  OneOf(c, "best_mode", s.checkpoint.best_mode, {"max", "min"});
   if (s.checkpoint.model.empty()) s.checkpoint.model = s.name;
   else if (Status st = ValidateName(s.checkpoint.model, "model"); !st.ok()) c.Fail("model", "is invalid: " + st.message());
 
   FieldReader rs = r.Child("restart");
   rs.Get("max_restarts", s.restart.max_restarts);
   rs.Get("backoff_seconds", s.restart.backoff_seconds);
+  rs.Get("hang_timeout_seconds", s.restart.hang_timeout_seconds);
+  NonNegative(rs, "hang_timeout_seconds", s.restart.hang_timeout_seconds);
   NonNegative(rs, "max_restarts", s.restart.max_restarts);
   NonNegative(rs, "backoff_seconds", s.restart.backoff_seconds);
 
   // Report the first error in document order: top-level type problems first,
   // then each section.
-  for (FieldReader* fr : {&m, &d, &res, &o, &t, &c, &rs, &r}) {
+  for (FieldReader* fr : {&m, &d, &res, &o, &ls, &t, &c, &rs, &r}) {
     GANTRY_RETURN_IF_ERROR(fr->Finish());
   }
   return s;
@@ -134,7 +177,10 @@ json JobSpec::ToJson() const {
         {"train_labels", data.train_labels},
         {"test_images", data.test_images},
         {"test_labels", data.test_labels},
-        {"limit", data.limit}}},
+        {"limit", data.limit},
+        {"train_file", data.train_file},
+        {"test_file", data.test_file},
+        {"label_column", data.label_column}}},
       {"resources",
        {{"workers", resources.workers},
         {"slots_per_worker", resources.slots_per_worker},
@@ -147,13 +193,33 @@ json JobSpec::ToJson() const {
         {"threads", train.threads},
         {"eval_every", train.eval_every},
         {"log_every", train.log_every},
+        {"bucket_mb", train.bucket_mb},
+        {"overlap", train.overlap},
+        {"heartbeat_seconds", train.heartbeat_seconds},
+        {"lr_schedule",
+         {{"name", train.lr_schedule.name},
+          {"warmup_steps", train.lr_schedule.warmup_steps},
+          {"step_size", train.lr_schedule.step_size},
+          {"gamma", train.lr_schedule.gamma},
+          {"min_lr", train.lr_schedule.min_lr}}},
         {"optimizer",
          {{"name", train.optimizer.name},
           {"lr", train.optimizer.lr},
           {"momentum", train.optimizer.momentum},
           {"weight_decay", train.optimizer.weight_decay}}}}},
-      {"checkpoint", {{"model", checkpoint.model}, {"every_steps", checkpoint.every_steps}}},
-      {"restart", {{"max_restarts", restart.max_restarts}, {"backoff_seconds", restart.backoff_seconds}}},
+      {"checkpoint",
+       {{"model", checkpoint.model},
+        {"every_steps", checkpoint.every_steps},
+        {"async", checkpoint.async},
+        {"keep_latest", checkpoint.keep_latest},
+        {"keep_best", checkpoint.keep_best},
+        {"best_metric", checkpoint.best_metric},
+        {"best_mode", checkpoint.best_mode}}},
+      {"restart",
+       {{"max_restarts", restart.max_restarts},
+        {"backoff_seconds", restart.backoff_seconds},
+        {"hang_timeout_seconds", restart.hang_timeout_seconds}}},
+      {"warm_start", warm_start},
   };
 }
 
@@ -172,6 +238,13 @@ Status JobSpec::CheckFiles() const {
   }
   if (::access(data.path.c_str(), R_OK | X_OK) != 0) {
     return Status::InvalidArgument("job spec: data.path: no readable directory " + data.path);
+  }
+  if (data.format == "csv") {
+    GANTRY_RETURN_IF_ERROR(check("train_file", data.train_file));
+    return data.test_file.empty() ? Status::Ok() : check("test_file", data.test_file);
+  }
+  if (data.format == "shards") {
+    return data.test_file.empty() ? Status::Ok() : check("test_file", data.test_file);
   }
   GANTRY_RETURN_IF_ERROR(check("train_images", data.train_images));
   GANTRY_RETURN_IF_ERROR(check("train_labels", data.train_labels));

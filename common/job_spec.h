@@ -22,12 +22,18 @@ struct ModelSpec {
 };
 
 struct DataSpec {
-  std::string format = "idx";  // idx
+  // idx: IDX image/label files below. csv: train_file/test_file, numeric
+  // features and a label column. shards: `path` is a directory of shards
+  // (CSV files or IDX image/label pairs) that may grow between runs.
+  std::string format = "idx";
   std::string path;            // directory holding the files below
   std::string train_images = "train-images-idx3-ubyte.gz";
   std::string train_labels = "train-labels-idx1-ubyte.gz";
   std::string test_images = "t10k-images-idx3-ubyte.gz";
   std::string test_labels = "t10k-labels-idx1-ubyte.gz";
+  std::string train_file;      // csv: training CSV, relative to path
+  std::string test_file;       // csv/shards: held-out CSV for evaluation (optional for shards)
+  std::string label_column = "label";  // csv/shards: name of the label column
   int64_t limit = 0;  // use only the first N training samples (0 = all)
 };
 
@@ -44,25 +50,46 @@ struct OptimizerSpec {
   double weight_decay = 0.0;
 };
 
+struct LrScheduleSpec {
+  std::string name = "constant";  // constant | step | cosine
+  int64_t warmup_steps = 0;       // linear ramp from 0 to lr over these steps
+  int64_t step_size = 0;          // step: multiply by gamma every step_size steps
+  double gamma = 0.1;
+  double min_lr = 0.0;            // cosine: floor at the end of training
+};
+
 struct TrainSpec {
   int64_t epochs = 1;       // used when steps == 0
   int64_t steps = 0;        // optimizer steps; 0 = derive from epochs
   int64_t batch_size = 64;  // per rank
   OptimizerSpec optimizer;
+  LrScheduleSpec lr_schedule;
   uint64_t seed = 42;
   int threads = 1;          // LibTorch intra-op threads per rank
   int64_t eval_every = 0;   // validation every N steps (0 = only at the end)
   int64_t log_every = 10;   // metrics every N steps
+  double bucket_mb = 0;     // gradient bucket size; 0 = the worker's measured default
+  bool overlap = true;      // reduce buckets while backward still runs
+  double heartbeat_seconds = 5;  // each rank tells the coordinator its step this often
 };
 
 struct CheckpointSpec {
   std::string model;        // registry model name; default: the job name
   int64_t every_steps = 0;  // 0 = only at the end
+  bool async = true;        // persist in the background while training goes on
+  // Retention (storage keeps the union; aliased/tagged versions are kept too).
+  int64_t keep_latest = 0;  // newest N versions (0 = keep all)
+  int64_t keep_best = 0;    // best K by best_metric
+  std::string best_metric = "test_accuracy";
+  std::string best_mode = "max";  // max | min
 };
 
 struct RestartSpec {
   int max_restarts = 0;
   double backoff_seconds = 5.0;
+  // A running attempt with no heartbeat for this long is killed as hung
+  // (failure class "hang"); 0 disables the check.
+  double hang_timeout_seconds = 300;
 };
 
 struct JobSpec {
@@ -74,6 +101,7 @@ struct JobSpec {
   CheckpointSpec checkpoint;
   RestartSpec restart;
   int priority = 0;
+  std::string warm_start;  // "MODEL@REF": start from that checkpoint's parameters
 
   // Validates and reads a spec. Relative data paths are resolved against
   // `base_dir` (the directory of the YAML file) when it is not empty.
