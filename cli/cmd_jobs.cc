@@ -91,6 +91,15 @@ int Show(Context& ctx, const std::string& id, bool as_json) {
             << "  started    " << FormatTime(j["started_at"]) << "\n"
             << "  finished   " << FormatTime(j["finished_at"]) << "  (ran " << Duration(j) << ")\n"
             << "  job dir    " << (*r)["job_dir"].get<std::string>() << "\n";
+  if (r->contains("progress")) {
+    std::cout << "  progress  ";
+    for (const auto& p : (*r)["progress"]["ranks"]) {
+      std::cout << " rank " << p["rank"] << " step " << p["step"] << " ("
+                << FormatDuration(p["seconds_since_heartbeat"].get<double>()) << " ago)";
+    }
+    if ((*r)["progress"]["ranks"].empty()) std::cout << " no heartbeat yet";
+    std::cout << "\n";
+  }
   const json& attempts = (*r)["attempts"];
   if (!attempts.empty()) {
     std::cout << "Attempts:\n";

@@ -161,6 +161,17 @@ Result<json> Coordinator::Describe(const std::string& job_id) {
   json out = {{"job", job.ToJson()}, {"spec", job.spec.ToJson()}, {"attempts", json::array()}};
   for (const auto& a : attempts) out["attempts"].push_back(a.ToJson());
   out["job_dir"] = dir_.JobDir(job_id);
+  if (auto run = running_.find(job_id); run != running_.end()) {
+    auto now = clock_.Now();
+    json ranks = json::array();
+    for (const auto& [rank, p] : run->second.ranks) {
+      ranks.push_back({{"rank", rank}, {"step", p.step},
+                       {"seconds_since_heartbeat", std::chrono::duration<double>(now - p.seen).count()}});
+    }
+    out["progress"] = {{"ranks", ranks},
+                       {"seconds_since_heartbeat",
+                        std::chrono::duration<double>(now - run->second.last_heartbeat).count()}};
+  }
   return out;
 }
 
@@ -219,7 +230,7 @@ Result<json> Coordinator::ListJobs(bool active_only, int limit) {
 json Coordinator::ClusterStatus() const {
   int queued = 0;
   for (const auto& [id, j] : active_) {
-    if (j.state == JobState::kQueued || j.state == JobState::kRestarting) ++queued;
+    if (j.state == JobState::kQueued || j.state == JobState::kRestarting || j.state == JobState::kPreempted) ++queued;
   }
   return {{"slots_total", options_.slots},
           {"slots_used", slots_used_},
@@ -245,6 +256,14 @@ void Coordinator::Reap() {
       ExitInfo e = run.launch->Kill();
       Settle(active_.at(id), run, e);
       done.push_back(id);
+    } else if (!run.stopping && HungFor(active_.at(id), run, now) > 0) {
+      double silent = HungFor(active_.at(id), run, now);
+      spdlog::warn("job {}: no heartbeat for {:.0f} s, killing attempt {} as hung", id, silent, run.attempt.number);
+      run.hung = true;
+      run.attempt.message = "no heartbeat for " + std::to_string(static_cast<int>(silent)) + " s";
+      ExitInfo e = run.launch->Kill();
+      Settle(active_.at(id), run, e);
+      done.push_back(id);
     }
   }
   for (const auto& id : done) {
@@ -252,6 +271,25 @@ void Coordinator::Reap() {
     running_.erase(id);
     if (IsTerminal(active_.at(id).state)) active_.erase(id);
   }
+}
+
+double Coordinator::HungFor(const Job& job, const Running& run, std::chrono::steady_clock::time_point now) {
+  double timeout = job.spec.restart.hang_timeout_seconds;
+  if (timeout <= 0) return 0;
+  double silent = std::chrono::duration<double>(now - run.last_heartbeat).count();
+  return silent >= timeout ? silent : 0;
+}
+
+Status Coordinator::Heartbeat(const std::string& job_id, int attempt, int rank, int64_t step) {
+  auto it = running_.find(job_id);
+  if (it == running_.end() || it->second.attempt.number != attempt) {
+    return Status::FailedPrecondition("attempt " + std::to_string(attempt) + " of job " + job_id +
+                                      " is not running");
+  }
+  auto now = clock_.Now();
+  it->second.last_heartbeat = now;
+  it->second.ranks[rank] = RankProgress{step, now};
+  return Status::Ok();
 }
 
 void Coordinator::Settle(Job& job, Running& run, const ExitInfo& exit) {
@@ -270,11 +308,22 @@ void Coordinator::Settle(Job& job, Running& run, const ExitInfo& exit) {
     a.outcome = "succeeded";
     job.state = JobState::kSucceeded;
     job.reason = "finished";
+  } else if (!run.hung && exit.signal == 0 && exit.exit_code == kExitPreempted) {
+    a.outcome = "preempted";
+    a.failure_class = "preempted";
+    a.message = "attempt " + std::to_string(a.number) + " checkpointed and stopped on SIGTERM";
+    job.state = JobState::kPreempted;
+    job.reason = "preempted during attempt " + std::to_string(a.number) + "; requeued";
   } else {
     a.outcome = "failed";
-    a.failure_class = exit.signal ? "signal" : "exit_code";
-    a.message = "attempt " + std::to_string(a.number) + " failed: " + exit.ToString();
-    if (exit.signal == SIGKILL) a.message += " (killed from outside: out of memory?)";
+    if (run.hung) {
+      a.failure_class = "hang";
+      a.message = "attempt " + std::to_string(a.number) + " hung: " + a.message;
+    } else {
+      a.failure_class = exit.signal ? "signal" : "exit_code";
+      a.message = "attempt " + std::to_string(a.number) + " failed: " + exit.ToString();
+      if (exit.signal == SIGKILL) a.message += " (killed from outside: out of memory?)";
+    }
     if (job.restarts < job.spec.restart.max_restarts) {
       job.state = JobState::kRestarting;
       job.restarts++;
@@ -297,7 +346,8 @@ void Coordinator::Schedule() {
   std::vector<Job*> candidates;
   double now = clock_.WallSeconds();
   for (auto& [id, job] : active_) {
-    if (job.state == JobState::kQueued || (job.state == JobState::kRestarting && job.not_before <= now)) {
+    if (job.state == JobState::kQueued || job.state == JobState::kPreempted ||
+        (job.state == JobState::kRestarting && job.not_before <= now)) {
       candidates.push_back(&job);
     }
   }
@@ -338,6 +388,7 @@ void Coordinator::StartAttempt(Job& job) {
   req.spec_path = dir_.JobDir(job.id) + "/spec.json";
   req.storage_endpoint = options_.storage_endpoint;
   req.monitor_endpoint = options_.monitor_endpoint;
+  req.coordinator_endpoint = options_.coordinator_endpoint;
 
   Attempt a;
   a.job_id = job.id;
@@ -374,6 +425,7 @@ void Coordinator::StartAttempt(Job& job) {
   Running run;
   run.launch = std::move(launch).value();
   run.attempt = std::move(a);
+  run.started = run.last_heartbeat = clock_.Now();
   running_.emplace(job.id, std::move(run));
 }
 

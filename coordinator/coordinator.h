@@ -5,12 +5,18 @@
 // called every loop turn and does, in order:
 //   1. reap attempts whose ranks have exited and settle their job
 //      (SUCCEEDED, FAILED, CANCELLED, or RESTARTING under the restart policy);
-//   2. escalate cancellations whose grace period ran out (SIGKILL);
+//   2. escalate cancellations whose grace period ran out (SIGKILL), and kill
+//      attempts whose ranks sent no heartbeat for restart.hang_timeout_seconds
+//      (failure class "hang": slow progress still heartbeats, a hang does not);
 //   3. schedule: walk QUEUED (and due RESTARTING) jobs by priority, then
 //      submit order, and start each whose whole gang fits in the free slots.
 //      The first job that does not fit blocks the ones behind it (no
 //      backfill yet), and every waiting job records why it waits.
 // Every transition is written to the store before it is announced.
+//
+// Exit code 75 (kExitPreempted) means the ranks agreed to stop, saved a
+// checkpoint and left: the job goes PREEMPTED and is requeued at once,
+// without using up a restart.
 #pragma once
 
 #include <chrono>
@@ -26,10 +32,14 @@
 
 namespace gantry::coordinator {
 
+// Exit status of a worker that checkpointed and stopped on SIGTERM.
+inline constexpr int kExitPreempted = 75;
+
 struct CoordinatorOptions {
   int slots = 2;                 // total slots on this machine (cores)
   std::string storage_endpoint;  // passed to workers
   std::string monitor_endpoint;  // monitor ingest, passed to workers
+  std::string coordinator_endpoint;  // this API, for worker heartbeats
   // Time between SIGTERM and SIGKILL when a job is cancelled or the
   // coordinator stops. Longer lets workers checkpoint; shorter frees slots.
   std::chrono::milliseconds stop_grace{10000};
@@ -56,6 +66,9 @@ class Coordinator {
   Result<json> ReadLog(const std::string& job_id, int attempt, int rank, bool launcher, int64_t offset,
                        int64_t max_bytes);
   json ClusterStatus() const;
+  // A rank of a running attempt reports its step. Keeps the attempt from
+  // being judged hung (restart.hang_timeout_seconds).
+  Status Heartbeat(const std::string& job_id, int attempt, int rank, int64_t step);
 
   void Tick();
   // Stops every running attempt (SIGTERM, then SIGKILL after stop_grace)
@@ -65,11 +78,19 @@ class Coordinator {
   int slots_used() const { return slots_used_; }
 
  private:
+  struct RankProgress {
+    int64_t step = 0;
+    std::chrono::steady_clock::time_point seen;
+  };
   struct Running {
     std::unique_ptr<Launch> launch;
     Attempt attempt;
     bool stopping = false;
+    bool hung = false;  // killed for missing heartbeats
+    std::chrono::steady_clock::time_point started;
     std::chrono::steady_clock::time_point stop_sent;
+    std::chrono::steady_clock::time_point last_heartbeat;  // started until one arrives
+    std::map<int, RankProgress> ranks;
   };
 
   void Reap();
@@ -81,6 +102,8 @@ class Coordinator {
   void Save(Job& job);
   void SetReason(Job& job, const std::string& reason);
   void RequestStop(Running& run);
+  // Seconds `run` has been silent if that exceeds the job's hang timeout, else 0.
+  static double HungFor(const Job& job, const Running& run, std::chrono::steady_clock::time_point now);
 
   CoordinatorOptions options_;
   DataDir dir_;

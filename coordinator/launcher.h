@@ -24,6 +24,7 @@ struct LaunchRequest {
   std::string log_dir;    // rank-<r>.log and launcher.log go here
   std::string storage_endpoint;
   std::string monitor_endpoint;
+  std::string coordinator_endpoint;  // heartbeats; empty = the worker sends none
 };
 
 // A running attempt. Owned by the coordinator; destroying it kills the ranks.

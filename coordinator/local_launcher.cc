@@ -41,6 +41,10 @@ std::vector<std::string> LocalMpiLauncher::CommandLine(const LaunchRequest& r) c
   argv.insert(argv.end(), {options_.worker_binary, "--job-id", r.job_id, "--attempt",
                            std::to_string(r.attempt), "--spec", r.spec_path, "--storage",
                            r.storage_endpoint, "--monitor", r.monitor_endpoint, "--log-dir", r.log_dir});
+  if (!r.coordinator_endpoint.empty()) {
+    argv.push_back("--coordinator");
+    argv.push_back(r.coordinator_endpoint);
+  }
   return argv;
 }
 

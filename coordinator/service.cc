@@ -41,6 +41,14 @@ void RegisterHandlers(RpcServer& server, Coordinator& c) {
     if (max_bytes <= 0 || max_bytes > (1 << 20)) return Status::InvalidArgument("max_bytes must be 1..1048576");
     return c.ReadLog(id, static_cast<int>(attempt), static_cast<int>(rank), launcher, offset, max_bytes);
   });
+  server.Handle("heartbeat", [&c](const Request& r) -> Result<json> {
+    GANTRY_ASSIGN_OR_RETURN(std::string id, GetString(r.body, "job_id"));
+    GANTRY_ASSIGN_OR_RETURN(int64_t attempt, GetInt(r.body, "attempt"));
+    GANTRY_ASSIGN_OR_RETURN(int64_t rank, GetInt(r.body, "rank"));
+    GANTRY_ASSIGN_OR_RETURN(int64_t step, GetInt(r.body, "step"));
+    GANTRY_RETURN_IF_ERROR(c.Heartbeat(id, static_cast<int>(attempt), static_cast<int>(rank), step));
+    return json::object();
+  });
   server.Handle("cluster_status", [&c](const Request&) -> Result<json> { return c.ClusterStatus(); });
   server.OnTick([&c] { c.Tick(); });
 }

@@ -179,6 +179,41 @@ TEST_F(CoordinatorTest, FailedAttemptRestartsAfterBackoffThenFails) {
   EXPECT_NE(Reason(id).find("signal 11"), std::string::npos) << Reason(id);
 }
 
+TEST_F(CoordinatorTest, SilentAttemptIsKilledAsHung) {
+  json spec = Spec(2);
+  spec["restart"]["hang_timeout_seconds"] = 60;
+  auto job = coord_->Submit(spec);
+  ASSERT_TRUE(job.ok());
+  std::string id = job->id;
+  clock_.Advance(50s);
+  ASSERT_TRUE(coord_->Heartbeat(id, 1, 0, 120).ok());
+  ASSERT_TRUE(coord_->Heartbeat(id, 1, 1, 118).ok());
+  clock_.Advance(50s);
+  coord_->Tick();
+  EXPECT_EQ(State(id), "RUNNING") << "heartbeats 50 s ago: slow, not hung";
+  auto d = coord_->Describe(id);
+  EXPECT_EQ((*d)["progress"]["ranks"][1]["step"], 118);
+  clock_.Advance(15s);
+  coord_->Tick();
+  EXPECT_TRUE(launcher_.attempts[id]->killed);
+  EXPECT_EQ(State(id), "FAILED");
+  d = coord_->Describe(id);
+  EXPECT_EQ((*d)["attempts"][0]["failure_class"], "hang");
+  EXPECT_NE(Reason(id).find("no heartbeat for 65 s"), std::string::npos) << Reason(id);
+  EXPECT_FALSE(coord_->Heartbeat(id, 1, 0, 130).ok()) << "heartbeat for a finished attempt";
+}
+
+TEST_F(CoordinatorTest, PreemptedExitRequeuesWithoutUsingARestart) {
+  std::string id = Submit(2);
+  launcher_.Finish(id, ExitInfo{kExitPreempted, 0});
+  coord_->Tick();
+  auto d = coord_->Describe(id);
+  EXPECT_EQ((*d)["attempts"][0]["outcome"], "preempted");
+  EXPECT_EQ(State(id), "RUNNING") << "requeued and relaunched at once";
+  EXPECT_EQ(launcher_.started.back().attempt, 2);
+  EXPECT_EQ((*d)["job"]["restarts"], 0);
+}
+
 TEST_F(CoordinatorTest, LaunchErrorFailsTheJob) {
   launcher_.fail_next = true;
   std::string id = Submit(1);
