@@ -66,21 +66,8 @@ Status Coordinator::Recover() {
           spdlog::warn("killing orphaned attempt {} of job {} (pid {})", a.number, job.id, a.pid);
           ::kill(-a.pid, SIGKILL);
         }
-        a.ended_at = clock_.WallSeconds();
-        a.outcome = "interrupted";
-        a.failure_class = "coordinator_restart";
-        a.message = "the coordinator stopped while this attempt ran";
-        (void)store_.UpdateAttempt(a);
+        Interrupt(job, a, ExitInfo{}, "coordinator_restart", "the coordinator restarted");
       }
-      if (job.cancel_requested) {
-        job.state = JobState::kCancelled;
-        job.finished_at = clock_.WallSeconds();
-        job.reason = "cancelled";
-      } else {
-        job.state = JobState::kQueued;
-        job.reason = "requeued: the coordinator restarted during attempt " + std::to_string(job.attempt);
-      }
-      Save(job);
       spdlog::info("job {} -> {} ({})", job.id, JobStateName(job.state), job.reason);
     }
     if (!IsTerminal(job.state)) active_.emplace(job.id, std::move(job));
@@ -429,6 +416,27 @@ void Coordinator::StartAttempt(Job& job) {
   running_.emplace(job.id, std::move(run));
 }
 
+void Coordinator::Interrupt(Job& job, Attempt& a, const ExitInfo& exit, const std::string& failure_class,
+                            const std::string& what) {
+  a.ended_at = clock_.WallSeconds();
+  a.exit_code = exit.exit_code;
+  a.signal = exit.signal;
+  bool checkpointed = exit.signal == 0 && exit.exit_code == kExitPreempted;
+  a.outcome = checkpointed ? "preempted" : "interrupted";
+  a.failure_class = failure_class;
+  a.message = what + " during this attempt" + (checkpointed ? " (it checkpointed first)" : "");
+  (void)store_.UpdateAttempt(a);
+  if (job.cancel_requested) {
+    job.state = JobState::kCancelled;
+    job.finished_at = a.ended_at;
+    job.reason = "cancelled";
+  } else {
+    job.state = JobState::kQueued;
+    job.reason = "requeued: " + what + " during attempt " + std::to_string(a.number);
+  }
+  Save(job);
+}
+
 void Coordinator::Shutdown() {
   for (auto& [id, run] : running_) RequestStop(run);
   auto deadline = std::chrono::steady_clock::now() + options_.stop_grace;
@@ -442,24 +450,7 @@ void Coordinator::Shutdown() {
   for (auto& [id, run] : running_) {
     ExitInfo e = run.launch->Poll().value_or(ExitInfo{});
     if (run.launch->Poll() == std::nullopt) e = run.launch->Kill();
-    Job& job = active_.at(id);
-    Attempt& a = run.attempt;
-    a.ended_at = clock_.WallSeconds();
-    a.exit_code = e.exit_code;
-    a.signal = e.signal;
-    a.outcome = "interrupted";
-    a.failure_class = "cluster_stop";
-    a.message = "the cluster was stopped while this attempt ran";
-    (void)store_.UpdateAttempt(a);
-    if (job.cancel_requested) {
-      job.state = JobState::kCancelled;
-      job.finished_at = a.ended_at;
-      job.reason = "cancelled";
-    } else {
-      job.state = JobState::kQueued;
-      job.reason = "requeued: the cluster stopped during attempt " + std::to_string(a.number);
-    }
-    Save(job);
+    Interrupt(active_.at(id), run.attempt, e, "cluster_stop", "the cluster stopped");
   }
   running_.clear();
   slots_used_ = 0;

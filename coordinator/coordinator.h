@@ -102,6 +102,10 @@ class Coordinator {
   void Save(Job& job);
   void SetReason(Job& job, const std::string& reason);
   void RequestStop(Running& run);
+  // Ends attempt `a` of `job` because Gantry itself stopped (not the job's
+  // fault) and requeues the job, or cancels it if that was asked.
+  void Interrupt(Job& job, Attempt& a, const ExitInfo& exit, const std::string& failure_class,
+                 const std::string& what);
   // Seconds `run` has been silent if that exceeds the job's hang timeout, else 0.
   static double HungFor(const Job& job, const Running& run, std::chrono::steady_clock::time_point now);
 
