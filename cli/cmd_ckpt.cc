@@ -126,7 +126,7 @@ void PrintShow(const json& r) {
   for (const auto& t : r["tensors"]) {
     std::string shape;
     for (const auto& d : t["shape"]) shape += (shape.empty() ? "" : "x") + std::to_string(d.get<int64_t>());
-    std::string where = t.contains("blob") ? "blob " + t["blob"].get<std::string>().substr(0, 12) : "packed";
+    std::string where = t.contains("blob") ? "blob " + t["blob"].get<std::string>().substr(0, 12) : "tensors.bin (format 1)";
     rows.push_back({t["name"], t["dtype"], shape.empty() ? "scalar" : shape, Bytes(t["bytes"].get<double>()), where});
   }
   PrintTable({"TENSOR", "DTYPE", "SHAPE", "SIZE", "STORED"}, rows);
@@ -389,7 +389,11 @@ void AddCkptCommands(CLI::App& app, Context& ctx, Action& action) {
         for (const auto& p : r["swept"]["removed"]) {
           std::cout << (o->flag1 ? "would remove " : "removed ") << p.get<std::string>() << "\n";
         }
-        std::cout << Bytes(r["bytes_freed"].get<double>()) << " freed\n";
+        if (o->flag1) {
+          std::cout << "dry run: nothing deleted\n";
+        } else {
+          std::cout << Bytes(r["bytes_freed"].get<double>()) << " freed\n";
+        }
       }, kBulkTimeout);
     });
   }

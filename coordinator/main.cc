@@ -49,6 +49,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   zmq::context_t ctx;
+  // Bound first: workers are told this address for their heartbeats.
+  RpcServer server(ctx, {bind});
+  if (Status s = server.Bind(); !s.ok()) {
+    spdlog::critical("{}", s.ToString());
+    return 1;
+  }
   SystemClock clock;
   coordinator::LocalMpiLauncher launcher({mpirun, worker_bin, mpirun_args});
   coordinator::MonitorEventSink events(ctx, monitor);
@@ -56,6 +62,7 @@ int main(int argc, char** argv) {
   options.slots = slots;
   options.storage_endpoint = storage;
   options.monitor_endpoint = monitor;
+  options.coordinator_endpoint = server.endpoint();
   options.stop_grace = std::chrono::milliseconds(static_cast<int64_t>(stop_grace * 1000));
   coordinator::Coordinator coord(options, dir, std::move(store).value(), launcher, events, clock);
   if (Status s = coord.Recover(); !s.ok()) {
@@ -63,11 +70,6 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  RpcServer server(ctx, {bind});
-  if (Status s = server.Bind(); !s.ok()) {
-    spdlog::critical("{}", s.ToString());
-    return 1;
-  }
   coordinator::RegisterHandlers(server, coord);
   ServiceInfo info{kCoordinator, ::getpid(), {{"api", server.endpoint()}}};
   Status s = RunService(server, *signals, dir, info);

@@ -12,6 +12,7 @@ GANTRY_PACKAGES=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
   zlib1g-dev
   dataset-fashion-mnist
+  python3-torch
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

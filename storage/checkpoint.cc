@@ -12,6 +12,8 @@ Status Bad(const std::string& field, const std::string& why) {
   return Status::InvalidArgument("save_checkpoint: " + field + " " + why);
 }
 
+}  // namespace
+
 // Tensor names are keys of a state dict ("layer1.0.weight"). They never become
 // file names here, but an exporter may map '/'-separated names to paths, so
 // empty, "." and ".." segments and control characters are refused up front.
@@ -42,6 +44,8 @@ Status CheckTensorName(const std::string& name, const std::string& field) {
   }
   return Status::Ok();
 }
+
+namespace {
 
 Result<TensorData> ParseTensor(const json& t, const std::string& field) {
   if (!t.is_object()) return Bad(field, "must be a map {name, dtype, shape, data}");
@@ -122,20 +126,23 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-Result<Checkpoint> ParseCheckpoint(const json& body) {
+bool IsModelTensor(std::string_view name) {
+  return name.rfind(kOptimizerPrefix, 0) != 0 && name.rfind(kTrainerPrefix, 0) != 0;
+}
+
+Result<Checkpoint> ParseCheckpointMeta(const json& body, const std::string& what) {
   Checkpoint c;
   auto model = GetString(body, "model");
-  if (!model.ok()) return model.status().WithContext("save_checkpoint");
+  if (!model.ok()) return model.status().WithContext(what);
   c.model = *model;
-  GANTRY_RETURN_IF_ERROR(ValidateName(c.model, "save_checkpoint: model"));
+  GANTRY_RETURN_IF_ERROR(ValidateName(c.model, what + ": model"));
 
   auto job = GetString(body, "job_id", "");
-  if (!job.ok()) return job.status().WithContext("save_checkpoint");
+  if (!job.ok()) return job.status().WithContext(what);
   c.job_id = *job;
-  if (!c.job_id.empty()) GANTRY_RETURN_IF_ERROR(ValidateName(c.job_id, "save_checkpoint: job_id"));
+  if (!c.job_id.empty()) GANTRY_RETURN_IF_ERROR(ValidateName(c.job_id, what + ": job_id"));
 
   GANTRY_ASSIGN_OR_RETURN(c.attempt, NonNegativeInt(body, "attempt", false));
-  GANTRY_ASSIGN_OR_RETURN(c.step, NonNegativeInt(body, "step", true));
   GANTRY_ASSIGN_OR_RETURN(c.epoch, NonNegativeInt(body, "epoch", false));
 
   if (auto m = body.find("metrics"); m != body.end() && !m->is_null()) {
@@ -146,10 +153,39 @@ Result<Checkpoint> ParseCheckpoint(const json& body) {
     }
     c.metrics = *m;
   }
-  if (auto m = body.find("meta"); m != body.end() && !m->is_null()) {
-    if (!m->is_object()) return Bad("meta", "must be a map");
-    c.meta = *m;
+  for (auto [key, target] : {std::pair{"meta", &c.meta}, std::pair{"optimizer_state", &c.optimizer_state},
+                             std::pair{"trainer_state", &c.trainer_state}}) {
+    if (auto m = body.find(key); m != body.end() && !m->is_null()) {
+      if (!m->is_object()) return Bad(key, "must be a map");
+      *target = *m;
+    }
   }
+
+  GANTRY_ASSIGN_OR_RETURN(c.parent_version, NonNegativeInt(body, "parent_version", false));
+  auto parent_model = GetString(body, "parent_model", "");
+  if (!parent_model.ok()) return parent_model.status().WithContext(what);
+  if (!parent_model->empty()) {
+    if (c.parent_version == 0) return Bad("parent_model", "needs parent_version (>= 1) too");
+    GANTRY_RETURN_IF_ERROR(ValidateName(*parent_model, what + ": parent_model"));
+  }
+  if (c.parent_version > 0) c.parent_model = parent_model->empty() ? c.model : *parent_model;
+
+  auto fingerprint = GetString(body, "data_fingerprint", "");
+  if (!fingerprint.ok()) return fingerprint.status().WithContext(what);
+  if (fingerprint->size() > kMaxFingerprintLength) {
+    return Bad("data_fingerprint", "is " + std::to_string(fingerprint->size()) + " characters (at most " +
+                                       std::to_string(kMaxFingerprintLength) + ")");
+  }
+  for (unsigned char ch : *fingerprint) {
+    if (ch < 0x20 || ch == 0x7f) return Bad("data_fingerprint", "holds a control character");
+  }
+  c.data_fingerprint = *fingerprint;
+  return c;
+}
+
+Result<Checkpoint> ParseCheckpoint(const json& body) {
+  GANTRY_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpointMeta(body, "save_checkpoint"));
+  GANTRY_ASSIGN_OR_RETURN(c.step, NonNegativeInt(body, "step", true));
 
   auto tensors = body.find("tensors");
   if (tensors == body.end() || !tensors->is_array()) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,14 @@ namespace gantry::storage {
 // Bounds that keep a hostile request from describing absurd tensors.
 inline constexpr size_t kMaxTensorNameLength = 512;
 inline constexpr size_t kMaxTensorRank = 16;
+inline constexpr size_t kMaxFingerprintLength = 256;
+
+// Tensor names with these prefixes hold optimizer and trainer state rather
+// than model parameters; an export to a PyTorch state dict leaves them out
+// unless asked to include everything.
+inline constexpr std::string_view kOptimizerPrefix = "optimizer/";
+inline constexpr std::string_view kTrainerPrefix = "trainer/";
+bool IsModelTensor(std::string_view name);
 
 struct TensorData {
   std::string name;
@@ -38,13 +47,30 @@ struct Checkpoint {
   int64_t epoch = 0;
   json metrics = json::object();  // {name: number}
   json meta = json::object();     // free-form, stored as given
+  // Lineage: the version this one continues from (a resume or a warm
+  // start; parent_model defaults to `model`), and an opaque fingerprint of
+  // the training data (the worker's choice, e.g. a hash of the file list).
+  std::string parent_model;    // empty: no parent
+  int64_t parent_version = 0;  // 0: no parent
+  std::string data_fingerprint;
+  // Small JSON state for an exact resume (optimizer hyper-parameters,
+  // sampler position). Large state travels as tensors named "optimizer/..."
+  // and "trainer/..." (see IsModelTensor()).
+  json optimizer_state = json::object();
+  json trainer_state = json::object();
   std::vector<TensorData> tensors;
 
-  // Sum of all tensor data sizes: the size of tensors.bin.
+  // Sum of all tensor data sizes.
   uint64_t DataBytes() const;
 };
 
 Result<Checkpoint> ParseCheckpoint(const json& body);
+// The metadata fields alone (everything but tensors), for import_version,
+// whose tensors come from a file. `what` prefixes error messages.
+Result<Checkpoint> ParseCheckpointMeta(const json& body, const std::string& what);
+// Tensor names: non-empty, bounded, no control characters, valid UTF-8, no
+// empty, "." or ".." '/'-separated segment.
+Status CheckTensorName(const std::string& name, const std::string& field);
 
 // "[10,10]", for messages.
 std::string ShapeString(const std::vector<int64_t>& shape);

@@ -1,122 +1,134 @@
 #include "storage/registry.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
-#include <filesystem>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include "common/fs.h"
 #include "common/ids.h"
+#include "storage/collector.h"
+#include "storage/content_hash.h"
+#include "storage/file_io.h"
 #include "storage/staging_dir.h"
-#include "storage/tensor_file.h"
 
 namespace gantry::storage {
 namespace {
-
-namespace fs = std::filesystem;
-
-const std::vector<std::string> kMigrations = {
-    R"sql(
-CREATE TABLE models(
-  name TEXT PRIMARY KEY,
-  created_at REAL NOT NULL
-);
-CREATE TABLE versions(
-  model TEXT NOT NULL REFERENCES models(name),
-  version INTEGER NOT NULL,
-  job_id TEXT NOT NULL,
-  attempt INTEGER NOT NULL,
-  step INTEGER NOT NULL,
-  epoch INTEGER NOT NULL,
-  metrics_json TEXT NOT NULL,
-  meta_json TEXT NOT NULL,
-  bytes INTEGER NOT NULL,
-  path TEXT NOT NULL,
-  created_at REAL NOT NULL,
-  PRIMARY KEY(model, version)
-);
-)sql",
-};
-
-// Strings from the wire may hold invalid UTF-8; JSON text must not.
-std::string Dump(const json& j, int indent = -1) {
-  return j.dump(indent, ' ', false, json::error_handler_t::replace);
-}
-
-json ParseStored(const std::string& text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  return j.is_discarded() ? json(nullptr) : j;
-}
-
-// "v12" -> 12; 0 for anything else.
-int64_t VersionFromDirName(const std::string& name) {
-  if (name.size() < 2 || name[0] != 'v' || name.size() > 19) return 0;
-  int64_t v = 0;
-  for (size_t i = 1; i < name.size(); ++i) {
-    if (name[i] < '0' || name[i] > '9') return 0;
-    v = v * 10 + (name[i] - '0');
-  }
-  return v;
-}
 
 std::string VersionRel(const std::string& model, int64_t version) {
   return "checkpoints/" + model + "/v" + std::to_string(version);
 }
 
+// Removes a published pack unless disarmed: between step 4 and the COMMIT
+// it has no index row, and a failed save must not leave it behind.
+class PublishedPack {
+ public:
+  explicit PublishedPack(const BlobStore& store) : store_(store) {}
+  PublishedPack(const PublishedPack&) = delete;
+  PublishedPack& operator=(const PublishedPack&) = delete;
+  ~PublishedPack() {
+    if (!name_.empty()) ::unlink(store_.Path(name_).c_str());
+  }
+  void Set(const std::string& name) { name_ = name; }
+  void Disarm() { name_.clear(); }
+
+ private:
+  const BlobStore& store_;
+  std::string name_;
+};
+
+// Hashes a save's tensors on a helper thread, ahead of the writer. Hashing
+// runs at several GB/s and writing into the page cache at about half that,
+// so the hash the writer needs next is normally ready and hashing costs the
+// save no time. The tensors must outlive the HashAhead; destruction stops
+// and joins the thread (also on an early error return).
+class HashAhead {
+ public:
+  explicit HashAhead(const std::vector<TensorData>& tensors)
+      : hashes_(tensors.size()), thread_([this, &tensors] {
+          for (size_t i = 0; i < tensors.size() && !stop_.load(); ++i) {
+            std::string h = HashBytes(tensors[i].data.data(), tensors[i].data.size()).Hex();
+            std::lock_guard<std::mutex> lock(mu_);
+            hashes_[i] = std::move(h);
+            ++done_;
+            cv_.notify_one();
+          }
+        }) {}
+  HashAhead(const HashAhead&) = delete;
+  HashAhead& operator=(const HashAhead&) = delete;
+  ~HashAhead() {
+    stop_.store(true);
+    thread_.join();
+  }
+  // Blocks until tensor i is hashed.
+  std::string Get(size_t i) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done_ > i; });
+    return hashes_[i];
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t done_ = 0;                  // GUARDED_BY(mu_)
+  std::vector<std::string> hashes_;  // [0, done_) GUARDED_BY(mu_)
+  std::atomic<bool> stop_{false};
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+// How much a save writes to its pack between two writeback kicks. Smaller
+// starts the disk sooner; each kick is a system call.
+constexpr uint64_t kWritebackEvery = 4 << 20;
+
 }  // namespace
 
-Result<Registry> Registry::Open(const std::string& root, const Clock& clock) {
+Result<Registry> Registry::Open(const std::string& root, const Clock& clock, RegistryOptions options) {
   GANTRY_RETURN_IF_ERROR(MakeDirs(root + "/checkpoints"));
   GANTRY_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(root + "/checkpoints/.lock"));
-  // durable: the COMMIT is what makes a version exist, so it must reach disk.
-  GANTRY_ASSIGN_OR_RETURN(sql::Db db, sql::Db::Open(root + "/registry.db", /*durable=*/true));
-  GANTRY_RETURN_IF_ERROR(db.Migrate(kMigrations).WithContext("registry.db"));
-  Registry reg(root, clock, std::move(lock), std::move(db));
-  GANTRY_RETURN_IF_ERROR(reg.RecoverInterruptedSaves());
+  GANTRY_ASSIGN_OR_RETURN(Index index, Index::Open(root + "/registry.db"));
+  Registry reg(root, clock, options, std::move(lock), std::move(index));
+  GANTRY_RETURN_IF_ERROR(reg.blobs_.Init());
+  GANTRY_RETURN_IF_ERROR(Collector(root, reg.index_, reg.blobs_, clock).Recover());
   return reg;
 }
 
-Status Registry::RecoverInterruptedSaves() {
-  // The throwing std::filesystem calls keep this short; nothing escapes.
-  try {
-    for (const auto& model_entry : fs::directory_iterator(CheckpointsDir())) {
-      if (!model_entry.is_directory()) continue;
-      const std::string model = model_entry.path().filename().string();
-      std::vector<fs::path> entries;
-      for (const auto& e : fs::directory_iterator(model_entry.path())) entries.push_back(e.path());
-      for (const auto& path : entries) {
-        const std::string name = path.filename().string();
-        if (name.rfind(kStagingPrefix, 0) == 0) {
-          spdlog::info("removing {} left by an interrupted save", path.string());
-          fs::remove_all(path);
-          continue;
-        }
-        int64_t version = VersionFromDirName(name);
-        if (version == 0) continue;
-        GANTRY_ASSIGN_OR_RETURN(bool known, HasVersion(model, version));
-        if (known) continue;
-        std::string aside = model_entry.path().string() + "/.orphan-" + name + "-" + NewRequestId();
-        spdlog::warn("{} has no row in registry.db (a save died before committing); moving it to {}",
-                     path.string(), aside);
-        fs::rename(path, aside);
-      }
+Result<std::string> Registry::ChooseBlobKey(
+    const std::string& hash, std::span<const uint8_t> data,
+    const std::vector<std::pair<std::string, std::span<const uint8_t>>>& fresh, bool* shared) {
+  *shared = false;
+  std::set<std::string> taken;
+  // The same bytes twice in one save (tied weights) share one new blob.
+  for (const auto& [key, bytes] : fresh) {
+    if (key.compare(0, 32, hash) != 0) continue;
+    taken.insert(key);
+    if (bytes.size() == data.size() && std::memcmp(bytes.data(), data.data(), data.size()) == 0) {
+      *shared = true;
+      return key;
     }
-  } catch (const fs::filesystem_error& e) {
-    return Status::Internal(std::string("recovering interrupted saves: ") + e.what());
   }
-  return Status::Ok();
-}
-
-Result<int64_t> Registry::LatestVersion(const std::string& model) {
-  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare("SELECT COALESCE(MAX(version), 0) FROM versions WHERE model = ?1"));
-  q.Bind(1, model);
-  GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
-  return row ? q.ColumnInt(0) : 0;
-}
-
-Result<bool> Registry::HasVersion(const std::string& model, int64_t version) {
-  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare("SELECT 1 FROM versions WHERE model = ?1 AND version = ?2"));
-  q.Bind(1, model).Bind(2, version);
-  return q.Step();
+  GANTRY_ASSIGN_OR_RETURN(auto candidates, index_.BlobsWithHash(hash));
+  for (const auto& c : candidates) {
+    taken.insert(c.key);
+    if (c.bytes != data.size()) continue;
+    GANTRY_ASSIGN_OR_RETURN(bool same, blobs_.SameBytes(c.location(), data));
+    if (same) {
+      *shared = true;
+      return c.key;
+    }
+  }
+  if (!taken.count(hash)) return hash;
+  for (int n = 1;; ++n) {
+    std::string key = hash + "-" + std::to_string(n);
+    if (!taken.count(key)) {
+      spdlog::warn("content hash {} collides with different bytes; storing them as blob {}", hash, key);
+      return key;
+    }
+  }
 }
 
 Result<json> Registry::Save(const Checkpoint& c) {
@@ -126,115 +138,160 @@ Result<json> Registry::Save(const Checkpoint& c) {
     GANTRY_RETURN_IF_ERROR(MakeDirs(model_dir));
     GANTRY_RETURN_IF_ERROR(FsyncPath(CheckpointsDir()));
   }
-  // Step 1: the bulk of the work happens outside the write lock.
+  const double now = clock_->WallSeconds();
+
+  // Step 1: the bulk of the work, before the write lock.
   GANTRY_ASSIGN_OR_RETURN(StagingDir staging, StagingDir::Create(model_dir));
-  GANTRY_ASSIGN_OR_RETURN(auto entries, WriteTensorFile(staging.path() + "/tensors.bin", c.tensors));
+  const std::string staged_pack = staging.path() + "/new.pack";
+  Manifest manifest;
+  std::optional<File> pack;
+  std::vector<BlobRow> fresh;
+  std::vector<std::pair<std::string, std::span<const uint8_t>>> fresh_keys;
+  uint64_t pack_bytes = 0;
+  uint64_t unkicked = 0;
+  int64_t shared_count = 0;
+  HashAhead hashes(c.tensors);
+  for (size_t i = 0; i < c.tensors.size(); ++i) {
+    const TensorData& t = c.tensors[i];
+    TensorRecord r;
+    r.name = t.name;
+    r.dtype = t.dtype;
+    r.shape = t.shape;
+    r.bytes = t.data.size();
+    r.hash = hashes.Get(i);
+    bool shared = false;
+    GANTRY_ASSIGN_OR_RETURN(r.blob, ChooseBlobKey(r.hash, t.data, fresh_keys, &shared));
+    if (shared) {
+      ++shared_count;
+    } else {
+      if (!pack) {
+        GANTRY_ASSIGN_OR_RETURN(File f, File::CreateNew(staged_pack));
+        pack = std::move(f);
+      }
+      GANTRY_RETURN_IF_ERROR(pack->Write(t.data));
+      fresh.push_back({r.blob, r.hash, t.data.size(), "", pack_bytes});
+      fresh_keys.emplace_back(r.blob, t.data);
+      pack_bytes += t.data.size();
+      unkicked += t.data.size();
+      if (unkicked >= kWritebackEvery) {
+        pack->StartWriteback();
+        unkicked = 0;
+      }
+    }
+    manifest.bytes += r.bytes;
+    manifest.tensors.push_back(std::move(r));
+  }
+  if (pack) {
+    GANTRY_RETURN_IF_ERROR(pack->Sync());
+    GANTRY_RETURN_IF_ERROR(pack->Close());
+  }
+  uint64_t bytes_written = pack_bytes;
 
   // Step 2.
-  sql::Transaction tx(db_);
+  sql::Transaction tx(index_.db());
   GANTRY_RETURN_IF_ERROR(tx.begin_status().WithContext("saving checkpoint"));
-  GANTRY_ASSIGN_OR_RETURN(int64_t latest, LatestVersion(c.model));
-  const int64_t version = latest + 1;
-  const double now = clock_->WallSeconds();
-  const uint64_t bytes = c.DataBytes();
+  GANTRY_RETURN_IF_ERROR(index_.EnsureModel(c.model, now));
+  GANTRY_ASSIGN_OR_RETURN(const int64_t version, index_.NextVersion(c.model));
 
   // Step 3.
-  json tensors = json::array();
-  for (const auto& e : entries) tensors.push_back(e.ToJson());
-  json manifest = {{"model", c.model},     {"version", version}, {"job_id", c.job_id},
-                   {"attempt", c.attempt}, {"step", c.step},     {"epoch", c.epoch},
-                   {"metrics", c.metrics}, {"meta", c.meta},     {"created_at", now},
-                   {"bytes", bytes},       {"tensors", std::move(tensors)}};
-  GANTRY_RETURN_IF_ERROR(WriteFileAtomic(staging.path() + "/manifest.json", Dump(manifest, 2) + "\n"));
+  manifest.model = c.model;
+  manifest.version = version;
+  manifest.job_id = c.job_id;
+  manifest.attempt = c.attempt;
+  manifest.step = c.step;
+  manifest.epoch = c.epoch;
+  manifest.created_at = now;
+  manifest.metrics = c.metrics;
+  manifest.meta = c.meta;
+  manifest.optimizer_state = c.optimizer_state;
+  manifest.trainer_state = c.trainer_state;
+  manifest.parent_model = c.parent_model;
+  manifest.parent_version = c.parent_version;
+  manifest.data_fingerprint = c.data_fingerprint;
+  const std::string manifest_text = DumpJson(manifest.ToJson(), 2) + "\n";
+  GANTRY_RETURN_IF_ERROR(WriteFileAtomic(staging.path() + "/manifest.json", manifest_text));
+  bytes_written += manifest_text.size();
 
   // Step 4.
+  PublishedPack published(blobs_);
+  const std::string pack_name = pack ? BlobStore::NewPackName() : "";
+  if (pack) {
+    GANTRY_RETURN_IF_ERROR(blobs_.Publish(staged_pack, pack_name));
+    published.Set(pack_name);
+    GANTRY_RETURN_IF_ERROR(blobs_.SyncDir());
+  }
+
+  // Step 5.
   const std::string rel = VersionRel(c.model, version);
   GANTRY_RETURN_IF_ERROR(staging.RenameTo(root_ + "/" + rel));
   GANTRY_RETURN_IF_ERROR(FsyncPath(model_dir));
 
-  // Step 5.
-  GANTRY_ASSIGN_OR_RETURN(auto ins_model, db_.Prepare(
-      "INSERT INTO models(name, created_at) VALUES(?1, ?2) ON CONFLICT(name) DO NOTHING"));
-  GANTRY_RETURN_IF_ERROR(ins_model.Bind(1, c.model).Bind(2, now).Run());
-  GANTRY_ASSIGN_OR_RETURN(auto ins_version, db_.Prepare(
-      "INSERT INTO versions(model, version, job_id, attempt, step, epoch, metrics_json, meta_json,"
-      " bytes, path, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
-  ins_version.Bind(1, c.model).Bind(2, version).Bind(3, c.job_id).Bind(4, c.attempt);
-  ins_version.Bind(5, c.step).Bind(6, c.epoch).Bind(7, Dump(c.metrics)).Bind(8, Dump(c.meta));
-  ins_version.Bind(9, static_cast<int64_t>(bytes)).Bind(10, rel).Bind(11, now);
-  GANTRY_RETURN_IF_ERROR(ins_version.Run());
+  // Step 6.
+  if (pack) GANTRY_RETURN_IF_ERROR(index_.InsertPack(pack_name, pack_bytes, now));
+  for (auto& b : fresh) {
+    b.pack = pack_name;
+    GANTRY_RETURN_IF_ERROR(index_.InsertBlob(b, now));
+  }
+  VersionRow row;
+  row.model = c.model;
+  row.version = version;
+  row.job_id = c.job_id;
+  row.attempt = c.attempt;
+  row.step = c.step;
+  row.epoch = c.epoch;
+  row.metrics = c.metrics;
+  row.meta = c.meta;
+  row.bytes = manifest.bytes;
+  row.bytes_written = bytes_written;
+  row.path = rel;
+  row.created_at = now;
+  row.parent_model = c.parent_model;
+  row.parent_version = c.parent_version;
+  row.data_fingerprint = c.data_fingerprint;
+  GANTRY_RETURN_IF_ERROR(index_.InsertVersion(row));
+  GANTRY_RETURN_IF_ERROR(index_.InsertTensors(c.model, version, manifest.tensors));
+  GANTRY_RETURN_IF_ERROR(index_.SetNextVersion(c.model, version + 1));
   GANTRY_RETURN_IF_ERROR(tx.Commit().WithContext("committing " + rel));
   staging.Keep();
-  spdlog::info("saved {} v{} ({} tensors, {} bytes)", c.model, version, c.tensors.size(), bytes);
-  return json{{"model", c.model}, {"version", version}, {"path", root_ + "/" + rel}, {"bytes", bytes}};
+  published.Disarm();
+  spdlog::info("saved {} v{} ({} tensors, {} bytes, {} written, {} shared)", c.model, version,
+               c.tensors.size(), manifest.bytes, bytes_written, shared_count);
+
+  json reply = {{"model", c.model},           {"version", version},
+                {"path", root_ + "/" + rel},  {"bytes", manifest.bytes},
+                {"bytes_written", bytes_written}, {"tensors_shared", shared_count},
+                {"expired", json::array()}};
+  // The version is committed whatever happens now: a retention failure is
+  // logged and retried by the next save or gc, never reported as a failed save.
+  auto expired = ApplyRetentionAfterSave(c.model);
+  if (expired.ok()) {
+    reply["expired"] = *expired;
+  } else {
+    spdlog::warn("retention after saving {} v{}: {}", c.model, version, expired.status().ToString());
+  }
+  return reply;
 }
 
-Result<json> Registry::ListVersions(const std::string& model) {
-  GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
-  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
-      "SELECT version, job_id, attempt, step, epoch, metrics_json, bytes, path, created_at"
-      " FROM versions WHERE model = ?1 ORDER BY version"));
-  q.Bind(1, model);
-  json versions = json::array();
-  while (true) {
-    GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    versions.push_back({{"version", q.ColumnInt(0)},
-                        {"job_id", q.ColumnText(1)},
-                        {"attempt", q.ColumnInt(2)},
-                        {"step", q.ColumnInt(3)},
-                        {"epoch", q.ColumnInt(4)},
-                        {"metrics", ParseStored(q.ColumnText(5))},
-                        {"bytes", q.ColumnInt(6)},
-                        {"path", root_ + "/" + q.ColumnText(7)},
-                        {"created_at", q.ColumnDouble(8)}});
-  }
-  if (versions.empty()) {
-    return Status::NotFound("model '" + model + "' has no checkpoints in " + root_ +
-                            " (list_models shows the models this registry holds)");
-  }
-  return json{{"model", model}, {"versions", std::move(versions)}};
+Result<json> Registry::ApplyRetentionAfterSave(const std::string& model) {
+  Collector gc(root_, index_, blobs_, *clock_);
+  GANTRY_ASSIGN_OR_RETURN(auto expired, gc.ApplyRetention(model, false));
+  GANTRY_RETURN_IF_ERROR(gc.FinishPendingDeletes().status());
+  return json(expired);
 }
 
-Result<json> Registry::ListModels() {
-  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
-      "SELECT m.name, COUNT(v.version), COALESCE(MAX(v.version), 0) FROM models m"
-      " LEFT JOIN versions v ON v.model = m.name GROUP BY m.name ORDER BY m.name"));
-  json models = json::array();
-  while (true) {
-    GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    models.push_back({{"name", q.ColumnText(0)}, {"versions", q.ColumnInt(1)}, {"latest", q.ColumnInt(2)}});
-  }
-  return json{{"models", std::move(models)}};
+Status Registry::NoVersionsError(const std::string& model) {
+  return Status::NotFound("model '" + model + "' has no checkpoints in " + root_ +
+                          " (`gantry ckpt models` lists the models this registry holds)");
 }
 
-Result<json> Registry::GetVersion(const std::string& model, int64_t version) {
-  GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
-  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare("SELECT path FROM versions WHERE model = ?1 AND version = ?2"));
-  q.Bind(1, model).Bind(2, version);
-  GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
-  if (!row) {
-    GANTRY_ASSIGN_OR_RETURN(int64_t latest, LatestVersion(model));
-    if (latest == 0) {
-      return Status::NotFound("model '" + model + "' has no checkpoints in " + root_ +
-                              " (list_models shows the models this registry holds)");
-    }
-    return Status::NotFound("model '" + model + "' has no version " + std::to_string(version) +
-                            " (versions run from 1 to " + std::to_string(latest) + ")");
-  }
-  const std::string path = root_ + "/" + q.ColumnText(0);
-  auto text = ReadFile(path + "/manifest.json");
-  if (!text.ok()) {
-    return Status::Corruption(model + " v" + std::to_string(version) + " is indexed but " + path +
-                              "/manifest.json cannot be read (run `gantry ckpt fsck`)");
-  }
-  json manifest = ParseStored(*text);
-  if (!manifest.is_object()) {
-    return Status::Corruption(path + "/manifest.json is not valid JSON (run `gantry ckpt fsck`)");
-  }
-  manifest["path"] = path;
-  return manifest;
+Result<VersionRow> Registry::RequireVersion(const std::string& model, int64_t version) {
+  GANTRY_ASSIGN_OR_RETURN(auto row, index_.GetVersion(model, version));
+  if (row) return std::move(*row);
+  GANTRY_ASSIGN_OR_RETURN(int64_t latest, index_.LatestVersion(model));
+  if (latest == 0) return NoVersionsError(model);
+  return Status::NotFound("model '" + model + "' has no version " + std::to_string(version) +
+                          " (versions run up to " + std::to_string(latest) +
+                          "; `gantry ckpt list " + model + "` shows them)");
 }
 
 }  // namespace gantry::storage

@@ -1,77 +1,147 @@
 // Registry: the checkpoint store of one data directory.
 //
-//   <root>/checkpoints/<model>/v<N>/manifest.json   what the version holds
-//   <root>/checkpoints/<model>/v<N>/tensors.bin     tensor bytes, concatenated
-//   <root>/registry.db                              SQLite index (WAL)
+//   <root>/checkpoints/<model>/v<N>/manifest.json  what the version holds
+//   <root>/checkpoints/.packs/<name>.pack          tensor bytes, stored once
+//                                                  by content (blob_store.h)
+//   <root>/registry.db                             the index (index.h)
 //
 // Protocol of Save(), so that a crash at any point leaves either the old
 // state or the new one:
-//   1. write tensors.bin into <model>/.staging-<random>/ and fsync it;
-//   2. BEGIN IMMEDIATE (the SQLite write lock serialises savers), allocate
-//      N = max(version) + 1 for the model (versions start at 1, no gaps);
+//   1. in <model>/.staging-<random>/, hash every tensor; one whose bytes
+//      already live in a blob (same hash, bytes compared) is shared, the
+//      others are appended to one new pack file, with writeback started as
+//      it grows so the disk works while later tensors are hashed;
+//      fdatasync the pack;
+//   2. BEGIN IMMEDIATE (the SQLite write lock); N = models.next_version;
 //   3. write manifest.json (fsync file and staging folder);
-//   4. rename staging -> v<N>, fsync the model folder;
-//   5. insert the models/versions rows and COMMIT: the commit is the moment
-//      the version exists. Any failure before it removes the folder again.
-// A crash before 4 leaves a .staging-* folder, a crash between 4 and 5 a
-// v<N> folder with no row; Open() deletes the former and moves the latter
-// aside to .orphan-v<N>-<random> (never deleting data the index lacks), so
-// the next save can take N.
+//   4. rename the pack into .packs/ and fsync that folder;
+//   5. rename staging -> v<N>, fsync the model folder;
+//   6. insert pack, blob, version and tensor rows, set next_version = N + 1
+//      and COMMIT: the commit is the moment the version exists.
+//   Then retention runs for the model (collector.h).
+// A failure before 6 removes what it created. A crash leaves at most a
+// staging folder, a pack without a row, or a v<N> folder with
+// N >= next_version; Open() removes them (Collector::Recover), and finishes
+// any garbage collection a crash interrupted.
 //
 // Paths in the index are relative to the data dir (the folder can move);
-// replies carry absolute paths.
+// replies carry absolute paths. Model, alias and tag names follow
+// ValidateName (common/ids.h); refs are "latest", "v<N>" or an alias.
 //
-// Ownership: owns the database handle; the Clock must outlive the Registry.
-// Thread safety: one thread at a time (the service's serve thread).
+// Ownership: owns the index, the data-dir lock and the blob store; the
+// Clock must outlive the Registry.
+// Thread safety: one thread at a time (the service's serve thread); saves
+// from many clients are serialised by that thread, so version numbers are
+// distinct and gap-free.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/protocol.h"
-#include "common/sqlite.h"
+#include "storage/blob_store.h"
 #include "storage/checkpoint.h"
 #include "storage/file_lock.h"
+#include "storage/index.h"
+#include "storage/manifest.h"
 
 namespace gantry::storage {
+
+struct RegistryOptions {
+  // `gc` rewrites a pack whose live blobs fill less than this share of it
+  // (copying them into a new pack), so deleted versions give their space
+  // back even while newer versions share some of their tensors. Higher
+  // reclaims more space for more copying; 0 never compacts.
+  double compact_below_live_fraction = 0.5;
+};
+
+// A version's tensors read back from disk and verified against their
+// checksums. data[i] belongs to manifest.tensors[i].
+struct LoadedVersion {
+  Manifest manifest;
+  std::string path;  // absolute version folder
+  std::vector<std::vector<uint8_t>> data;
+};
 
 class Registry {
  public:
   // Locks the data dir against a second storage service, opens (creating)
-  // <root>/registry.db and recovers interrupted saves.
-  static Result<Registry> Open(const std::string& root, const Clock& clock);
+  // <root>/registry.db and recovers what a crash interrupted.
+  static Result<Registry> Open(const std::string& root, const Clock& clock, RegistryOptions options = {});
 
   Registry(Registry&&) = default;
   Registry& operator=(Registry&&) = default;
 
-  // Commits a new version. Returns {model, version, path, bytes} where bytes
-  // is the size of tensors.bin.
+  // Commits a new version. Returns {model, version, path, bytes,
+  // bytes_written, tensors_shared, expired: [versions retention removed]}.
   Result<json> Save(const Checkpoint& checkpoint);
+
+  // Reads (registry_read.cc).
   // {model, versions: [{version, job_id, attempt, step, epoch, metrics,
-  //  bytes, path, created_at}]} in version order; not_found for a model
-  // with no versions.
+  //  bytes, bytes_written, path, created_at, aliases, tags}]}; not_found
+  // for a model with no versions.
   Result<json> ListVersions(const std::string& model);
-  // {models: [{name, versions, latest}]} by name.
+  // {models: [{name, versions, latest, bytes_written}]} by name.
   Result<json> ListModels();
   // The version's manifest plus "path"; not_found if there is no such version.
   Result<json> GetVersion(const std::string& model, int64_t version);
+  // "latest", "v<N>" (or "<N>") or an alias -> a committed version number.
+  Result<int64_t> Resolve(const std::string& model, const std::string& ref);
+  // Manifest + path + aliases + tags + retention of MODEL@REF.
+  Result<json> Show(const std::string& model, const std::string& ref);
+  // Reads every tensor (or only model tensors) and verifies checksums.
+  Result<LoadedVersion> Load(const std::string& model, int64_t version, bool model_tensors_only = false);
+  // {model, version, job_id, attempt, step, epoch, metrics, data_fingerprint,
+  //  created_at, parent, ancestors: [...]} following parent links.
+  Result<json> Lineage(const std::string& model, const std::string& ref);
+  // Which tensors differ between two versions, and by how much.
+  Result<json> Diff(const std::string& model_a, const std::string& ref_a, const std::string& model_b,
+                    const std::string& ref_b);
+
+  // Names and deletion (registry_labels.cc).
+  Result<json> SetAlias(const std::string& model, const std::string& alias, const std::string& ref);
+  Result<json> RemoveAlias(const std::string& model, const std::string& alias);
+  Result<json> Tag(const std::string& model, const std::string& ref, const std::string& tag, bool protect);
+  Result<json> Untag(const std::string& model, const std::string& ref, const std::string& tag);
+  // Two-phase delete of one version; an aliased or protected version needs
+  // `force` (its aliases and tags go with it).
+  Result<json> Delete(const std::string& model, const std::string& ref, bool force);
+  // Sets (or with nullopt clears) the model's retention policy, then
+  // applies it. Creates the model's row if needed, so a job can set its
+  // policy before its first save.
+  Result<json> SetRetention(const std::string& model, const std::optional<RetentionPolicy>& policy);
+  Result<json> GetRetention(const std::string& model);
+  // Applies retention (one model, or all with a policy), finishes pending
+  // deletes and sweeps debris. dry_run reports what would go.
+  Result<json> CollectGarbage(const std::string& model, bool dry_run);
+  // Checks every version's files against their checksums and the index.
+  Result<json> Fsck(bool repair);
 
   const std::string& root() const { return root_; }
   std::string CheckpointsDir() const { return root_ + "/checkpoints"; }
 
  private:
-  Registry(std::string root, const Clock& clock, FileLock lock, sql::Db db)
-      : root_(std::move(root)), clock_(&clock), lock_(std::move(lock)), db_(std::move(db)) {}
+  Registry(std::string root, const Clock& clock, RegistryOptions options, FileLock lock, Index index)
+      : root_(std::move(root)), clock_(&clock), options_(options), lock_(std::move(lock)),
+        index_(std::move(index)), blobs_(root_) {}
 
-  // Startup recovery described above.
-  Status RecoverInterruptedSaves();
-  Result<int64_t> LatestVersion(const std::string& model);
-  Result<bool> HasVersion(const std::string& model, int64_t version);
+  Result<VersionRow> RequireVersion(const std::string& model, int64_t version);
+  Status NoVersionsError(const std::string& model);
+  // Picks the blob for one large tensor: an existing blob with the same
+  // bytes (shared = true), or a fresh key.
+  Result<std::string> ChooseBlobKey(const std::string& hash, std::span<const uint8_t> data,
+                                    const std::vector<std::pair<std::string, std::span<const uint8_t>>>& fresh,
+                                    bool* shared);
+  Result<json> ApplyRetentionAfterSave(const std::string& model);
 
   std::string root_;
   const Clock* clock_;
+  RegistryOptions options_;
   FileLock lock_;
-  sql::Db db_;
+  Index index_;
+  BlobStore blobs_;
 };
 
 }  // namespace gantry::storage

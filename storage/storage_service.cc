@@ -1,6 +1,64 @@
 #include "storage/storage_service.h"
 
 namespace gantry::storage {
+namespace {
+
+// Every handler names its request in errors: "get_version: field 'model' is required".
+template <typename T>
+Result<T> In(Result<T> r, const std::string& what) {
+  if (!r.ok()) return r.status().WithContext(what);
+  return r;
+}
+
+json TensorsWithData(const LoadedVersion& v) {
+  json tensors = json::array();
+  for (size_t i = 0; i < v.data.size(); ++i) {
+    const TensorRecord& t = v.manifest.tensors[i];
+    tensors.push_back({{"name", t.name}, {"dtype", DTypeName(t.dtype)}, {"shape", t.shape},
+                       {"data", json::binary(v.data[i])}});
+  }
+  return tensors;
+}
+
+// load_checkpoint picks its version by `version` (an int) if given, else
+// by `ref`; with `job_id` it must be (or, without a version, is the newest
+// of) that job's versions: a resuming worker wants its own job's state.
+Result<int64_t> ResolveForLoad(Registry& registry, const json& body, const std::string& model,
+                               const std::string& ref) {
+  GANTRY_ASSIGN_OR_RETURN(int64_t version, In(GetInt(body, "version", 0), "load_checkpoint"));
+  GANTRY_ASSIGN_OR_RETURN(std::string job, In(GetString(body, "job_id", ""), "load_checkpoint"));
+  if (job.empty()) {
+    if (version > 0) return version;
+    return registry.Resolve(model, ref);
+  }
+  GANTRY_ASSIGN_OR_RETURN(json list, registry.ListVersions(model));
+  int64_t newest = 0;
+  for (const auto& v : list["versions"]) {
+    if (v["job_id"] != job) continue;
+    const int64_t n = v["version"].get<int64_t>();
+    if (version > 0 ? n == version : n > newest) newest = n;
+  }
+  if (newest == 0) {
+    return Status::NotFound("model '" + model + "' has no checkpoint of job " + job +
+                            (version > 0 ? " at version " + std::to_string(version) : std::string()));
+  }
+  return newest;
+}
+
+}  // namespace
+
+Result<bool> GetBool(const json& obj, std::string_view key, bool fallback) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) return Status::InvalidArgument("field '" + std::string(key) + "' must be true or false");
+  return it->get<bool>();
+}
+
+Result<std::pair<std::string, std::string>> GetModelRef(const json& obj, const std::string& what) {
+  GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(obj, "model"), what));
+  GANTRY_ASSIGN_OR_RETURN(std::string ref, In(GetString(obj, "ref", "latest"), what));
+  return std::make_pair(std::move(model), std::move(ref));
+}
 
 void RegisterStorageHandlers(RpcServer& server, Registry& registry) {
   server.Handle("save_checkpoint", [&registry](const Request& req) -> Result<json> {
@@ -8,24 +66,57 @@ void RegisterStorageHandlers(RpcServer& server, Registry& registry) {
     return registry.Save(c);
   });
   server.Handle("list_versions", [&registry](const Request& req) -> Result<json> {
-    auto model = GetString(req.body, "model");
-    if (!model.ok()) return model.status().WithContext("list_versions");
-    return registry.ListVersions(*model);
+    GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(req.body, "model"), "list_versions"));
+    return registry.ListVersions(model);
   });
-  server.Handle("list_models", [&registry](const Request&) -> Result<json> {
-    return registry.ListModels();
-  });
+  server.Handle("list_models", [&registry](const Request&) -> Result<json> { return registry.ListModels(); });
   server.Handle("get_version", [&registry](const Request& req) -> Result<json> {
-    auto model = GetString(req.body, "model");
-    if (!model.ok()) return model.status().WithContext("get_version");
-    auto version = GetInt(req.body, "version");
-    if (!version.ok()) return version.status().WithContext("get_version");
-    if (*version < 1) {
-      return Status::InvalidArgument("get_version: version must be >= 1 (got " +
-                                     std::to_string(*version) + ")");
+    GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(req.body, "model"), "get_version"));
+    if (req.body.contains("ref") && !req.body.contains("version")) {
+      GANTRY_ASSIGN_OR_RETURN(std::string ref, In(GetString(req.body, "ref"), "get_version"));
+      GANTRY_ASSIGN_OR_RETURN(int64_t v, registry.Resolve(model, ref));
+      return registry.GetVersion(model, v);
     }
-    return registry.GetVersion(*model, *version);
+    GANTRY_ASSIGN_OR_RETURN(int64_t version, In(GetInt(req.body, "version"), "get_version"));
+    if (version < 1) {
+      return Status::InvalidArgument("get_version: version must be >= 1 (got " + std::to_string(version) + ")");
+    }
+    return registry.GetVersion(model, version);
   });
+  server.Handle("show_version", [&registry](const Request& req) -> Result<json> {
+    GANTRY_ASSIGN_OR_RETURN(auto mr, GetModelRef(req.body, "show_version"));
+    return registry.Show(mr.first, mr.second);
+  });
+  server.Handle("load_checkpoint", [&registry](const Request& req) -> Result<json> {
+    GANTRY_ASSIGN_OR_RETURN(auto mr, GetModelRef(req.body, "load_checkpoint"));
+    GANTRY_ASSIGN_OR_RETURN(std::string include, In(GetString(req.body, "include", "all"), "load_checkpoint"));
+    if (include != "all" && include != "model") {
+      return Status::InvalidArgument("load_checkpoint: include must be 'all' or 'model' (got '" + include + "')");
+    }
+    GANTRY_ASSIGN_OR_RETURN(int64_t version, ResolveForLoad(registry, req.body, mr.first, mr.second));
+    GANTRY_ASSIGN_OR_RETURN(LoadedVersion v, registry.Load(mr.first, version, include == "model"));
+    json out = v.manifest.ToJson();
+    out["path"] = v.path;
+    out["tensors"] = TensorsWithData(v);
+    return out;
+  });
+  server.Handle("lineage", [&registry](const Request& req) -> Result<json> {
+    GANTRY_ASSIGN_OR_RETURN(auto mr, GetModelRef(req.body, "lineage"));
+    return registry.Lineage(mr.first, mr.second);
+  });
+  server.Handle("diff_versions", [&registry](const Request& req) -> Result<json> {
+    auto side = [&](const char* key) -> Result<std::pair<std::string, std::string>> {
+      auto it = req.body.find(key);
+      if (it == req.body.end() || !it->is_object()) {
+        return Status::InvalidArgument(std::string("diff_versions: field '") + key + "' must be a map {model, ref}");
+      }
+      return GetModelRef(*it, std::string("diff_versions: ") + key);
+    };
+    GANTRY_ASSIGN_OR_RETURN(auto a, side("a"));
+    GANTRY_ASSIGN_OR_RETURN(auto b, side("b"));
+    return registry.Diff(a.first, a.second, b.first, b.second);
+  });
+  RegisterStorageAdminHandlers(server, registry);
 }
 
 }  // namespace gantry::storage

@@ -1,15 +1,23 @@
 // The storage service's wire API: binds request types to a Registry.
+// docs/protocol.md ("Storage") has every body and reply; in short:
 //
-//   save_checkpoint {model, job_id?, attempt?, step, epoch?, metrics?, meta?,
-//                    tensors: [{name, dtype, shape, data: bin}]}
-//                   -> {model, version, path, bytes}
-//   list_versions   {model} -> {model, versions: [{version, job_id, attempt,
-//                    step, epoch, metrics, bytes, path, created_at}]}
-//   list_models     {} -> {models: [{name, versions, latest}]}
-//   get_version     {model, version} -> manifest + {path}
+//   save_checkpoint  {model, step, tensors, job_id?, attempt?, epoch?, metrics?, meta?,
+//                     parent_version?, parent_model?, data_fingerprint?,
+//                     optimizer_state?, trainer_state?} -> {model, version, ...}
+//   list_versions {model}      list_models {}      get_version {model, version | ref}
+//   show_version {model, ref}  load_checkpoint {model, ref?, version?, job_id?, include?}
+//   lineage {model, ref}       diff_versions {a: {model, ref}, b: {model, ref}}
+//   set_alias {model, alias, ref}    remove_alias {model, alias}
+//   tag_version {model, ref, tag, protect?}   untag_version {model, ref, tag}
+//   delete_version {model, ref, force?}
+//   set_retention {model, keep_latest, keep_best?, metric?, mode?} | {model, keep_all: true}
+//   get_retention {model}      gc {model?, dry_run?}      fsck {repair?}
+//   export_version {model, ref, format: "torch", include?} -> {..., data: bin}
+//   import_version {model, format: "torch", data: bin, step?, ...} -> as save_checkpoint
 //
 // Ownership: the handlers keep a reference to `registry`, which must outlive
-// the server. Thread safety: handlers run on the server's serve thread.
+// the server. Thread safety: handlers run on the server's serve thread,
+// one at a time; that is what serialises concurrent savers.
 #pragma once
 
 #include "common/rpc.h"
@@ -21,6 +29,15 @@ namespace gantry::storage {
 // in one message, so this bounds the biggest model that can be saved.
 inline constexpr int64_t kDefaultMaxMessageMb = 512;
 
+// Registers every request type above.
 void RegisterStorageHandlers(RpcServer& server, Registry& registry);
+// The naming, retention, maintenance and interop half (storage_admin.cc);
+// called by RegisterStorageHandlers.
+void RegisterStorageAdminHandlers(RpcServer& server, Registry& registry);
+
+// Optional boolean field: `fallback` when absent or null.
+Result<bool> GetBool(const json& obj, std::string_view key, bool fallback);
+// {model, ref} of a request, ref defaulting to "latest"; `what` names the request in errors.
+Result<std::pair<std::string, std::string>> GetModelRef(const json& obj, const std::string& what);
 
 }  // namespace gantry::storage

@@ -27,6 +27,8 @@ ParsedArgs ParseArgs(int argc, char** argv) {
       ->required();
   app.add_option("--monitor", o.monitor, "monitor ingest endpoint; empty = no metrics")
       ->required();
+  app.add_option("--coordinator", o.coordinator,
+                 "coordinator API endpoint for heartbeats; empty = no heartbeats");
   app.add_option("--log-dir", o.log_dir, "append this rank's output to DIR/rank-<R>.log");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -82,10 +84,6 @@ Result<JobSpec> LoadJobSpec(const std::string& path) {
   if (spec.resources.device != "cpu") {
     return Status::InvalidArgument("job spec: resources.device '" + spec.resources.device +
                                    "' is not supported by this worker build yet (use cpu)");
-  }
-  if (!spec.model.torchscript.empty()) {
-    return Status::InvalidArgument(
-        "job spec: model.torchscript is not supported by this worker yet (use model.builtin)");
   }
   return spec;
 }

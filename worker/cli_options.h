@@ -1,10 +1,12 @@
 // Command line and process setup of gantry-worker, before MPI starts.
 //
 //   gantry-worker --job-id ID --attempt N --spec FILE --storage EP --monitor EP
-//                 [--log-dir DIR] [--log-level info]
+//                 [--coordinator EP] [--log-dir DIR] [--log-level info]
 //
 // --storage / --monitor may be empty strings: no checkpoints are sent / no
-// metrics are pushed. --spec is JSON (as the coordinator writes it) or YAML.
+// metrics are pushed. --coordinator (default empty = off) is the
+// coordinator's API endpoint, where every rank sends heartbeats. --spec
+// is JSON (as the coordinator writes it) or YAML.
 //
 // Thread safety: call from main() before any other thread exists (these
 // functions read the environment and replace file descriptors 1 and 2).
@@ -21,6 +23,9 @@ namespace gantry::worker {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitBadInput = 2;  // spec, arguments or data
+// Stopped by SIGTERM/SIGUSR1 after a checkpoint: requeue and resume
+// (EX_TEMPFAIL from sysexits.h: "try again later").
+inline constexpr int kExitPreempted = 75;
 
 struct WorkerOptions {
   std::string job_id;
@@ -28,6 +33,7 @@ struct WorkerOptions {
   std::string spec_path;
   std::string storage;  // RpcServer endpoint of gantry-storage, or empty
   std::string monitor;  // PULL endpoint of gantry-monitor's ingest, or empty
+  std::string coordinator;  // RpcServer endpoint of gantry-coordinator (heartbeats), or empty
   std::string log_dir;
   std::string log_level = "info";
 };

@@ -1,8 +1,9 @@
 // gantry-worker: one data-parallel rank of a training job. mpirun (or srun)
 // starts one per rank; see worker/cli_options.h for the command line and
 // worker/trainer.h for what a rank does. Exit codes: 0 success, 2 bad spec,
-// arguments or data, 1 any other failure. After MPI has started, a failing
-// rank calls MPI_Abort so that its peers do not wait forever in a collective.
+// arguments or data, 75 preempted (SIGTERM/SIGUSR1: all ranks checkpointed
+// and stopped), 1 any other failure. After MPI has started, a failing rank
+// calls MPI_Abort so that its peers do not wait forever in a collective.
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -13,9 +14,11 @@
 #include "common/log.h"
 #include "worker/checkpoint_client.h"
 #include "worker/cli_options.h"
-#include "worker/idx_reader.h"
+#include "worker/heartbeat.h"
+#include "worker/dataset.h"
 #include "worker/metrics_publisher.h"
 #include "worker/mpi_communicator.h"
+#include "worker/stop_signal.h"
 #include "worker/trainer.h"
 
 namespace {
@@ -54,14 +57,17 @@ int Run(int argc, char** argv) {
   const DataSpec& d = spec->data;
   SystemClock clock;
   const auto load_start = clock.Now();
-  auto train = LoadIdxDataset(AbsolutePath(d.train_images, d.path),
-                              AbsolutePath(d.train_labels, d.path), d.limit);
-  if (!train.ok()) return Fail(train.status(), "bad training data (data.train_images/train_labels)");
-  auto test = LoadIdxDataset(AbsolutePath(d.test_images, d.path), AbsolutePath(d.test_labels, d.path));
-  if (!test.ok()) return Fail(test.status(), "bad test data (data.test_images/test_labels)");
-  spdlog::info("loaded {} training and {} test samples from {} in {:.1f} s", train->size(),
-               test->size(), d.path,
-               std::chrono::duration<double>(clock.Now() - load_start).count());
+  auto data = LoadData(*spec);
+  if (!data.ok()) return Fail(data.status(), "bad data (data.*)");
+  for (const auto& note : data->notes) spdlog::warn("data: {}", note);
+  spdlog::info("loaded {} training and {} test samples ({} classes) from {} in {:.1f} s; fingerprint {}",
+               data->train.size(), data->test.size(), data->train.num_classes, d.path,
+               std::chrono::duration<double>(clock.Now() - load_start).count(), data->fingerprint);
+
+  // Before MPI starts, so a stop request during start-up is not lost; the
+  // loop polls it from its first step.
+  auto stop = StopSignal::Install();
+  if (!stop.ok()) return Fail(stop.status(), "installing signal handlers");
 
   auto session = MpiSession::Create(&argc, &argv);
   if (!session.ok()) return Fail(session.status(), "starting MPI");
@@ -78,21 +84,29 @@ int Run(int argc, char** argv) {
                  spec->resources.workers);
   }
 
+  bool preempted = false;
   {
     zmq::context_t zmq_ctx(1);
-    const bool reporter = mpi.world_rank() == 0;
-    MetricsPublisher metrics(zmq_ctx, reporter ? opt.monitor : "",
-                             {opt.job_id, opt.attempt, mpi.world_rank(), mpi.world_size()});
-    CheckpointClient checkpoints(zmq_ctx, reporter ? opt.storage : "");
-    Trainer trainer({*spec, opt.job_id, opt.attempt}, std::move(train).value(),
-                    std::move(test).value(), **comm, metrics, checkpoints, clock);
+    const int rank = mpi.world_rank();
+    // Every rank reports its own step time (stragglers show); rank 0 also
+    // the job's loss and accuracy. Only rank 0 talks to storage.
+    MetricsPublisher metrics(zmq_ctx, opt.monitor, {opt.job_id, opt.attempt, rank, mpi.world_size()});
+    CheckpointClient checkpoints(zmq_ctx, rank == 0 ? opt.storage : "");
+    const auto period = std::chrono::milliseconds(
+        std::max<int64_t>(1, static_cast<int64_t>(spec->train.heartbeat_seconds * 1000)));
+    HeartbeatSender heartbeat(zmq_ctx, opt.coordinator, {opt.job_id, opt.attempt, rank}, period, clock);
+    TrainerOptions topt{*spec, opt.job_id, opt.attempt, stop->get(), &heartbeat, data->fingerprint};
+    Trainer trainer(std::move(topt), std::move(data->train), std::move(data->test), **comm, metrics,
+                    checkpoints, clock);
     if (Status st = trainer.Run(); !st.ok()) return abort_on(st, "training failed");
     const TrainSummary& s = trainer.summary();
-    spdlog::info("rank {}/{} done: {} steps, loss {:.4f}, test accuracy {:.4f}", mpi.world_rank(),
-                 mpi.world_size(), s.steps, s.loss, s.test_accuracy.value_or(0.0));
-    // Leaving this scope closes the sockets; the context waits (bounded by
-    // the linger) for the last metrics to reach the monitor.
+    preempted = s.preempted;
+    spdlog::info("rank {}/{} {}: {} steps, loss {:.4f}, test accuracy {:.4f}", rank, mpi.world_size(),
+                 preempted ? "preempted (checkpointed)" : "done", s.steps, s.loss, s.test_accuracy.value_or(0.0));
+    // Leaving this scope stops the heartbeat and closes the sockets; the
+    // context waits (bounded by the linger) for the last metrics.
   }
+  if (preempted) return kExitPreempted;
   return kExitOk;
 }
 

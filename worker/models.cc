@@ -16,7 +16,7 @@ namespace {
 // Width of the CNN's fully connected layer when model.hidden is empty.
 constexpr int64_t kCnnDefaultHidden = 128;
 
-torch::nn::Sequential Mlp(const std::vector<int64_t>& hidden, int64_t inputs) {
+torch::nn::Sequential Mlp(const std::vector<int64_t>& hidden, int64_t inputs, int64_t classes) {
   torch::nn::Sequential net;
   net->push_back(torch::nn::Flatten());
   int64_t width = inputs;
@@ -25,15 +25,16 @@ torch::nn::Sequential Mlp(const std::vector<int64_t>& hidden, int64_t inputs) {
     net->push_back(torch::nn::ReLU());
     width = h;
   }
-  net->push_back(torch::nn::Linear(width, kNumClasses));
+  net->push_back(torch::nn::Linear(width, classes));
   return net;
 }
 
-torch::nn::Sequential Cnn(const std::vector<int64_t>& hidden, int64_t rows, int64_t cols) {
+torch::nn::Sequential Cnn(const std::vector<int64_t>& hidden, int64_t channels, int64_t rows, int64_t cols,
+                          int64_t classes) {
   using torch::nn::Conv2dOptions;
   using torch::nn::MaxPool2dOptions;
   torch::nn::Sequential net(
-      torch::nn::Conv2d(Conv2dOptions(1, 16, 3).padding(1)), torch::nn::ReLU(),
+      torch::nn::Conv2d(Conv2dOptions(channels, 16, 3).padding(1)), torch::nn::ReLU(),
       torch::nn::MaxPool2d(MaxPool2dOptions(2)),
       torch::nn::Conv2d(Conv2dOptions(16, 32, 3).padding(1)), torch::nn::ReLU(),
       torch::nn::MaxPool2d(MaxPool2dOptions(2)), torch::nn::Flatten());
@@ -41,11 +42,51 @@ torch::nn::Sequential Cnn(const std::vector<int64_t>& hidden, int64_t rows, int6
   // Padding keeps the size through each conv; each pool halves it (floor).
   net->push_back(torch::nn::Linear(32 * (rows / 4) * (cols / 4), fc));
   net->push_back(torch::nn::ReLU());
-  net->push_back(torch::nn::Linear(fc, kNumClasses));
+  net->push_back(torch::nn::Linear(fc, classes));
   return net;
 }
 
+std::string Shape(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
 }  // namespace
+
+Result<torch::nn::Sequential> BuildSequential(const ModelSpec& spec, const std::vector<int64_t>& sample_shape,
+                                              int64_t num_classes) {
+  if (!spec.torchscript.empty()) {
+    return Status::InvalidArgument("model.torchscript is not a builtin model (use CreateModel in model.h)");
+  }
+  int64_t inputs = sample_shape.empty() ? 0 : 1;
+  for (int64_t d : sample_shape) inputs *= d > 0 ? d : 0;
+  if (inputs <= 0) return Status::InvalidArgument("model: bad input sample shape " + Shape(sample_shape));
+  if (num_classes < 1) {
+    return Status::InvalidArgument("model: the data must have at least one class (got " +
+                                   std::to_string(num_classes) + ")");
+  }
+  try {
+    if (spec.builtin == "mlp") return Mlp(spec.hidden, inputs, num_classes);
+    if (spec.builtin == "cnn") {
+      if (sample_shape.size() != 3) {
+        return Status::InvalidArgument("job spec: model.builtin cnn needs image samples [channels, rows, cols] "
+                                       "but the data gives " + Shape(sample_shape) +
+                                       "; use mlp, or a TorchScript model that declares input_shape");
+      }
+      const int64_t rows = sample_shape[1], cols = sample_shape[2];
+      if (rows < 4 || cols < 4) {
+        return Status::InvalidArgument("job spec: model.builtin cnn needs images of at least 4x4 (got " +
+                                       std::to_string(rows) + "x" + std::to_string(cols) + ")");
+      }
+      return Cnn(spec.hidden, sample_shape[0], rows, cols, num_classes);
+    }
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("building model: ") + e.what());
+  }
+  return Status::InvalidArgument("job spec: model.builtin must be one of mlp, cnn (got '" +
+                                 spec.builtin + "')");
+}
 
 Result<torch::nn::Sequential> BuildModel(const ModelSpec& spec, int64_t rows, int64_t cols) {
   if (!spec.torchscript.empty()) {
@@ -56,20 +97,7 @@ Result<torch::nn::Sequential> BuildModel(const ModelSpec& spec, int64_t rows, in
     return Status::InvalidArgument("model: bad input size " + std::to_string(rows) + "x" +
                                    std::to_string(cols));
   }
-  try {
-    if (spec.builtin == "mlp") return Mlp(spec.hidden, rows * cols);
-    if (spec.builtin == "cnn") {
-      if (rows < 4 || cols < 4) {
-        return Status::InvalidArgument("job spec: model.builtin cnn needs images of at least 4x4 (got " +
-                                       std::to_string(rows) + "x" + std::to_string(cols) + ")");
-      }
-      return Cnn(spec.hidden, rows, cols);
-    }
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("building model: ") + e.what());
-  }
-  return Status::InvalidArgument("job spec: model.builtin must be one of mlp, cnn (got '" +
-                                 spec.builtin + "')");
+  return BuildSequential(spec, {1, rows, cols}, kNumClasses);
 }
 
 Result<std::unique_ptr<torch::optim::Optimizer>> BuildOptimizer(

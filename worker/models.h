@@ -1,13 +1,15 @@
 // Builtin models and optimizers, built from a job spec.
 //
-// Models are torch::nn::Sequential so that parameter names ("0.weight",
+// Models are torch::nn::Sequential so that parameter names ("1.weight",
 // "3.bias", ...) match the same nn.Sequential in PyTorch: a checkpoint
 // exported as a state dict loads there without renaming.
-//   mlp: Flatten -> [Linear(h_i) -> ReLU]* -> Linear(kNumClasses)
+//   mlp: Flatten -> [Linear(h_i) -> ReLU]* -> Linear(classes)
 //   cnn: [Conv3x3(16) ReLU MaxPool2] [Conv3x3(32) ReLU MaxPool2] Flatten
-//        Linear(hidden[0] or 128) ReLU Linear(kNumClasses)
-// Initial parameters come from LibTorch's default initialisation under the
-// caller's torch::manual_seed.
+//        Linear(hidden[0] or 128) ReLU Linear(classes)
+// The mlp takes samples of any shape (flattened); the cnn needs images
+// [channels, rows, cols]. Initial parameters come from LibTorch's default
+// initialisation under the caller's torch::manual_seed. model.h wraps these
+// (and TorchScript modules) behind one Model interface.
 //
 // Thread safety: free functions; the returned objects belong to the caller.
 #pragma once
@@ -16,13 +18,21 @@
 #include <torch/optim/optimizer.h>
 
 #include <memory>
+#include <vector>
 
 #include "common/job_spec.h"
 #include "common/status.h"
 
 namespace gantry::worker {
 
-// `rows` x `cols` is the input image size (28 x 28 for Fashion-MNIST).
+// `sample_shape` is one input sample without the batch dimension ([1, 28, 28]
+// for Fashion-MNIST, [F] for F CSV features); the model outputs
+// `num_classes` logits.
+Result<torch::nn::Sequential> BuildSequential(const ModelSpec& spec, const std::vector<int64_t>& sample_shape,
+                                              int64_t num_classes);
+
+// Images of `rows` x `cols` with one channel and kNumClasses classes.
+// Superseded by CreateModel() (model.h); kept while the trainer still calls it.
 Result<torch::nn::Sequential> BuildModel(const ModelSpec& spec, int64_t rows, int64_t cols);
 
 // SGD (momentum, weight decay), Adam or AdamW over `params`.

@@ -45,8 +45,6 @@ Status CheckBuffer(const torch::Tensor& t) {
                                    t.device().str() + ")");
   }
   if (!t.is_contiguous()) return Status::InvalidArgument("MPI communicator: tensor must be contiguous");
-  // MPI counts are int; larger buffers need chunking, which nothing needs yet.
-  if (t.numel() > INT_MAX) return Status::InvalidArgument("MPI communicator: tensor too large for one call");
   return Status::Ok();
 }
 
@@ -54,7 +52,13 @@ Status CheckBuffer(const torch::Tensor& t) {
 
 Result<std::unique_ptr<MpiSession>> MpiSession::Create(int* argc, char*** argv) {
   int provided = 0;
-  GANTRY_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  GANTRY_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided));
+  if (provided < MPI_THREAD_SERIALIZED) {
+    MPI_Finalize();
+    return Status::FailedPrecondition(
+        "MPI: this MPI library gives thread level " + std::to_string(provided) +
+        ", gantry-worker needs MPI_THREAD_SERIALIZED (its collectives run on a communication thread)");
+  }
   int rank = 0;
   int size = 0;
   GANTRY_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
@@ -73,26 +77,51 @@ void MpiSession::Abort(int exit_code) {
   std::_Exit(exit_code);  // MPI_Abort should not return; make sure.
 }
 
-Result<std::unique_ptr<MpiCommunicator>> MpiCommunicator::Create(const MpiSession& session) {
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, int rank, int size, Options options)
+    : comm_(comm), rank_(rank), size_(size), options_(options), queue_(std::make_unique<CommQueue>()) {}
+
+Result<std::unique_ptr<MpiCommunicator>> MpiCommunicator::Create(const MpiSession& session,
+                                                                 Options options) {
+  if (options.chunk_bytes < 1024) {
+    return Status::InvalidArgument("MPI communicator: chunk_bytes must be >= 1024 (got " +
+                                   std::to_string(options.chunk_bytes) + ")");
+  }
   MPI_Comm comm = MPI_COMM_NULL;
   GANTRY_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm));
   GANTRY_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
   return std::unique_ptr<MpiCommunicator>(
-      new MpiCommunicator(comm, session.world_rank(), session.world_size()));
+      new MpiCommunicator(comm, session.world_rank(), session.world_size(), options));
 }
 
 MpiCommunicator::~MpiCommunicator() {
-  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+  // Free on the queue's thread, after every queued collective, then join it.
+  (void)queue_->Run([this] {
+    if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+    return Status::Ok();
+  });
+  queue_.reset();
 }
 
-Status MpiCommunicator::AllreduceSum(torch::Tensor& t) {
-  GANTRY_RETURN_IF_ERROR(CheckBuffer(t));
+Status MpiCommunicator::AllreduceNow(const torch::Tensor& t) {
   GANTRY_ASSIGN_OR_RETURN(MPI_Datatype type, MpiType(t));
-  if (size_ == 1 || t.numel() == 0) return Status::Ok();
-  GANTRY_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), type,
-                                 MPI_SUM, comm_));
+  const int64_t item = static_cast<int64_t>(t.element_size());
+  const int64_t per_chunk = std::max<int64_t>(1, std::min<int64_t>(options_.chunk_bytes / item, INT_MAX));
+  char* base = static_cast<char*>(t.data_ptr());
+  for (int64_t off = 0; off < t.numel(); off += per_chunk) {
+    const int count = static_cast<int>(std::min(per_chunk, t.numel() - off));
+    GANTRY_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, base + off * item, count, type, MPI_SUM, comm_));
+  }
   return Status::Ok();
 }
+
+std::unique_ptr<Work> MpiCommunicator::AllreduceSumAsync(torch::Tensor t) {
+  if (Status st = CheckBuffer(t); !st.ok()) return std::make_unique<DoneWork>(st);
+  if (auto type = MpiType(t); !type.ok()) return std::make_unique<DoneWork>(type.status());
+  if (size_ == 1 || t.numel() == 0) return std::make_unique<DoneWork>(Status::Ok());
+  return queue_->Push([this, t = std::move(t)] { return AllreduceNow(t); });
+}
+
+Status MpiCommunicator::AllreduceSum(torch::Tensor& t) { return AllreduceSumAsync(t)->Wait(); }
 
 Status MpiCommunicator::Broadcast(torch::Tensor& t, int root) {
   GANTRY_RETURN_IF_ERROR(CheckBuffer(t));
@@ -102,8 +131,11 @@ Status MpiCommunicator::Broadcast(torch::Tensor& t, int root) {
                                    " out of range");
   }
   if (size_ == 1 || t.numel() == 0) return Status::Ok();
-  GANTRY_MPI_CHECK(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), type, root, comm_));
-  return Status::Ok();
+  if (t.numel() > INT_MAX) return Status::InvalidArgument("MPI communicator: broadcast too large for one call");
+  return queue_->Run([&] {
+    GANTRY_MPI_CHECK(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), type, root, comm_));
+    return Status::Ok();
+  });
 }
 
 }  // namespace gantry::worker

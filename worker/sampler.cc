@@ -66,13 +66,13 @@ std::vector<int64_t> DistributedSampler::Permutation(int64_t epoch) const {
   return perm;
 }
 
-std::vector<int64_t> DistributedSampler::Batch(int64_t epoch, int64_t step) {
+std::vector<int64_t> DistributedSampler::BatchAt(int64_t epoch, int64_t offset) {
   if (epoch != cached_epoch_) {
     cached_ = Permutation(epoch);
     cached_epoch_ = epoch;
   }
-  assert(step >= 0 && step < steps_per_epoch_);
-  int64_t begin = (step * world_ + rank_) * batch_size_;
+  assert(HasBatchAt(offset));
+  int64_t begin = offset + rank_ * batch_size_;
   return {cached_.begin() + begin, cached_.begin() + begin + batch_size_};
 }
 

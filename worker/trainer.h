@@ -2,17 +2,31 @@
 //
 // Protocol of a run (every rank runs the same steps in the same order, which
 // is what keeps the collectives matched):
-//   1. Build the model under torch::manual_seed(seed), then broadcast rank
-//      0's parameters so all ranks start identical whatever their RNG did.
-//   2. For each step: take this rank's batch from the DistributedSampler,
-//      forward, backward, average gradients over ranks, optimizer step.
-//   3. Every log_every steps and at the last one: allreduce the window's
-//      loss/accuracy sums, log a line, and (rank 0) push a metrics point.
-//   4. Every eval_every steps and at the end: evaluate on the test set
-//      sharded over ranks (sums allreduced) and push test metrics.
-//   5. Every checkpoint.every_steps and at the end: rank 0 saves a checkpoint.
-//      A failed periodic save is logged and training goes on; a failed final
-//      save fails the run on every rank (rank 0 broadcasts the outcome).
+//   1. Build the model under torch::manual_seed(seed) and the optimizer.
+//   2. Initial state (LoadInitialState, trainer_state.cc): rank 0 fetches
+//      the newest checkpoint of this job when attempt > 1 (exact resume:
+//      parameters, optimizer state, step, epoch, sample position, RNG), else
+//      the warm_start checkpoint's parameters, else nothing; it broadcasts
+//      what it got (or its error) and every rank applies the same bytes.
+//      With nothing loaded, rank 0's initial parameters are broadcast.
+//   3. Each step: this rank's slice of the global batch at (epoch, offset);
+//      forward; backward with the Reducer averaging gradient buckets as they
+//      become ready; optimizer step; offset += batch x world.
+//   4. Every StopSignal check interval: allreduce a stop flag. If any rank
+//      got SIGTERM/SIGUSR1, all stop after the same step, save a checkpoint
+//      synchronously (trainer_state.preempted = true) and Run() returns Ok
+//      with summary().preempted set (main exits 75).
+//   5. Every log_every steps and at the last one: allreduce loss/accuracy,
+//      rank 0 pushes the full metrics point, every rank its own step-time
+//      breakdown (data, compute, exposed communication).
+//   6. Every eval_every steps and at the end: evaluate on the test set
+//      sharded over ranks (sums allreduced).
+//   7. Every checkpoint.every_steps: every rank hands its RNG state to rank
+//      0, which copies the state into a snapshot and saves it in the
+//      background (AsyncCheckpointer; at most one in flight). Failures are
+//      logged and published as {"checkpoint_failed": 1}; training goes on.
+//   8. At the end: a synchronous final save; its outcome (shared by rank 0)
+//      decides the run's result on every rank.
 // Run() converts LibTorch exceptions to Status; none escapes.
 //
 // Thread safety: one thread. Everything passed in must outlive the Trainer.
@@ -23,11 +37,19 @@
 
 #include "common/clock.h"
 #include "common/job_spec.h"
+#include "worker/async_checkpointer.h"
 #include "worker/checkpoint_client.h"
 #include "worker/communicator.h"
-#include "worker/idx_reader.h"
+#include "worker/heartbeat.h"
+#include "worker/dataset.h"
 #include "worker/metrics_publisher.h"
+#include "worker/lr_schedule.h"
+#include "worker/model.h"
 #include "worker/models.h"
+#include "worker/optimizer_state.h"
+#include "worker/reducer.h"
+#include "worker/sampler.h"
+#include "worker/stop_signal.h"
 
 namespace gantry::worker {
 
@@ -35,16 +57,24 @@ struct TrainerOptions {
   JobSpec spec;
   std::string job_id;
   int attempt = 1;
+  const StopSignal* stop = nullptr;      // null: never stops early
+  HeartbeatSender* heartbeat = nullptr;  // null: no heartbeats
+  std::string data_fingerprint;          // of the files this rank loaded (fingerprint.h)
 };
 
 // What a finished run reached (same on every rank).
 struct TrainSummary {
-  int64_t steps = 0;
+  int64_t steps = 0;         // optimizer steps done, counting resumed ones
+  int64_t first_step = 0;    // steps already done when this attempt started
   double loss = 0;      // mean over the last logging window
   double accuracy = 0;  // training accuracy over the last logging window
   std::optional<double> test_loss;
   std::optional<double> test_accuracy;
   int64_t checkpoints_saved = 0;  // on rank 0; 0 elsewhere
+  int64_t checkpoints_failed = 0;
+  double checkpoint_stall_seconds = 0;  // rank 0: training time spent in periodic saves
+  bool preempted = false;    // stopped by a signal after a checkpoint
+  std::string loaded_from;   // "model@vN" resumed or warm-started from; empty if none
 };
 
 class Trainer {
@@ -52,39 +82,76 @@ class Trainer {
   // Evaluation batch: big enough to amortise per-call overhead, small enough
   // that activations stay a few MB.
   static constexpr int64_t kEvalBatch = 1000;
+  // Steps between stop-flag agreements. Each costs one 8-byte allreduce
+  // (~10-50 us with MPI on one host, docs/performance.md) against steps of
+  // milliseconds; checking every step keeps a preempted job's extra work to
+  // one step.
+  static constexpr int64_t kStopCheckEvery = 1;
 
-  Trainer(TrainerOptions options, Dataset train, Dataset test, Communicator& comm,
-          MetricsPublisher& metrics, CheckpointClient& checkpoints, const Clock& clock);
+  Trainer(TrainerOptions options, TensorDataset train, TensorDataset test, Communicator& comm,
+          MetricsPublisher& metrics, CheckpointStore& checkpoints, const Clock& clock);
 
   Status Run();
   const TrainSummary& summary() const { return summary_; }
+  // Parameters and buffers by checkpoint name (after Run(): the final ones).
+  NamedTensors NamedState() const;
 
  private:
   struct Window {  // sums since the last metrics report
     double loss_sum = 0;
     double correct = 0;
     double count = 0;
-    double step_seconds = 0;
+    double data_seconds = 0;
+    double compute_seconds = 0;
+    double comm_seconds = 0;
     int64_t steps = 0;
     std::chrono::steady_clock::time_point start;
   };
 
   Status RunSteps();
-  Status Report(int64_t step, int64_t epoch);
-  Status Evaluate(int64_t step, int64_t epoch);
-  // Returns the save's outcome; the caller decides whether it is fatal.
-  Status SaveCheckpoint(int64_t step, int64_t epoch);
-  void Publish(int64_t step, int64_t epoch, json values);
+  Status TrainStep();
+  Result<bool> StopAgreed();
+  Status Report();
+  Status Evaluate();
+  void Publish(json values);
+
+  // trainer_state.cc
+  Status LoadInitialState();
+  Status ApplyCheckpoint(const json& ckpt, bool resume);
+  Result<AsyncCheckpointer::Snapshot> TakeSnapshot(bool preempted);
+  // Periodic (async) or final/preempt (synchronous, shared outcome).
+  Status SaveCheckpoint(bool final_save, bool preempted);
+  // Logs and reports finished saves; the status of the save of the current
+  // step, if it finished.
+  std::optional<Status> CollectSaveOutcomes();
+  NamedTensors NamedParameters() const;
 
   TrainerOptions options_;
-  Dataset train_;
-  Dataset test_;
+  TensorDataset train_;
+  TensorDataset test_;
   Communicator& comm_;
   MetricsPublisher& metrics_;
-  CheckpointClient& checkpoints_;
+  CheckpointStore& checkpoints_;
   const Clock& clock_;
-  torch::nn::Sequential model_{nullptr};
+
+  std::unique_ptr<Model> model_;
+  std::optional<LrSchedule> schedule_;
+  double lr_ = 0;  // learning rate of the last step
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<Reducer> reducer_;
+  std::optional<DistributedSampler> sampler_;
+  std::unique_ptr<AsyncCheckpointer> saver_;
+  bool saving_ = false;  // the same on every rank: rank 0 has a storage endpoint
+
+  // Position: optimizer steps done, and where the next global batch starts.
+  int64_t step_ = 0;
+  int64_t epoch_ = 0;
+  int64_t offset_ = 0;        // index into epoch_'s permutation
+  int64_t samples_seen_ = 0;  // global samples consumed, over all attempts
   int64_t total_steps_ = 0;
+  std::string parent_model_;  // lineage of the saves: what this run started from
+  int64_t parent_version_ = 0;
+
   Window window_;
   TrainSummary summary_;
 };

@@ -5,12 +5,18 @@
 #include <filesystem>
 
 #include "common/fs.h"
-#include "storage/tensor_file.h"
+#include "common/sqlite.h"
+#include "storage/checksum.h"
+#include "storage/content_hash.h"
 #include "tests/storage/test_support.h"
 
 namespace gantry::storage {
 namespace {
 
+using testing::ByteTensor;
+using testing::Pattern;
+using testing::SaveBody;
+using testing::SaveJson;
 using testing::TempDir;
 namespace fs = std::filesystem;
 
@@ -20,7 +26,7 @@ std::vector<uint8_t> Bytes(size_t n, uint8_t seed) {
   return v;
 }
 
-// A body with two tensors; the json must outlive the parsed Checkpoint.
+// A body with two small tensors.
 json Body(const std::string& model, int64_t step, double loss) {
   return {{"model", model}, {"job_id", "j-20240101-000000-abcd"}, {"attempt", 2}, {"step", step},
           {"epoch", step / 10}, {"metrics", {{"loss", loss}}}, {"meta", {{"note", "test"}}},
@@ -30,9 +36,11 @@ json Body(const std::string& model, int64_t step, double loss) {
                         {"data", json::binary(Bytes(32, 3))}}}}};
 }
 
-Result<json> Save(Registry& reg, const json& body) {
-  GANTRY_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpoint(body));
-  return reg.Save(c);
+std::vector<std::string> Names(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 class RegistryTest : public ::testing::Test {
@@ -42,6 +50,7 @@ class RegistryTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return std::move(r).value();
   }
+  std::string PackDir() const { return dir_.path() + "/checkpoints/.packs"; }
   TempDir dir_;
   ManualClock clock_;
 };
@@ -50,13 +59,13 @@ TEST_F(RegistryTest, SavesAndListsVersionsWithMetadata) {
   Registry reg = Open();
   for (int i = 1; i <= 3; ++i) {
     clock_.Advance(std::chrono::seconds(1));
-    auto saved = Save(reg, Body("mnist", i * 10, 1.0 / i));
+    auto saved = SaveJson(reg, Body("mnist", i * 10, 1.0 / i));
     ASSERT_TRUE(saved.ok()) << saved.status().ToString();
     EXPECT_EQ((*saved)["version"], i);
     EXPECT_EQ((*saved)["bytes"], 160);
     EXPECT_EQ((*saved)["path"], dir_.path() + "/checkpoints/mnist/v" + std::to_string(i));
   }
-  ASSERT_TRUE(Save(reg, Body("other", 5, 0.1)).ok());
+  ASSERT_TRUE(SaveJson(reg, Body("other", 5, 0.1)).ok());
 
   auto list = reg.ListVersions("mnist");
   ASSERT_TRUE(list.ok()) << list.status().ToString();
@@ -72,64 +81,145 @@ TEST_F(RegistryTest, SavesAndListsVersionsWithMetadata) {
     EXPECT_DOUBLE_EQ(v["metrics"]["loss"].get<double>(), 1.0 / (i + 1));
     EXPECT_EQ(v["bytes"], 160);
     EXPECT_DOUBLE_EQ(v["created_at"].get<double>(), 1.7e9 + i + 1);
+    EXPECT_EQ(v["aliases"], json::array());
   }
   auto models = reg.ListModels();
   ASSERT_TRUE(models.ok());
-  EXPECT_EQ((*models)["models"], json::parse(R"([{"name":"mnist","versions":3,"latest":3},
-                                                 {"name":"other","versions":1,"latest":1}])"));
+  ASSERT_EQ((*models)["models"].size(), 2u);
+  EXPECT_EQ((*models)["models"][0]["name"], "mnist");
+  EXPECT_EQ((*models)["models"][0]["versions"], 3);
+  EXPECT_EQ((*models)["models"][0]["latest"], 3);
+  EXPECT_EQ((*models)["models"][1]["name"], "other");
 }
 
-TEST_F(RegistryTest, WritesManifestTensorsAndChecksums) {
+TEST_F(RegistryTest, WritesOneManifestAndOnePackWithContentHashes) {
   Registry reg = Open();
   json body = Body("mnist", 7, 0.25);
-  ASSERT_TRUE(Save(reg, body).ok());
+  ASSERT_TRUE(SaveJson(reg, body).ok());
   const std::string vdir = dir_.path() + "/checkpoints/mnist/v1";
-  auto bin = ReadFile(vdir + "/tensors.bin");
-  ASSERT_TRUE(bin.ok());
-  ASSERT_EQ(bin->size(), 160u);
+  auto packs = Names(PackDir());
+  ASSERT_EQ(packs.size(), 1u);
+  auto pack = ReadFile(PackDir() + "/" + packs[0]);
+  ASSERT_TRUE(pack.ok());
+  ASSERT_EQ(pack->size(), 160u);  // the tensors back to back, nothing else
 
   auto got = reg.GetVersion("mnist", 1);
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   const json& m = *got;
+  EXPECT_EQ(m["format"], 2);
   EXPECT_EQ(m["path"], vdir);
-  EXPECT_EQ(m["model"], "mnist");
-  EXPECT_EQ(m["version"], 1);
   EXPECT_EQ(m["step"], 7);
   EXPECT_EQ(m["meta"]["note"], "test");
+  EXPECT_EQ(m["hash_algorithm"], "murmur3-x64-128");
   ASSERT_EQ(m["tensors"].size(), 2u);
+  size_t at = 0;
   for (size_t i = 0; i < 2; ++i) {
     const json& t = m["tensors"][i];
     const auto& want = body["tensors"][i]["data"].get_binary();
     EXPECT_EQ(t["name"], body["tensors"][i]["name"]);
-    EXPECT_EQ(t["dtype"], body["tensors"][i]["dtype"]);
     EXPECT_EQ(t["shape"], body["tensors"][i]["shape"]);
-    ASSERT_EQ(t["bytes"].get<size_t>(), want.size());
-    const auto* at = reinterpret_cast<const uint8_t*>(bin->data()) + t["offset"].get<size_t>();
-    EXPECT_EQ(std::vector<uint8_t>(at, at + want.size()), static_cast<const std::vector<uint8_t>&>(want));
-    EXPECT_EQ(t["crc32"].get<uint32_t>(), Crc32(want.data(), want.size()));
+    EXPECT_EQ(t["hash"], HashBytes(want.data(), want.size()).Hex());
+    EXPECT_EQ(t["blob"], t["hash"]);
+    const auto* p = reinterpret_cast<const uint8_t*>(pack->data()) + at;
+    EXPECT_EQ(std::vector<uint8_t>(p, p + want.size()), static_cast<const std::vector<uint8_t>&>(want));
+    at += want.size();
   }
-  // Known CRC-32 of "123456789" pins the algorithm the manifest promises.
+  // Format 1's CRC-32 stays the zlib one.
   const std::string check = "123456789";
   EXPECT_EQ(Crc32(reinterpret_cast<const uint8_t*>(check.data()), check.size()), 0xCBF43926u);
-  // Nothing left behind in the model folder but the version.
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir_.path() + "/checkpoints/mnist")) {
-    names.push_back(e.path().filename().string());
+  EXPECT_EQ(Names(dir_.path() + "/checkpoints/mnist"), std::vector<std::string>{"v1"});
+  EXPECT_EQ(Names(vdir), std::vector<std::string>{"manifest.json"});
+}
+
+TEST_F(RegistryTest, UnchangedLargeTensorsAreStoredOnce) {
+  Registry reg = Open();
+  json t1 = json::array(), t2 = json::array();
+  for (int i = 0; i < 10; ++i) {
+    t1.push_back(ByteTensor("layer" + std::to_string(i), Pattern(100000, i)));
+    // A fine-tune: only the last layer changes.
+    t2.push_back(ByteTensor("layer" + std::to_string(i), Pattern(100000, i == 9 ? 99 : i)));
   }
-  EXPECT_EQ(names, std::vector<std::string>{"v1"});
+  auto v1 = SaveJson(reg, SaveBody("m", 1, t1));
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  EXPECT_EQ((*v1)["tensors_shared"], 0);
+  auto v2 = SaveJson(reg, SaveBody("m", 2, t2));
+  ASSERT_TRUE(v2.ok());
+  EXPECT_EQ((*v2)["tensors_shared"], 9);
+  EXPECT_EQ((*v2)["bytes"], 1000000);
+  // One new blob plus a manifest of a few KiB.
+  EXPECT_LT((*v2)["bytes_written"].get<int64_t>(), 110000);
+  EXPECT_GE((*v2)["bytes_written"].get<int64_t>(), 100000);
+  EXPECT_EQ(Names(PackDir()).size(), 2u);
+  uint64_t pack_bytes = 0;
+  for (const auto& p : Names(PackDir())) pack_bytes += fs::file_size(PackDir() + "/" + p);
+  EXPECT_EQ(pack_bytes, 1100000u);  // ten layers, then the changed one
+
+  // Both versions read back intact.
+  for (int v = 1; v <= 2; ++v) {
+    auto loaded = reg.Load("m", v);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    const json& want = v == 1 ? t1 : t2;
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_EQ(loaded->data[i], static_cast<const std::vector<uint8_t>&>(want[i]["data"].get_binary()));
+    }
+  }
+  auto diff = reg.Diff("m", "v1", "m", "v2");
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  EXPECT_EQ((*diff)["summary"]["changed"], 1);
+  EXPECT_EQ((*diff)["summary"]["unchanged"], 9);
+  EXPECT_EQ((*diff)["tensors"][9]["name"], "layer9");
+  EXPECT_EQ((*diff)["tensors"][9]["status"], "changed");
+  EXPECT_GT((*diff)["tensors"][9]["stats"]["changed_fraction"].get<double>(), 0.9);
+  EXPECT_EQ((*diff)["tensors"][0]["shared"], true);
+}
+
+TEST_F(RegistryTest, IdenticalTensorsInOneSaveShareABlob) {
+  Registry reg = Open();
+  auto w = Pattern(70000, 3);
+  auto saved = SaveJson(reg, SaveBody("tied", 1, {ByteTensor("embed.weight", w), ByteTensor("head.weight", w)}));
+  ASSERT_TRUE(saved.ok()) << saved.status().ToString();
+  EXPECT_EQ((*saved)["tensors_shared"], 1);
+  ASSERT_EQ(Names(PackDir()).size(), 1u);
+  EXPECT_EQ(fs::file_size(PackDir() + "/" + Names(PackDir())[0]), 70000u);
+}
+
+TEST_F(RegistryTest, AHashMatchAloneNeverSharesABlob) {
+  Registry reg = Open();
+  auto w = Pattern(70000, 4);
+  ASSERT_TRUE(SaveJson(reg, SaveBody("m", 1, {ByteTensor("w", w)})).ok());
+  // Make the stored blob differ from what its hash says (same size), as a
+  // collision would: a new save of `w` must not reuse it.
+  const std::string key = HashBytes(w.data(), w.size()).Hex();
+  auto other = Pattern(70000, 5);
+  ASSERT_EQ(Names(PackDir()).size(), 1u);
+  ASSERT_TRUE(WriteFileAtomic(PackDir() + "/" + Names(PackDir())[0], std::string(other.begin(), other.end())).ok());
+  auto saved = SaveJson(reg, SaveBody("m", 2, {ByteTensor("w", w)}));
+  ASSERT_TRUE(saved.ok()) << saved.status().ToString();
+  EXPECT_EQ((*saved)["tensors_shared"], 0);
+  auto m = reg.GetVersion("m", 2);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->at("tensors")[0]["blob"], key + "-1");
+  auto loaded = reg.Load("m", 2);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->data[0], w);
+  // v1 now fails its checksum, and says so.
+  auto broken = reg.Load("m", 1);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_EQ(broken.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(broken.status().message().find("fails its checksum"), std::string::npos);
 }
 
 TEST_F(RegistryTest, ReopenedRegistrySeesEarlierVersions) {
   {
     Registry reg = Open();
-    ASSERT_TRUE(Save(reg, Body("mnist", 1, 1)).ok());
-    ASSERT_TRUE(Save(reg, Body("mnist", 2, 1)).ok());
+    ASSERT_TRUE(SaveJson(reg, Body("mnist", 1, 1)).ok());
+    ASSERT_TRUE(SaveJson(reg, Body("mnist", 2, 1)).ok());
   }
   Registry reg = Open();
   auto list = reg.ListVersions("mnist");
   ASSERT_TRUE(list.ok());
   EXPECT_EQ((*list)["versions"].size(), 2u);
-  auto saved = Save(reg, Body("mnist", 3, 1));
+  auto saved = SaveJson(reg, Body("mnist", 3, 1));
   ASSERT_TRUE(saved.ok());
   EXPECT_EQ((*saved)["version"], 3);
 }
@@ -147,38 +237,101 @@ TEST_F(RegistryTest, UnknownModelsAndVersionsAreNotFound) {
   ASSERT_FALSE(list.ok());
   EXPECT_EQ(list.status().code(), StatusCode::kNotFound);
   EXPECT_NE(list.status().message().find("model 'nope' has no checkpoints"), std::string::npos);
-  ASSERT_TRUE(Save(reg, Body("mnist", 1, 1)).ok());
+  ASSERT_TRUE(SaveJson(reg, Body("mnist", 1, 1)).ok());
   auto got = reg.GetVersion("mnist", 4);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(got.status().message().find("no version 4 (versions run from 1 to 1)"), std::string::npos);
+  EXPECT_NE(got.status().message().find("no version 4 (versions run up to 1"), std::string::npos);
   EXPECT_EQ(reg.ListVersions("../etc").status().code(), StatusCode::kInvalidArgument);
 }
 
-TEST_F(RegistryTest, OpenCleansUpInterruptedSaves) {
+TEST_F(RegistryTest, OpenRollsBackInterruptedSaves) {
   const std::string model_dir = dir_.path() + "/checkpoints/mnist";
   {
     Registry reg = Open();
-    ASSERT_TRUE(Save(reg, Body("mnist", 1, 1)).ok());
+    ASSERT_TRUE(SaveJson(reg, Body("mnist", 1, 1)).ok());
   }
-  // A save that died while staging, and one that died after its rename but
-  // before its COMMIT.
+  // A save that died while staging, one that died after publishing its pack,
+  // and one that died after its rename but before its COMMIT.
   ASSERT_TRUE(MakeDirs(model_dir + "/.staging-deadbeef").ok());
   ASSERT_TRUE(WriteFileAtomic(model_dir + "/.staging-deadbeef/tensors.bin", "partial").ok());
+  const std::string stray_pack = PackDir() + "/0123456789abcdef.pack";
+  ASSERT_TRUE(WriteFileAtomic(stray_pack, "unreferenced").ok());
   ASSERT_TRUE(MakeDirs(model_dir + "/v2").ok());
-  ASSERT_TRUE(WriteFileAtomic(model_dir + "/v2/tensors.bin", "uncommitted").ok());
+  ASSERT_TRUE(WriteFileAtomic(model_dir + "/v2/manifest.json", "{}").ok());
 
   Registry reg = Open();
-  EXPECT_FALSE(PathExists(model_dir + "/.staging-deadbeef"));
-  EXPECT_TRUE(PathExists(model_dir + "/v1/manifest.json"));
-  int orphans = 0;
-  for (const auto& e : fs::directory_iterator(model_dir)) {
-    if (e.path().filename().string().rfind(".orphan-v2-", 0) == 0) ++orphans;
-  }
-  EXPECT_EQ(orphans, 1);  // moved aside, not deleted
-  auto saved = Save(reg, Body("mnist", 2, 1));
+  EXPECT_EQ(Names(model_dir), std::vector<std::string>{"v1"});
+  EXPECT_FALSE(PathExists(stray_pack));
+  auto saved = SaveJson(reg, Body("mnist", 2, 1));
   ASSERT_TRUE(saved.ok()) << saved.status().ToString();
   EXPECT_EQ((*saved)["version"], 2);
+  auto fsck = reg.Fsck(false);
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_TRUE((*fsck)["ok"].get<bool>()) << fsck->dump(2);
+}
+
+TEST_F(RegistryTest, UnexplainedVersionFolderIsMovedAsideNotDeleted) {
+  const std::string model_dir = dir_.path() + "/checkpoints/mnist";
+  {
+    Registry reg = Open();
+    ASSERT_TRUE(SaveJson(reg, Body("mnist", 1, 1)).ok());
+    ASSERT_TRUE(SaveJson(reg, Body("mnist", 2, 1)).ok());
+    ASSERT_TRUE(reg.Delete("mnist", "v1", false).ok());
+  }
+  // v1's number was committed once: a v1 folder now is not a crashed save.
+  ASSERT_TRUE(MakeDirs(model_dir + "/v1").ok());
+  ASSERT_TRUE(WriteFileAtomic(model_dir + "/v1/tensors.bin", "restored by hand").ok());
+  Registry reg = Open();
+  auto names = Names(model_dir);
+  ASSERT_EQ(names.size(), 2u);
+  EXPECT_EQ(names[0].rfind(".orphan-v1-", 0), 0u);
+  auto fsck = reg.Fsck(false);
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_FALSE((*fsck)["ok"].get<bool>());
+  EXPECT_EQ((*fsck)["problems"][0]["kind"], "orphan_folder");
+  auto repaired = reg.Fsck(true);
+  ASSERT_TRUE(repaired.ok());
+  EXPECT_TRUE((*repaired)["ok"].get<bool>()) << repaired->dump(2);
+  EXPECT_EQ(Names(model_dir), std::vector<std::string>{"v2"});
+}
+
+TEST_F(RegistryTest, Format1VersionsFromBeforeDedupStayReadable) {
+  // What the first release wrote: schema 1, one tensors.bin with CRC-32s.
+  const std::string vdir = dir_.path() + "/checkpoints/old/v1";
+  ASSERT_TRUE(MakeDirs(vdir).ok());
+  auto data = Pattern(24, 9);
+  ASSERT_TRUE(WriteFileAtomic(vdir + "/tensors.bin", std::string(data.begin(), data.end())).ok());
+  json manifest = {{"model", "old"}, {"version", 1}, {"job_id", ""}, {"attempt", 0}, {"step", 5}, {"epoch", 0},
+                   {"metrics", json::object()}, {"meta", json::object()}, {"created_at", 1.0}, {"bytes", 24},
+                   {"tensors", {{{"name", "w"}, {"dtype", "float32"}, {"shape", {2, 3}}, {"offset", 0},
+                                 {"bytes", 24}, {"crc32", Crc32(data.data(), data.size())}}}}};
+  ASSERT_TRUE(WriteFileAtomic(vdir + "/manifest.json", manifest.dump()).ok());
+  {
+    auto db = sql::Db::Open(dir_.path() + "/registry.db");
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(db->Exec(R"sql(
+CREATE TABLE models(name TEXT PRIMARY KEY, created_at REAL NOT NULL);
+CREATE TABLE versions(model TEXT NOT NULL REFERENCES models(name), version INTEGER NOT NULL,
+  job_id TEXT NOT NULL, attempt INTEGER NOT NULL, step INTEGER NOT NULL, epoch INTEGER NOT NULL,
+  metrics_json TEXT NOT NULL, meta_json TEXT NOT NULL, bytes INTEGER NOT NULL, path TEXT NOT NULL,
+  created_at REAL NOT NULL, PRIMARY KEY(model, version));
+INSERT INTO models VALUES('old', 1.0);
+INSERT INTO versions VALUES('old', 1, '', 0, 5, 0, '{}', '{}', 24, 'checkpoints/old/v1', 1.0);
+PRAGMA user_version=1;)sql").ok());
+  }
+  Registry reg = Open();
+  auto loaded = reg.Load("old", 1);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->data[0], data);
+  auto fsck = reg.Fsck(false);
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_TRUE((*fsck)["ok"].get<bool>()) << fsck->dump(2);
+  auto saved = SaveJson(reg, Body("old", 6, 1));
+  ASSERT_TRUE(saved.ok());
+  EXPECT_EQ((*saved)["version"], 2);  // the migration carried the counter over
+  ASSERT_TRUE(reg.Delete("old", "v1", false).ok());
+  EXPECT_FALSE(PathExists(vdir));
 }
 
 }  // namespace

@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <thread>
 #include <zmq.hpp>
 
 #include "common/data_dir.h"
@@ -71,7 +75,7 @@ TEST(StorageDaemonTest, ServesSurvivesGarbageAndStopsOnSigterm) {
   auto saved = client.Call("save_checkpoint", body);
   ASSERT_TRUE(saved.ok()) << saved.status().ToString();
   EXPECT_EQ((*saved)["version"], 1);
-  EXPECT_TRUE(PathExists(data + "/checkpoints/daemon-model/v1/tensors.bin"));
+  EXPECT_TRUE(PathExists(data + "/checkpoints/daemon-model/v1/manifest.json"));
 
   // A second daemon on the same port fails with a clear message.
   auto second = StartStorage(tmp.path() + "/other", endpoint);
@@ -84,6 +88,76 @@ TEST(StorageDaemonTest, ServesSurvivesGarbageAndStopsOnSigterm) {
   ASSERT_TRUE(WaitFor([&] { return child->Poll().has_value(); }));
   EXPECT_TRUE(child->Poll()->ok()) << child->Poll()->ToString();
   EXPECT_FALSE(PathExists(dir.RunFile(kStorage)));
+}
+
+// Four clients save to one model at once: every save is acknowledged with
+// its own number, the numbers are exactly 1..40, and each row belongs to
+// the writer that was told that number.
+TEST(StorageDaemonTest, FourWritersGetDistinctGapFreeVersions) {
+  if (testing::BinDir().empty()) GTEST_SKIP() << "GANTRY_BIN_DIR is not set";
+  TempDir tmp;
+  const std::string data = tmp.path() + "/data";
+  auto child = StartStorage(data, "tcp://127.0.0.1:0");
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  DataDir dir(data);
+  std::string endpoint;
+  ASSERT_TRUE(WaitFor([&] {
+    auto info = dir.ReadServiceInfo(kStorage);
+    if (info.ok()) endpoint = info->endpoints["api"];
+    return info.ok();
+  }));
+
+  constexpr int kWriters = 4;
+  constexpr int kSaves = 10;
+  std::vector<std::vector<int64_t>> got(kWriters);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      zmq::context_t ctx;
+      RpcClient client(ctx, endpoint, std::chrono::seconds(30));
+      for (int i = 0; i < kSaves; ++i) {
+        json body = testing::SaveBody("shared", i, {testing::ByteTensor("w", testing::Pattern(100000, w * 100 + i))});
+        body["job_id"] = "writer-" + std::to_string(w);
+        auto r = client.Call("save_checkpoint", body);
+        if (!r.ok()) {
+          ++failures;
+          continue;
+        }
+        got[w].push_back((*r)["version"].get<int64_t>());
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+
+  std::vector<int64_t> all;
+  std::map<int64_t, int> owner;
+  for (int w = 0; w < kWriters; ++w) {
+    EXPECT_TRUE(std::is_sorted(got[w].begin(), got[w].end())) << "writer " << w;
+    for (int64_t v : got[w]) {
+      all.push_back(v);
+      owner[v] = w;
+    }
+  }
+  std::sort(all.begin(), all.end());
+  std::vector<int64_t> expected(kWriters * kSaves);
+  for (size_t i = 0; i < expected.size(); ++i) expected[i] = static_cast<int64_t>(i) + 1;
+  EXPECT_EQ(all, expected);
+
+  zmq::context_t ctx;
+  RpcClient client(ctx, endpoint, std::chrono::seconds(10));
+  auto list = client.Call("list_versions", {{"model", "shared"}});
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_EQ((*list)["versions"].size(), expected.size());
+  for (const auto& v : (*list)["versions"]) {
+    EXPECT_EQ(v["job_id"], "writer-" + std::to_string(owner[v["version"].get<int64_t>()]));
+  }
+  auto fsck = client.Call("fsck", json::object());
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_TRUE((*fsck)["ok"].get<bool>()) << fsck->dump(2);
+  child->Signal(SIGTERM);
+  ASSERT_TRUE(WaitFor([&] { return child->Poll().has_value(); }));
 }
 
 }  // namespace

@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include "storage/torch_io.h"
 #include "tests/storage/test_support.h"
 
 namespace gantry::storage {
 namespace {
+
+using testing::ByteTensor;
+using testing::Pattern;
 
 // Drives the handlers through RpcServer::Dispatch: the full decode/encode
 // path of the wire protocol without sockets.
@@ -21,6 +25,11 @@ class StorageServiceTest : public ::testing::Test {
     EXPECT_TRUE(rep.ok()) << rep.status().ToString();
     EXPECT_EQ(rep->id, "req-1");
     return std::move(rep).value();
+  }
+  json Ok(const std::string& type, const json& body) {
+    Reply r = Call(type, body);
+    EXPECT_TRUE(r.status.ok()) << type << ": " << r.status.ToString();
+    return r.body;
   }
 
   testing::TempDir dir_;
@@ -43,19 +52,80 @@ TEST_F(StorageServiceTest, SaveListAndGetOverTheProtocol) {
   EXPECT_EQ(saved.body["version"], 1);
   EXPECT_EQ(saved.body["bytes"], 8);
 
-  Reply list = Call("list_versions", {{"model", "m"}});
-  ASSERT_TRUE(list.status.ok());
-  EXPECT_EQ(list.body["versions"][0]["version"], 1);
-  EXPECT_EQ(list.body["versions"][0]["job_id"], "");
+  json list = Ok("list_versions", {{"model", "m"}});
+  EXPECT_EQ(list["versions"][0]["version"], 1);
+  EXPECT_EQ(list["versions"][0]["job_id"], "");
 
-  Reply models = Call("list_models", json::object());
-  ASSERT_TRUE(models.status.ok());
-  EXPECT_EQ(models.body["models"][0]["name"], "m");
+  json models = Ok("list_models", json::object());
+  EXPECT_EQ(models["models"][0]["name"], "m");
 
-  Reply got = Call("get_version", {{"model", "m"}, {"version", 1}});
-  ASSERT_TRUE(got.status.ok());
-  EXPECT_EQ(got.body["tensors"][0]["dtype"], "int32");
-  EXPECT_EQ(got.body["path"], saved.body["path"]);
+  json got = Ok("get_version", {{"model", "m"}, {"version", 1}});
+  EXPECT_EQ(got["tensors"][0]["dtype"], "int32");
+  EXPECT_EQ(got["path"], saved.body["path"]);
+  EXPECT_EQ(Ok("get_version", {{"model", "m"}, {"ref", "latest"}})["version"], 1);
+}
+
+TEST_F(StorageServiceTest, RegistryRequestsRoundTrip) {
+  json body = {{"model", "m"}, {"step", 10}, {"job_id", "j-1"}, {"metrics", {{"loss", 0.5}}},
+               {"data_fingerprint", "fp-1"}, {"trainer_state", {{"sampler_offset", 640}}},
+               {"tensors", {ByteTensor("w", Pattern(70000, 1)), ByteTensor("optimizer/w.momentum", Pattern(70000, 2))}}};
+  ASSERT_EQ(Ok("save_checkpoint", body)["version"], 1);
+  body["step"] = 20;
+  body["parent_version"] = 1;
+  body["tensors"][0] = ByteTensor("w", Pattern(70000, 3));
+  json v2 = Ok("save_checkpoint", body);
+  EXPECT_EQ(v2["tensors_shared"], 1);
+
+  EXPECT_EQ(Ok("set_alias", {{"model", "m"}, {"alias", "production"}, {"ref", "v1"}})["version"], 1);
+  json show = Ok("show_version", {{"model", "m"}, {"ref", "production"}});
+  EXPECT_EQ(show["version"], 1);
+  EXPECT_EQ(show["trainer_state"]["sampler_offset"], 640);
+
+  json loaded = Ok("load_checkpoint", {{"model", "m"}, {"ref", "latest"}, {"include", "model"}});
+  EXPECT_EQ(loaded["version"], 2);
+  ASSERT_EQ(loaded["tensors"].size(), 1u);
+  EXPECT_EQ(static_cast<const std::vector<uint8_t>&>(loaded["tensors"][0]["data"].get_binary()), Pattern(70000, 3));
+  EXPECT_EQ(Ok("load_checkpoint", {{"model", "m"}})["tensors"].size(), 2u);
+  // A resuming worker asks for its own job's newest version, or a number.
+  EXPECT_EQ(Ok("load_checkpoint", {{"model", "m"}, {"job_id", "j-1"}})["version"], 2);
+  EXPECT_EQ(Ok("load_checkpoint", {{"model", "m"}, {"version", 1}})["step"], 10);
+  EXPECT_EQ(Call("load_checkpoint", {{"model", "m"}, {"job_id", "j-2"}}).status.code(), StatusCode::kNotFound);
+
+  json diff = Ok("diff_versions", {{"a", {{"model", "m"}, {"ref", "v1"}}}, {"b", {{"model", "m"}, {"ref", "v2"}}}});
+  EXPECT_EQ(diff["summary"]["changed"], 1);
+  json lineage = Ok("lineage", {{"model", "m"}, {"ref", "v2"}});
+  EXPECT_EQ(lineage["parent"]["version"], 1);
+  EXPECT_EQ(lineage["data_fingerprint"], "fp-1");
+
+  EXPECT_EQ(Ok("tag_version", {{"model", "m"}, {"ref", "v2"}, {"tag", "best"}, {"protect", true}})["protect"], true);
+  EXPECT_EQ(Ok("untag_version", {{"model", "m"}, {"ref", "v2"}, {"tag", "best"}})["tag"], "best");
+  json ret = Ok("set_retention", {{"model", "m"}, {"keep_latest", 1}});
+  EXPECT_EQ(ret["expired"], json::array());  // v1 is aliased
+  EXPECT_EQ(Ok("get_retention", {{"model", "m"}})["retention"]["keep_latest"], 1);
+  EXPECT_EQ(Ok("remove_alias", {{"model", "m"}, {"alias", "production"}})["version"], 1);
+  json gc = Ok("gc", {{"model", "m"}});
+  EXPECT_EQ(gc["expired"][0]["versions"], json::array({1}));
+  EXPECT_EQ(Ok("fsck", json::object())["ok"], true);
+  EXPECT_EQ(Ok("set_retention", {{"model", "m"}, {"keep_all", true}})["retention"], nullptr);
+
+  Reply del = Call("delete_version", {{"model", "m"}});
+  EXPECT_NE(del.status.message().find("'ref' is required"), std::string::npos);
+  EXPECT_EQ(Ok("delete_version", {{"model", "m"}, {"ref", "v2"}})["version"], 2);
+}
+
+TEST_F(StorageServiceTest, ExportWithoutLibTorchSaysSo) {
+  ASSERT_TRUE(Call("save_checkpoint", SaveBody("m")).status.ok());
+  Reply r = Call("export_version", {{"model", "m"}, {"ref", "v1"}, {"format", "onnx"}});
+  EXPECT_EQ(r.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status.message().find("only 'torch'"), std::string::npos);
+  r = Call("export_version", {{"model", "m"}, {"ref", "v1"}, {"format", "torch"}});
+  if (TorchInteropAvailable()) {
+    EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+    EXPECT_GT(r.body["data"].get_binary().size(), 8u);
+  } else {
+    EXPECT_EQ(r.status.code(), StatusCode::kUnavailable);
+    EXPECT_NE(r.status.message().find("built without LibTorch"), std::string::npos);
+  }
 }
 
 TEST_F(StorageServiceTest, BadRequestsGetErrorReplies) {
@@ -71,6 +141,20 @@ TEST_F(StorageServiceTest, BadRequestsGetErrorReplies) {
   EXPECT_EQ(r.status.code(), StatusCode::kInvalidArgument);
   r = Call("get_version", {{"model", "m"}, {"version", "1"}});
   EXPECT_EQ(r.status.code(), StatusCode::kInvalidArgument);
+  r = Call("show_version", {{"model", "../../etc"}, {"ref", "latest"}});
+  EXPECT_EQ(r.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status.message().find("model '../../etc'"), std::string::npos);
+  r = Call("set_alias", {{"model", "m"}, {"alias", "../x"}, {"ref", "v1"}});
+  EXPECT_EQ(r.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status.message().find("alias '../x'"), std::string::npos);
+  r = Call("load_checkpoint", {{"model", "m"}, {"ref", "v1/../../x"}});
+  EXPECT_EQ(r.status.code(), StatusCode::kInvalidArgument);
+  r = Call("fsck", {{"repair", "yes"}});
+  EXPECT_NE(r.status.message().find("'repair' must be true or false"), std::string::npos);
+  r = Call("diff_versions", {{"a", "m@v1"}});
+  EXPECT_NE(r.status.message().find("field 'a' must be a map"), std::string::npos);
+  r = Call("import_version", {{"model", "m"}, {"data", "not binary"}});
+  EXPECT_NE(r.status.message().find("'data' must be binary"), std::string::npos);
 
   auto garbage = DecodeReply(server_.Dispatch("\xc1 not msgpack"));
   ASSERT_TRUE(garbage.ok());

@@ -7,7 +7,7 @@
 
 #include "tests/worker/test_util.h"
 #include "worker/checkpoint_client.h"
-#include "worker/gradient_averager.h"
+#include "worker/reducer.h"
 #include "worker/metrics_publisher.h"
 
 namespace gantry::worker {
@@ -72,32 +72,7 @@ TEST(Models, RefusesUnknownModelsAndOptimizers) {
   EXPECT_NE(opt.status().message().find("train.optimizer.name"), std::string::npos);
 }
 
-TEST(GradientAverager, AveragesOverThreadRanks) {
-  testing::ThreadGroup group(2);
-  std::vector<torch::Tensor> results(4);
-  auto rank_main = [&](int rank) {
-    testing::ThreadCommunicator comm(group, rank);
-    auto a = torch::zeros({2, 3}, torch::requires_grad());
-    auto b = torch::full({4}, static_cast<float>(rank), torch::requires_grad());
-    a.mutable_grad() = torch::full({2, 3}, rank == 0 ? 1.0f : 3.0f);
-    // b has no gradient on rank 0: it counts as zeros there.
-    if (rank == 1) b.mutable_grad() = torch::full({4}, 4.0f);
-    GradientAverager avg(comm, {a, b});
-    EXPECT_EQ(avg.numel(), 10);
-    EXPECT_TRUE(avg.Average().ok());
-    results[rank * 2] = a.grad().clone();
-    results[rank * 2 + 1] = b.grad().clone();
-  };
-  std::thread t0(rank_main, 0), t1(rank_main, 1);
-  t0.join();
-  t1.join();
-  for (int r = 0; r < 2; ++r) {
-    EXPECT_TRUE(results[r * 2].equal(torch::full({2, 3}, 2.0f))) << results[r * 2];
-    EXPECT_TRUE(results[r * 2 + 1].equal(torch::full({4}, 2.0f))) << results[r * 2 + 1];
-  }
-}
-
-TEST(GradientAverager, BroadcastParametersCopiesRankZero) {
+TEST(Reducer, BroadcastParametersCopiesRankZero) {
   testing::ThreadGroup group(2);
   std::vector<torch::Tensor> weights(2);
   auto rank_main = [&](int rank) {
@@ -117,7 +92,7 @@ TEST(GradientAverager, BroadcastParametersCopiesRankZero) {
 }
 
 TEST(CheckpointClient, EncodesTensorsAsRawBytes) {
-  auto f = CheckpointClient::TensorToJson("w", torch::arange(6, torch::kFloat32).view({2, 3}).t());
+  auto f = TensorToJson("w", torch::arange(6, torch::kFloat32).view({2, 3}).t());
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   EXPECT_EQ((*f)["dtype"], "float32");
   EXPECT_EQ((*f)["shape"], json::array({3, 2}));
@@ -128,11 +103,11 @@ TEST(CheckpointClient, EncodesTensorsAsRawBytes) {
   EXPECT_EQ(v[1], 3.0f);  // transposed, then made contiguous
   for (auto [dtype, name] : {std::pair{torch::kFloat64, "float64"}, {torch::kInt64, "int64"},
                              {torch::kInt32, "int32"}, {torch::kUInt8, "uint8"}}) {
-    auto t = CheckpointClient::TensorToJson("t", torch::zeros({2}, dtype));
+    auto t = TensorToJson("t", torch::zeros({2}, dtype));
     ASSERT_TRUE(t.ok());
     EXPECT_EQ((*t)["dtype"], name);
   }
-  EXPECT_FALSE(CheckpointClient::TensorToJson("h", torch::zeros({2}, torch::kFloat16)).ok());
+  EXPECT_FALSE(TensorToJson("h", torch::zeros({2}, torch::kFloat16)).ok());
 }
 
 TEST(MetricsPublisher, EncodesOneMsgpackFrame) {

@@ -1,14 +1,16 @@
-// The training loop with two ranks as threads (ThreadCommunicator) and an
-// in-process fake storage service: no MPI, no child processes.
+// The training loop with ranks as threads (ThreadCommunicator) and an
+// in-memory checkpoint store: no MPI, no child processes.
+#include "worker/idx_reader.h"
 #include "worker/trainer.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <torch/torch.h>
 
-#include <atomic>
 #include <cmath>
 #include <thread>
 
+#include "tests/worker/fake_storage.h"
 #include "tests/worker/test_util.h"
 
 namespace gantry::worker {
@@ -17,14 +19,11 @@ namespace {
 JobSpec TinySpec(const std::string& data_dir) {
   json j = {{"name", "tiny"},
             {"model", {{"builtin", "mlp"}, {"hidden", {16}}}},
-            {"data", {{"path", data_dir}, {"train_images", "train-images-idx3-ubyte.gz"},
-                      {"train_labels", "train-labels-idx1-ubyte.gz"},
-                      {"test_images", "t10k-images-idx3-ubyte.gz"},
-                      {"test_labels", "t10k-labels-idx1-ubyte.gz"}}},
+            {"data", {{"path", data_dir}}},
             {"resources", {{"workers", 2}}},
             {"train", {{"steps", 12}, {"batch_size", 8}, {"log_every", 5}, {"eval_every", 6},
-                       {"optimizer", {{"name", "adam"}, {"lr", 0.01}}}}},
-            {"checkpoint", {{"every_steps", 4}}}};
+                       {"bucket_mb", 0.01}, {"optimizer", {{"name", "adam"}, {"lr", 0.01}}}}},
+            {"checkpoint", {{"model", "tiny"}, {"every_steps", 4}}}};
   auto spec = JobSpec::Parse(j);
   EXPECT_TRUE(spec.ok()) << spec.status().ToString();
   return *spec;
@@ -39,98 +38,238 @@ class TrainerTest : public ::testing::Test {
     spec_ = TinySpec(dir_.path());
   }
 
-  // Runs both ranks; rank 0 saves to `storage` ("" = no checkpoints).
-  void RunRanks(const std::string& storage) {
-    testing::ThreadGroup group(2);
+  struct RankResult {
+    Status status;
+    TrainSummary summary;
+    std::map<std::string, torch::Tensor> params;
+  };
+
+  // Runs `world` ranks as threads; rank 0 saves to `store` (null: no saves).
+  std::vector<RankResult> RunRanks(int world, const JobSpec& spec, CheckpointStore* store,
+                                   const std::string& job = "j-1", int attempt = 1,
+                                   const StopSignal* stop = nullptr) {
+    testing::ThreadGroup group(world);
+    std::vector<RankResult> out(static_cast<size_t>(world));
     auto rank_main = [&](int rank) {
       testing::ThreadCommunicator comm(group, rank);
       auto train = LoadIdxDataset(dir_.File("train-images-idx3-ubyte.gz"),
                                   dir_.File("train-labels-idx1-ubyte.gz"), 160);
-      auto test = LoadIdxDataset(dir_.File("t10k-images-idx3-ubyte.gz"),
-                                 dir_.File("t10k-labels-idx1-ubyte.gz"));
+      auto test = LoadIdxDataset(dir_.File("t10k-images-idx3-ubyte.gz"), dir_.File("t10k-labels-idx1-ubyte.gz"));
       ASSERT_TRUE(train.ok() && test.ok());
-      MetricsPublisher metrics(ctx_, "", {"j-1", 1, rank, 2});
-      CheckpointClient checkpoints(ctx_, rank == 0 ? storage : "");
-      Trainer trainer({spec_, "j-1", 1}, *train, *test, comm, metrics, checkpoints, clock_);
-      status_[rank] = trainer.Run();
-      summary_[rank] = trainer.summary();
+      MetricsPublisher metrics(ctx_, rank == 0 ? monitor_ : "", {job, attempt, rank, world});
+      CheckpointClient disabled(ctx_, "");
+      CheckpointStore& s = rank == 0 && store != nullptr ? *store : disabled;
+      Trainer trainer({spec, job, attempt, stop, nullptr, "fp"}, {train->images, train->labels, kNumClasses},
+                      {test->images, test->labels, kNumClasses}, comm, metrics, s, clock_);
+      RankResult& r = out[static_cast<size_t>(rank)];
+      r.status = trainer.Run();
+      r.summary = trainer.summary();
+      for (auto& [name, t] : trainer.NamedState()) r.params[name] = t.detach().clone();
     };
-    std::thread t0(rank_main, 0), t1(rank_main, 1);
-    t0.join();
-    t1.join();
+    std::vector<std::thread> threads;
+    for (int r = 0; r < world; ++r) threads.emplace_back(rank_main, r);
+    for (auto& t : threads) t.join();
+    return out;
+  }
+
+  static void ExpectOk(const std::vector<RankResult>& rs) {
+    for (const auto& r : rs) ASSERT_TRUE(r.status.ok()) << r.status.ToString();
   }
 
   testing::TempDir dir_;
   JobSpec spec_;
   zmq::context_t ctx_{1};
+  std::string monitor_;
   SystemClock clock_;
-  Status status_[2];
-  TrainSummary summary_[2];
-};
-
-// A storage service on a thread that fails the save_checkpoint calls for
-// which `fail` answers true.
-class FakeStorage {
- public:
-  FakeStorage(zmq::context_t& ctx, std::function<bool(int64_t step)> fail)
-      : server_(ctx, RpcServerOptions{}) {
-    EXPECT_TRUE(server_.Bind().ok());
-    server_.Handle("save_checkpoint", [this, fail](const Request& req) -> Result<json> {
-      int64_t step = req.body.value("step", int64_t{-1});
-      if (fail(step)) return Status::Unavailable("disk full (fake)");
-      return json{{"model", req.body.value("model", "")}, {"version", ++saved_}};
-    });
-    thread_ = std::thread([this] { (void)server_.Serve(); });
-  }
-  ~FakeStorage() {
-    server_.Stop();
-    thread_.join();
-  }
-  std::string endpoint() const { return server_.endpoint(); }
-  int saved() const { return saved_.load(); }
-
- private:
-  RpcServer server_;
-  std::atomic<int> saved_{0};
-  std::thread thread_;
 };
 
 TEST_F(TrainerTest, RanksAgreeAndLearn) {
-  RunRanks("");
-  ASSERT_TRUE(status_[0].ok()) << status_[0].ToString();
-  ASSERT_TRUE(status_[1].ok()) << status_[1].ToString();
-  for (const auto& s : summary_) {
-    EXPECT_EQ(s.steps, 12);
-    EXPECT_TRUE(std::isfinite(s.loss));
-    ASSERT_TRUE(s.test_accuracy.has_value());
+  auto rs = RunRanks(2, spec_, nullptr);
+  ExpectOk(rs);
+  for (const auto& r : rs) {
+    EXPECT_EQ(r.summary.steps, 12);
+    EXPECT_TRUE(std::isfinite(r.summary.loss));
+    ASSERT_TRUE(r.summary.test_accuracy.has_value());
   }
-  // Metrics are reduced over ranks, so both report the same numbers.
-  EXPECT_DOUBLE_EQ(summary_[0].loss, summary_[1].loss);
-  EXPECT_DOUBLE_EQ(*summary_[0].test_accuracy, *summary_[1].test_accuracy);
+  // Metrics are reduced over ranks, so both report the same numbers, and
+  // averaged gradients keep the replicas identical.
+  EXPECT_DOUBLE_EQ(rs[0].summary.loss, rs[1].summary.loss);
+  for (auto& [name, t] : rs[0].params) EXPECT_TRUE(torch::equal(t, rs[1].params[name])) << name;
 }
 
-TEST_F(TrainerTest, PeriodicSaveFailureIsNotFatal) {
-  FakeStorage storage(ctx_, [](int64_t step) { return step == 4; });
-  RunRanks(storage.endpoint());
-  ASSERT_TRUE(status_[0].ok()) << status_[0].ToString();
-  ASSERT_TRUE(status_[1].ok()) << status_[1].ToString();
-  EXPECT_EQ(storage.saved(), 2);  // steps 8 and 12 (final)
-  EXPECT_EQ(summary_[0].checkpoints_saved, 2);
+// Acceptance: 2 ranks at batch B == 1 rank at batch 2B, same seed and data order.
+TEST_F(TrainerTest, TwoRanksMatchOneRankWithTwiceTheBatch) {
+  JobSpec two = spec_;
+  two.train.optimizer.name = "sgd";
+  two.train.optimizer.lr = 0.1;
+  two.train.steps = 15;  // crosses an epoch boundary (160 / 16 = 10 steps per epoch)
+  JobSpec one = two;
+  one.train.batch_size = 2 * two.train.batch_size;
+  auto a = RunRanks(2, two, nullptr);
+  auto b = RunRanks(1, one, nullptr);
+  ExpectOk(a);
+  ExpectOk(b);
+  ASSERT_EQ(a[0].params.size(), 4u);
+  for (auto& [name, t] : a[0].params) {
+    const torch::Tensor& u = b[0].params[name];
+    const double diff = (t - u).abs().max().item<double>();
+    const double scale = std::max(1e-12, u.abs().max().item<double>());
+    EXPECT_LE(diff / scale, 1e-5) << name;
+  }
+}
+
+// Resuming from a checkpoint of the same job gives bit-identical parameters.
+TEST_F(TrainerTest, ResumeIsBitIdentical) {
+  testing::FakeRegistry full_reg;
+  testing::FakeStore full(full_reg);
+  auto ref = RunRanks(2, spec_, &full, "j-ref");
+  ExpectOk(ref);
+  ASSERT_EQ(full_reg.size(), 3u);  // steps 4, 8 and the final 12
+  // A crash after step 8: only the first two saves exist; attempt 2 resumes.
+  testing::FakeRegistry reg;
+  for (size_t i = 0; i < 2; ++i) reg.Add(full_reg.bodies()[i]);
+  testing::FakeStore store(reg);
+  auto resumed = RunRanks(2, spec_, &store, "j-ref", /*attempt=*/2);
+  ExpectOk(resumed);
+  EXPECT_EQ(resumed[0].summary.first_step, 8);
+  EXPECT_EQ(resumed[0].summary.loaded_from, "tiny@v2");
+  for (auto& [name, t] : ref[0].params) EXPECT_TRUE(torch::equal(t, resumed[0].params[name])) << name;
+  // The resumed attempt's saves name their parent.
+  EXPECT_EQ(reg.bodies().back()["parent_version"], 2);
+  EXPECT_EQ(reg.bodies().back()["trainer_state"]["step"], 12);
+  // Optimizer state (Adam) and every rank's RNG travel with the parameters.
+  auto tensors = TensorsFromJson(reg.bodies()[1]["tensors"]);
+  ASSERT_TRUE(tensors.ok());
+  EXPECT_TRUE(tensors->count("optimizer/1.weight/exp_avg"));
+  EXPECT_TRUE(tensors->count("optimizer/1.weight/step"));
+  EXPECT_TRUE(tensors->count("trainer/rng/cpu/rank1"));
+}
+
+TEST_F(TrainerTest, ResumeWithOneRankContinuesAtTheSameSample) {
+  testing::FakeRegistry reg;
+  testing::FakeStore store(reg);
+  JobSpec spec = spec_;
+  spec.train.steps = 8;
+  spec.checkpoint.every_steps = 4;
+  ExpectOk(RunRanks(2, spec, &store, "j-w"));
+  // Keep the step-4 save only, then resume with one rank to step 12.
+  testing::FakeRegistry one_reg;
+  one_reg.Add(reg.bodies()[0]);
+  testing::FakeStore one_store(one_reg);
+  spec.train.steps = 12;
+  auto rs = RunRanks(1, spec, &one_store, "j-w", 2);
+  ExpectOk(rs);
+  const json saved = reg.bodies()[0]["trainer_state"];
+  EXPECT_EQ(saved["epoch_offset"], 4 * 16);  // 4 steps x 8 x 2 ranks
+  // After 8 more one-rank steps: 64 + 8 x 8 = 128 samples into epoch 0
+  // (160 samples; one-rank global batch 8 keeps it in epoch 0).
+  const json last = one_reg.bodies().back()["trainer_state"];
+  EXPECT_EQ(last["step"], 12);
+  EXPECT_EQ(last["epoch"], 0);
+  EXPECT_EQ(last["epoch_offset"], 64 + 8 * 8);
+  EXPECT_EQ(last["samples_seen"], 64 + 8 * 8);
+  EXPECT_EQ(last["world_size"], 1);
+}
+
+TEST_F(TrainerTest, AsyncSaveFailureIsReportedAndTrainingGoesOn) {
+  zmq::socket_t pull(ctx_, zmq::socket_type::pull);
+  pull.set(zmq::sockopt::linger, 0);
+  pull.bind("tcp://127.0.0.1:*");
+  monitor_ = pull.get(zmq::sockopt::last_endpoint);
+  testing::FakeRegistry reg;
+  testing::FakeStore store(reg);
+  store.on_save = [](const json& body) -> Status {
+    return body["step"] == 4 ? Status::Unavailable("disk full (fake)") : Status::Ok();
+  };
+  auto rs = RunRanks(2, spec_, &store);
+  ExpectOk(rs);
+  EXPECT_EQ(reg.size(), 2u);  // 8 and the final 12
+  EXPECT_EQ(rs[0].summary.checkpoints_saved, 2);
+  EXPECT_EQ(rs[0].summary.checkpoints_failed, 1);
+  bool event = false;
+  zmq::message_t m;
+  while (pull.recv(m, zmq::recv_flags::dontwait)) {
+    auto j = ParseMsgpack(m.to_string_view());
+    ASSERT_TRUE(j.ok());
+    const json& v = (*j)["body"]["values"];
+    if (v.contains("checkpoint_failed")) {
+      event = true;
+      EXPECT_EQ(v["checkpoint_step"], 4);
+    }
+  }
+  EXPECT_TRUE(event) << "no checkpoint_failed event reached the monitor socket";
 }
 
 TEST_F(TrainerTest, FinalSaveFailureFailsEveryRank) {
-  FakeStorage storage(ctx_, [](int64_t step) { return step == 12; });
-  RunRanks(storage.endpoint());
-  EXPECT_FALSE(status_[0].ok());
-  EXPECT_NE(status_[0].message().find("final checkpoint"), std::string::npos) << status_[0].ToString();
-  EXPECT_NE(status_[0].message().find("disk full"), std::string::npos) << status_[0].ToString();
-  EXPECT_FALSE(status_[1].ok());
+  testing::FakeRegistry reg;
+  testing::FakeStore store(reg);
+  store.on_save = [](const json& body) -> Status {
+    return body["step"] == 12 ? Status::Unavailable("disk full (fake)") : Status::Ok();
+  };
+  auto rs = RunRanks(2, spec_, &store);
+  EXPECT_FALSE(rs[0].status.ok());
+  EXPECT_NE(rs[0].status.message().find("final checkpoint"), std::string::npos) << rs[0].status.ToString();
+  EXPECT_NE(rs[0].status.message().find("disk full"), std::string::npos) << rs[0].status.ToString();
+  EXPECT_FALSE(rs[1].status.ok());
+}
+
+TEST_F(TrainerTest, SynchronousSavesKeepTheOldPath) {
+  JobSpec spec = spec_;
+  spec.checkpoint.async = false;
+  testing::FakeRegistry reg;
+  testing::FakeStore store(reg);
+  auto rs = RunRanks(2, spec, &store);
+  ExpectOk(rs);
+  EXPECT_EQ(reg.size(), 3u);
+  EXPECT_EQ(rs[0].summary.checkpoints_saved, 3);
+}
+
+// A stop request on one rank: all ranks stop after the same step and save.
+TEST_F(TrainerTest, StopSignalMakesAllRanksCheckpointAndStop) {
+  auto stop = StopSignal::Install();
+  ASSERT_TRUE(stop.ok()) << stop.status().ToString();
+  testing::FakeRegistry reg;
+  testing::FakeStore store(reg);
+  StopSignal* s = stop->get();
+  // The step-4 save raises the "signal" (in async mode, from the saver thread).
+  store.on_save = [s](const json& body) {
+    if (body["step"] == 4) s->Raise(SIGTERM);
+    return Status::Ok();
+  };
+  auto rs = RunRanks(2, spec_, &store, "j-1", 1, s);
+  ExpectOk(rs);
+  ASSERT_TRUE(rs[0].summary.preempted);
+  ASSERT_TRUE(rs[1].summary.preempted);
+  EXPECT_EQ(rs[0].summary.steps, rs[1].summary.steps);
+  EXPECT_LT(rs[0].summary.steps, 12);
+  const json last = reg.bodies().back();
+  EXPECT_EQ(last["step"], rs[0].summary.steps);
+  EXPECT_EQ(last["trainer_state"]["preempted"], true);
 }
 
 TEST_F(TrainerTest, TooFewSamplesIsABadSpec) {
-  spec_.train.batch_size = 100;  // 2 x 100 > 160 samples
-  RunRanks("");
-  EXPECT_EQ(status_[0].code(), StatusCode::kInvalidArgument) << status_[0].ToString();
+  JobSpec spec = spec_;
+  spec.train.batch_size = 100;  // 2 x 100 > 160 samples
+  auto rs = RunRanks(2, spec, nullptr);
+  EXPECT_EQ(rs[0].status.code(), StatusCode::kInvalidArgument) << rs[0].status.ToString();
+}
+
+TEST_F(TrainerTest, WarmStartLoadsParametersOnly) {
+  testing::FakeRegistry reg;
+  testing::FakeStore store(reg);
+  ExpectOk(RunRanks(2, spec_, &store, "j-a"));
+  JobSpec warm = spec_;
+  warm.warm_start = "tiny@v3";
+  warm.train.steps = 2;
+  warm.checkpoint.every_steps = 0;
+  auto rs = RunRanks(2, warm, &store, "j-b");
+  ExpectOk(rs);
+  EXPECT_EQ(rs[0].summary.loaded_from, "tiny@v3");
+  EXPECT_EQ(rs[0].summary.first_step, 0);  // parameters only: the step count starts over
+  EXPECT_EQ(reg.bodies().back()["parent_version"], 3);
+  JobSpec bad = warm;
+  bad.warm_start = "tiny@v9";
+  EXPECT_EQ(RunRanks(2, bad, &store, "j-c")[1].status.code(), StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -1,0 +1,171 @@
+// AsyncCheckpointer (one save in flight, outcomes never dropped), optimizer
+// state round trips, tensor encoding, and StopSignal.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <torch/torch.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "tests/worker/fake_storage.h"
+#include "worker/async_checkpointer.h"
+#include "worker/optimizer_state.h"
+#include "worker/stop_signal.h"
+
+namespace gantry::worker {
+namespace {
+
+// A store whose saves block until the test opens the gate.
+class GatedStore final : public CheckpointStore {
+ public:
+  bool enabled() const override { return true; }
+  Result<SavedCheckpoint> Save(const json& body) override {
+    std::unique_lock<std::mutex> l(mu);
+    ++entered;
+    cv.notify_all();
+    cv.wait(l, [&] { return open; });
+    if (body["step"] == 2) return Status::Unavailable("disk full (fake)");
+    return SavedCheckpoint{"m", body["step"].get<int64_t>()};
+  }
+  Result<std::optional<json>> LoadLatestOfJob(const std::string&, const std::string&) override {
+    return std::optional<json>();
+  }
+  Result<json> LoadRef(const std::string&, const std::string&, bool) override { return Status::NotFound("x"); }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  int entered = 0;   // GUARDED_BY(mu)
+  bool open = false;  // GUARDED_BY(mu)
+};
+
+TEST(AsyncCheckpointer, SubmitReturnsWhileTheSaveRunsAndReportsEveryOutcome) {
+  GatedStore store;
+  AsyncCheckpointer saver(store, /*async=*/true);
+  ASSERT_TRUE(saver.Submit({1, {{"step", 1}}}).ok());  // returns with the save blocked
+  {
+    std::unique_lock<std::mutex> l(store.mu);
+    store.cv.wait(l, [&] { return store.entered == 1; });
+  }
+  EXPECT_TRUE(saver.TakeFinished().empty());
+  // A second Submit waits for the first (at most one in flight): run it on
+  // a thread and open the gate.
+  std::thread second([&] { EXPECT_TRUE(saver.Submit({2, {{"step", 2}}}).ok()); });
+  {
+    std::lock_guard<std::mutex> l(store.mu);
+    store.open = true;
+  }
+  store.cv.notify_all();
+  second.join();
+  saver.Flush();
+  auto done = saver.TakeFinished();
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_TRUE(done[0].status.ok());
+  EXPECT_EQ(done[0].saved.version, 1);
+  EXPECT_EQ(done[1].step, 2);
+  EXPECT_EQ(done[1].status.code(), StatusCode::kUnavailable);
+}
+
+TEST(AsyncCheckpointer, InlineModeReturnsTheSaveStatus) {
+  GatedStore store;
+  store.open = true;
+  AsyncCheckpointer saver(store, /*async=*/false);
+  EXPECT_TRUE(saver.Submit({1, {{"step", 1}}}).ok());
+  EXPECT_EQ(saver.Submit({2, {{"step", 2}}}).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(saver.TakeFinished().size(), 2u);
+}
+
+TEST(AsyncCheckpointer, DestructorFinishesTheSaveInFlight) {
+  testing::FakeRegistry reg;
+  testing::FakeStore store(reg);
+  {
+    AsyncCheckpointer saver(store, true);
+    ASSERT_TRUE(saver.Submit({7, {{"model", "m"}, {"step", 7}}}).ok());
+  }
+  EXPECT_EQ(reg.size(), 1u);
+}
+
+// Optimizer state survives a round trip bit for bit: the next step of a
+// restored optimizer equals the next step of the original.
+template <typename Opt, typename Options>
+void RoundTrip(Options options) {
+  torch::manual_seed(1);
+  torch::nn::Linear a(4, 3);
+  torch::nn::Linear b(4, 3);
+  {
+    torch::NoGradGuard g;
+    for (size_t i = 0; i < 2; ++i) b->parameters()[i].copy_(a->parameters()[i]);
+  }
+  Opt oa(a->parameters(), options);
+  Opt ob(b->parameters(), options);
+  torch::Tensor x = torch::randn({6, 4});
+  for (int s = 0; s < 3; ++s) {
+    oa.zero_grad();
+    a->forward(x).pow(2).sum().backward();
+    oa.step();
+  }
+  NamedTensors pa = {{"weight", a->weight}, {"bias", a->bias}};
+  NamedTensors pb = {{"weight", b->weight}, {"bias", b->bias}};
+  auto saved = SaveOptimizerState(oa, pa);
+  ASSERT_TRUE(saved.ok()) << saved.status().ToString();
+  ASSERT_FALSE(saved->empty());
+  std::map<std::string, torch::Tensor> by_name;
+  for (auto& [n, t] : *saved) {
+    EXPECT_EQ(n.rfind("optimizer/", 0), 0u) << n;
+    by_name[n] = t.clone();
+  }
+  {
+    torch::NoGradGuard g;
+    b->weight.copy_(a->weight);
+    b->bias.copy_(a->bias);
+  }
+  ASSERT_TRUE(RestoreOptimizerState(ob, pb, by_name).ok());
+  oa.zero_grad();
+  a->forward(x).pow(2).sum().backward();
+  oa.step();
+  ob.zero_grad();
+  b->forward(x).pow(2).sum().backward();
+  ob.step();
+  EXPECT_TRUE(torch::equal(a->weight, b->weight));
+  EXPECT_TRUE(torch::equal(a->bias, b->bias));
+}
+
+TEST(OptimizerState, SgdMomentumRoundTrips) {
+  RoundTrip<torch::optim::SGD>(torch::optim::SGDOptions(0.1).momentum(0.9));
+}
+TEST(OptimizerState, AdamRoundTrips) { RoundTrip<torch::optim::Adam>(torch::optim::AdamOptions(0.01)); }
+TEST(OptimizerState, AdamWAmsgradRoundTrips) {
+  RoundTrip<torch::optim::AdamW>(torch::optim::AdamWOptions(0.01).amsgrad(true));
+}
+
+TEST(OptimizerState, MissingTensorIsCorruption) {
+  torch::nn::Linear a(2, 2);
+  torch::optim::Adam opt(a->parameters(), torch::optim::AdamOptions(0.1));
+  NamedTensors p = {{"weight", a->weight}};
+  std::map<std::string, torch::Tensor> saved = {{"optimizer/weight/step", torch::tensor(int64_t{3})}};
+  EXPECT_EQ(RestoreOptimizerState(opt, p, saved).code(), StatusCode::kCorruption);
+}
+
+TEST(TensorCodec, RoundTripsAndRejectsBadSizes) {
+  torch::Tensor t = torch::arange(6, torch::kFloat32).view({2, 3});
+  auto j = TensorToJson("w", t);
+  ASSERT_TRUE(j.ok());
+  auto back = TensorsFromJson(json::array({*j}));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(torch::equal(back->at("w"), t));
+  (*j)["shape"] = {4, 3};
+  EXPECT_EQ(TensorsFromJson(json::array({*j})).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(StopSignal, RealSignalsSetTheFlagAndOnlyOneInstanceExists) {
+  auto s = StopSignal::Install();
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE(StopSignal::Install().ok());
+  EXPECT_EQ((*s)->requested(), 0);
+  ASSERT_EQ(::raise(SIGUSR1), 0);  // handled synchronously on this thread
+  EXPECT_EQ((*s)->requested(), SIGUSR1);
+  ::raise(SIGTERM);  // the first signal wins
+  EXPECT_EQ((*s)->requested(), SIGUSR1);
+}
+
+}  // namespace
+}  // namespace gantry::worker

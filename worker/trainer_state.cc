@@ -1,0 +1,269 @@
+// The Trainer's checkpoint half: what a save holds, and how a run starts
+// from a checkpoint (exact resume or warm start). docs/worker.md,
+// "Checkpoints", has the naming.
+#include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "worker/idx_reader.h"
+#include "worker/trainer.h"
+
+namespace gantry::worker {
+namespace {
+
+using Seconds = std::chrono::duration<double>;
+
+constexpr int kTrainerStateFormat = 1;
+
+std::string RngName(int rank) { return "trainer/rng/cpu/rank" + std::to_string(rank); }
+
+torch::Tensor CpuRngState() {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void SetCpuRngState(const torch::Tensor& state) {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+// "E<code>\n<message>": an error rank 0 met while loading, for every rank.
+std::string EncodeError(const Status& st) {
+  return "E" + std::string(StatusCodeName(st.code())) + "\n" + st.message();
+}
+Status DecodeError(const std::string& payload) {
+  auto nl = payload.find('\n');
+  if (nl == std::string::npos) return Status::Internal("rank 0 failed to load a checkpoint");
+  return Status(StatusCodeFromName(payload.substr(1, nl - 1)), payload.substr(nl + 1));
+}
+
+}  // namespace
+
+Status Trainer::LoadInitialState() {
+  const JobSpec& spec = options_.spec;
+  // 1. Rank 0 fetches: tag 'R' (resume), 'W' (warm start), 'N' (nothing),
+  //    'E' (error), then the load_checkpoint reply as MessagePack.
+  std::string payload = "N";
+  if (comm_.rank() == 0) {
+    if (saving_ && options_.attempt > 1) {
+      auto got = checkpoints_.LoadLatestOfJob(spec.checkpoint.model, options_.job_id);
+      if (!got.ok()) {
+        payload = EncodeError(got.status().WithContext("resuming job " + options_.job_id));
+      } else if (got->has_value()) {
+        payload = "R" + ToMsgpack(**got);
+      } else {
+        spdlog::warn("attempt {}: job {} has no checkpoint under model {}; starting from scratch",
+                     options_.attempt, options_.job_id, spec.checkpoint.model);
+      }
+    }
+    if (payload == "N" && !spec.warm_start.empty()) {
+      const auto at = spec.warm_start.find('@');
+      const std::string model = spec.warm_start.substr(0, at);
+      const std::string ref = spec.warm_start.substr(at + 1);
+      auto got = checkpoints_.LoadRef(model, ref, /*model_only=*/true);
+      payload = got.ok() ? "W" + ToMsgpack(*got) : EncodeError(got.status().WithContext("warm_start " + spec.warm_start));
+    }
+  }
+  // 2. Everyone gets the same bytes, so every rank applies the same state.
+  GANTRY_RETURN_IF_ERROR(BroadcastBytes(comm_, payload, 0).WithContext("sharing the initial state"));
+  switch (payload[0]) {
+    case 'N':
+    {
+      std::vector<torch::Tensor> state;
+      for (auto& [name, t] : model_->StateDict()) state.push_back(t);
+      return BroadcastTensors(comm_, state);
+    }
+    case 'E':
+      return DecodeError(payload);
+    case 'R':
+    case 'W': {
+      GANTRY_ASSIGN_OR_RETURN(json ckpt, ParseMsgpack(std::string_view(payload).substr(1)));
+      return ApplyCheckpoint(ckpt, payload[0] == 'R');
+    }
+    default:
+      return Status::Internal("initial state: unknown tag from rank 0");
+  }
+}
+
+Status Trainer::ApplyCheckpoint(const json& ckpt, bool resume) {
+  const std::string source = ckpt.value("model", "?") + "@v" + std::to_string(ckpt.value("version", int64_t{0}));
+  if (!ckpt.contains("tensors")) return Status::Corruption("checkpoint " + source + " has no tensors");
+  GANTRY_ASSIGN_OR_RETURN(auto saved, TensorsFromJson(ckpt["tensors"]));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : NamedState()) {
+      auto it = saved.find(name);
+      if (it == saved.end()) {
+        return Status::InvalidArgument("checkpoint " + source + " has no tensor '" + name +
+                                       "': it was saved from another model (check model.* and warm_start)");
+      }
+      if (it->second.sizes() != t.sizes() || it->second.scalar_type() != t.scalar_type()) {
+        return Status::InvalidArgument("checkpoint " + source + ": tensor '" + name + "' has shape " +
+                                       c10::str(it->second.sizes()) + ", the model needs " + c10::str(t.sizes()));
+      }
+      t.copy_(it->second);
+    }
+  }
+  parent_model_ = ckpt.value("model", "");
+  parent_version_ = ckpt.value("version", int64_t{0});
+  summary_.loaded_from = source;
+  if (!resume) {
+    spdlog::info("rank {}/{}: warm start from {} (parameters only)", comm_.rank(), comm_.size(), source);
+    return Status::Ok();
+  }
+  GANTRY_RETURN_IF_ERROR(RestoreOptimizerState(*optimizer_, NamedParameters(), saved));
+  // Trainer state: its own field, or inside meta for stores that keep only meta.
+  json ts = ckpt.value("trainer_state", json::object());
+  if (!ts.contains("step") && ckpt.contains("meta") && ckpt["meta"].is_object()) {
+    ts = ckpt["meta"].value("trainer_state", json::object());
+  }
+  if (!ts.contains("step") || !ts.contains("epoch") || !ts.contains("epoch_offset")) {
+    return Status::Corruption("checkpoint " + source + " has no trainer_state {step, epoch, epoch_offset}");
+  }
+  step_ = ts["step"].get<int64_t>();
+  epoch_ = ts["epoch"].get<int64_t>();
+  offset_ = ts["epoch_offset"].get<int64_t>();
+  samples_seen_ = ts.value("samples_seen", int64_t{0});
+  if (ts.value("seed", options_.spec.train.seed) != options_.spec.train.seed) {
+    spdlog::warn("checkpoint {} was trained with another seed: the data order changes", source);
+  }
+  // Same world size: each rank gets its own generator back (bit-exact).
+  // Another world size: rank r takes rank r's if it exists, else rank 0's.
+  auto rng = saved.find(RngName(comm_.rank()));
+  if (rng == saved.end()) rng = saved.find(RngName(0));
+  if (rng != saved.end()) SetCpuRngState(rng->second);
+  const int64_t saved_world = ts.value("world_size", int64_t{0});
+  spdlog::info("rank {}/{}: resuming from {} at step {}, epoch {}, sample {} of the epoch{}", comm_.rank(),
+               comm_.size(), source, step_, epoch_, offset_,
+               saved_world == comm_.size() ? "" : " (saved by " + std::to_string(saved_world) + " ranks)");
+  return Status::Ok();
+}
+
+Result<AsyncCheckpointer::Snapshot> Trainer::TakeSnapshot(bool preempted) {
+  const JobSpec& spec = options_.spec;
+  json tensors = json::array();
+  for (const auto& [name, t] : NamedState()) {
+    GANTRY_ASSIGN_OR_RETURN(json j, TensorToJson(name, t));
+    tensors.push_back(std::move(j));
+  }
+  GANTRY_ASSIGN_OR_RETURN(NamedTensors optim, SaveOptimizerState(*optimizer_, NamedParameters()));
+  for (const auto& [name, t] : optim) {
+    GANTRY_ASSIGN_OR_RETURN(json j, TensorToJson(name, t));
+    tensors.push_back(std::move(j));
+  }
+  json metrics = {{"loss", summary_.loss}, {"accuracy", summary_.accuracy}};
+  if (summary_.test_accuracy) {
+    metrics["test_accuracy"] = *summary_.test_accuracy;
+    metrics["test_loss"] = *summary_.test_loss;
+  }
+  json body = {
+      {"model", spec.checkpoint.model},
+      {"job_id", options_.job_id},
+      {"attempt", options_.attempt},
+      {"step", step_},
+      {"epoch", epoch_},
+      {"metrics", metrics},
+      {"meta",
+       {{"job_name", spec.name},
+        {"world_size", comm_.size()},
+        {"model", model_->Describe()},
+        {"model_builtin", spec.model.torchscript.empty() ? spec.model.builtin : "torchscript"},
+        {"model_hidden", spec.model.hidden},
+        {"input_shape", model_->InputShape().value_or(train_.SampleShape())},
+        {"num_classes", train_.num_classes}}},
+      {"trainer_state",
+       {{"format", kTrainerStateFormat},
+        {"step", step_},
+        {"epoch", epoch_},
+        {"epoch_offset", offset_},
+        {"samples_seen", samples_seen_},
+        {"world_size", comm_.size()},
+        {"batch_size", spec.train.batch_size},
+        {"seed", spec.train.seed},
+        {"preempted", preempted}}},
+      {"optimizer_state",
+       {{"name", spec.train.optimizer.name},
+        {"lr", spec.train.optimizer.lr},
+        {"momentum", spec.train.optimizer.momentum},
+        {"weight_decay", spec.train.optimizer.weight_decay}}},
+      {"tensors", std::move(tensors)}};
+  // IDX images are normalised with fixed statistics (idx_reader.h); whoever
+  // serves this model must do the same.
+  if (train_.features.dim() == 4) body["meta"]["normalize"] = {{"mean", kPixelMean}, {"std", kPixelStd}};
+  body["data_fingerprint"] = options_.data_fingerprint;
+  if (parent_version_ > 0) {
+    body["parent_model"] = parent_model_;
+    body["parent_version"] = parent_version_;
+  }
+  return AsyncCheckpointer::Snapshot{step_, std::move(body)};
+}
+
+Status Trainer::SaveCheckpoint(bool final_save, bool preempted) {
+  if (!saving_) return Status::Ok();
+  const auto t0 = clock_.Now();
+  // 1. Every rank's RNG state travels to rank 0 (a broadcast from each).
+  std::vector<torch::Tensor> rng(static_cast<size_t>(comm_.size()));
+  const torch::Tensor mine = CpuRngState();
+  for (int r = 0; r < comm_.size(); ++r) {
+    torch::Tensor t = r == comm_.rank() ? mine.clone() : torch::empty_like(mine);
+    GANTRY_RETURN_IF_ERROR(comm_.Broadcast(t, r).WithContext("gathering RNG states"));
+    rng[static_cast<size_t>(r)] = t;
+  }
+  // 2. Rank 0 snapshots and hands the snapshot to the saver; the save's
+  //    own outcome comes back through CollectSaveOutcomes().
+  Status outcome;
+  if (comm_.rank() == 0) {
+    auto snap = TakeSnapshot(preempted);
+    if (snap.ok()) {
+      for (int r = 0; r < comm_.size() && outcome.ok(); ++r) {
+        auto j = TensorToJson(RngName(r), rng[static_cast<size_t>(r)]);
+        if (j.ok()) snap->body["tensors"].push_back(std::move(j).value());
+        else outcome = j.status();
+      }
+    } else {
+      outcome = snap.status();
+    }
+    if (outcome.ok()) {
+      (void)saver_->Submit(std::move(snap).value());
+      if (final_save) {
+        saver_->Flush();
+        outcome = CollectSaveOutcomes().value_or(Status::Internal("the final save left no outcome"));
+      }
+    } else {  // no snapshot: reported like a failed save
+      spdlog::error("checkpoint at step {} failed: {}", step_, outcome.ToString());
+      ++summary_.checkpoints_failed;
+      Publish({{"checkpoint_failed", 1}, {"checkpoint_step", step_}});
+    }
+    if (!final_save) summary_.checkpoint_stall_seconds += Seconds(clock_.Now() - t0).count();
+  }
+  if (!final_save) return Status::Ok();  // a periodic failure never stops training
+  // 3. The final (or preemption) save decides the run's outcome on every rank.
+  torch::Tensor flag = torch::tensor({outcome.ok() ? int64_t{0} : int64_t{1}}, torch::kInt64);
+  GANTRY_RETURN_IF_ERROR(comm_.Broadcast(flag, 0));
+  if (!outcome.ok()) return outcome;
+  if (flag.item<int64_t>() != 0) return Status::Aborted("rank 0 failed to save the checkpoint");
+  return Status::Ok();
+}
+
+std::optional<Status> Trainer::CollectSaveOutcomes() {
+  std::optional<Status> current;
+  if (!saver_) return current;
+  for (auto& o : saver_->TakeFinished()) {
+    if (o.status.ok()) {
+      ++summary_.checkpoints_saved;
+      spdlog::info("checkpoint saved: {} v{} (step {}, {:.3f} s in storage)", o.saved.model, o.saved.version,
+                   o.step, o.seconds);
+    } else {
+      ++summary_.checkpoints_failed;
+      spdlog::error("checkpoint at step {} failed: {}", o.step, o.status.ToString());
+      // An alert-worthy event for the monitor, never a silent drop.
+      Publish({{"checkpoint_failed", 1}, {"checkpoint_step", o.step}});
+    }
+    if (o.step == step_) current = o.status;
+  }
+  return current;
+}
+
+}  // namespace gantry::worker
