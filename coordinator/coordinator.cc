@@ -438,7 +438,17 @@ void Coordinator::Interrupt(Job& job, Attempt& a, const ExitInfo& exit, const st
 }
 
 void Coordinator::Shutdown() {
-  for (auto& [id, run] : running_) RequestStop(run);
+  // Preempt rather than stop: the ranks checkpoint, so the requeued job
+  // resumes where it was instead of starting over.
+  for (auto& [id, run] : running_) {
+    run.stopping = true;
+    run.stop_sent = clock_.Now();
+    if (active_.at(id).cancel_requested) {
+      run.launch->RequestStop();
+    } else {
+      run.launch->RequestPreempt();
+    }
+  }
   auto deadline = std::chrono::steady_clock::now() + options_.stop_grace;
   // Wall-clock wait (not the injected clock): real processes are exiting.
   while (!running_.empty() && std::chrono::steady_clock::now() < deadline) {

@@ -33,8 +33,11 @@ class Launch {
   virtual ~Launch() = default;
   // The attempt's exit once all its ranks have ended; nullopt while running.
   virtual std::optional<ExitInfo> Poll() = 0;
-  // Asks every rank to stop (SIGTERM).
+  // Asks the attempt to end now (cancel): ranks may not checkpoint.
   virtual void RequestStop() = 0;
+  // Asks every rank to agree on a step, checkpoint and exit with
+  // kExitPreempted (75), so the job resumes where it stopped.
+  virtual void RequestPreempt() = 0;
   // Kills every rank now (SIGKILL) and reaps them.
   virtual ExitInfo Kill() = 0;
   // Process id that identifies the attempt on this host (for the record).
@@ -54,8 +57,12 @@ struct LocalMpiOptions {
   std::vector<std::string> extra_args;
 };
 
-// `local`: mpirun on this machine, in its own process group so one signal
-// reaches mpirun and every rank. Rank output goes to
+// `local`: mpirun on this machine, in its own process group. Signals go to
+// mpirun, which forwards them: SIGUSR1 reaches every rank at once (the
+// worker's preemption signal); SIGTERM makes mpirun kill the ranks after a
+// second. OpenMPI puts ranks in process groups of their own, so Kill()
+// SIGKILLs mpirun's descendants one by one (and ranks also die with their
+// parent through PR_SET_PDEATHSIG). Rank output goes to
 // <log_dir>/rank-<r>.log (the worker redirects itself) and mpirun's own to
 // <log_dir>/launcher.log.
 class LocalMpiLauncher final : public Launcher {

@@ -3,10 +3,46 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <vector>
+
 #include "common/fs.h"
 
 namespace gantry::coordinator {
 namespace {
+
+// Every live descendant of `root`, from /proc (children before grandchildren).
+std::vector<pid_t> Descendants(pid_t root) {
+  std::multimap<pid_t, pid_t> children;  // ppid -> pid
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto stat = ReadFile(entry.path().string() + "/stat");
+    if (!stat.ok()) continue;
+    // "pid (comm) state ppid ...": comm may hold spaces, so parse after ')'.
+    auto close = stat->rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(stat->c_str() + close + 1, " %c %d", &state, &ppid) != 2) continue;
+    children.emplace(ppid, std::stoi(name));
+  }
+  std::vector<pid_t> out;
+  std::vector<pid_t> todo = {root};
+  while (!todo.empty()) {
+    pid_t p = todo.back();
+    todo.pop_back();
+    auto [begin, end] = children.equal_range(p);
+    for (auto it = begin; it != end; ++it) {
+      out.push_back(it->second);
+      todo.push_back(it->second);
+    }
+  }
+  return out;
+}
 
 class ProcessLaunch final : public Launch {
  public:
@@ -20,7 +56,13 @@ class ProcessLaunch final : public Launch {
     return e;
   }
   void RequestStop() override { child_.Signal(SIGTERM); }
-  ExitInfo Kill() override { return child_.Terminate(std::chrono::milliseconds(0)); }
+  void RequestPreempt() override { child_.Signal(SIGUSR1); }
+  ExitInfo Kill() override {
+    if (child_.running()) {
+      for (pid_t p : Descendants(child_.pid())) ::kill(p, SIGKILL);
+    }
+    return child_.Terminate(std::chrono::milliseconds(0));
+  }
   int pid() const override { return child_.pid(); }
 
  private:

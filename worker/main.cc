@@ -5,7 +5,9 @@
 // and stopped), 1 any other failure. After MPI has started, a failing rank
 // calls MPI_Abort so that its peers do not wait forever in a collective.
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <torch/torch.h>
+#include <csignal>
 
 #include <zmq.hpp>
 
@@ -37,6 +39,9 @@ int Run(int argc, char** argv) {
   const WorkerOptions& opt = *args.options;
 
   // Before MPI_Init, so that MPI's own messages land in the rank's file too.
+  // A rank must not outlive its launcher: if mpirun is killed (cancel after
+  // the grace period, a crashed coordinator's cleanup), the kernel ends us.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   const int env_rank = RankFromEnv();
   if (!opt.log_dir.empty()) {
     if (Status st = RedirectOutput(opt.log_dir, env_rank); !st.ok()) {

@@ -244,8 +244,9 @@ TEST_F(CoordinatorTest, QueueSurvivesRestart) {
 TEST_F(CoordinatorTest, ShutdownRequeuesRunningJobs) {
   std::string id = Submit(2);
   coord_->Shutdown();
-  EXPECT_TRUE(launcher_.attempts[id]->stop_requested);
+  EXPECT_TRUE(launcher_.attempts[id]->preempt_requested) << "workers get the chance to checkpoint";
   EXPECT_EQ(State(id), "QUEUED");
+  EXPECT_EQ((*coord_->Describe(id))["attempts"][0]["outcome"], "preempted");
   EXPECT_NE(Reason(id).find("requeued"), std::string::npos);
 }
 

@@ -13,6 +13,7 @@ namespace gantry::coordinator::testing {
 struct FakeAttemptState {
   std::optional<ExitInfo> exit;
   bool stop_requested = false;
+  bool preempt_requested = false;
   bool killed = false;
   bool exit_on_stop = true;  // SIGTERM ends it (with signal 15)
 };
@@ -45,6 +46,10 @@ class FakeLauncher final : public Launcher {
     void RequestStop() override {
       s_->stop_requested = true;
       if (s_->exit_on_stop) s_->exit = ExitInfo{-1, 15};
+    }
+    void RequestPreempt() override {
+      s_->preempt_requested = true;
+      if (s_->exit_on_stop) s_->exit = ExitInfo{75, 0};
     }
     ExitInfo Kill() override {
       s_->killed = true;
