@@ -29,12 +29,13 @@ std::string Plural(int n, const char* what) {
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, DataDir dir, JobStore store, Launcher& launcher,
-                         EventSink& events, const Clock& clock)
+                         EventSink& events, RetentionSink& retention, const Clock& clock)
     : options_(std::move(options)),
       dir_(std::move(dir)),
       store_(std::move(store)),
       launcher_(launcher),
       events_(events),
+      retention_(retention),
       clock_(clock) {}
 
 Coordinator::~Coordinator() {
@@ -89,6 +90,7 @@ Result<Job> Coordinator::Submit(const json& spec_json) {
     return Status::InvalidArgument(
         "job spec: resources.device is cuda but this cluster declares no GPU slots; use cpu");
   }
+  GANTRY_RETURN_IF_ERROR(retention_.Apply(spec));
   Job job;
   job.id = NewJobId(clock_);
   job.spec = std::move(spec);

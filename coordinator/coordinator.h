@@ -29,6 +29,7 @@
 #include "coordinator/events.h"
 #include "coordinator/job_store.h"
 #include "coordinator/launcher.h"
+#include "coordinator/retention.h"
 
 namespace gantry::coordinator {
 
@@ -48,7 +49,7 @@ struct CoordinatorOptions {
 class Coordinator {
  public:
   Coordinator(CoordinatorOptions options, DataDir dir, JobStore store, Launcher& launcher,
-              EventSink& events, const Clock& clock);
+              EventSink& events, RetentionSink& retention, const Clock& clock);
   ~Coordinator();
 
   // Loads active jobs; attempts interrupted by a previous crash are killed
@@ -114,6 +115,7 @@ class Coordinator {
   JobStore store_;
   Launcher& launcher_;
   EventSink& events_;
+  RetentionSink& retention_;
   const Clock& clock_;
   std::map<std::string, Job> active_;       // non-terminal jobs by id
   std::map<std::string, Running> running_;  // attempts in flight by job id

@@ -58,13 +58,14 @@ int main(int argc, char** argv) {
   SystemClock clock;
   coordinator::LocalMpiLauncher launcher({mpirun, worker_bin, mpirun_args});
   coordinator::MonitorEventSink events(ctx, monitor);
+  coordinator::StorageRetention retention(ctx, storage);
   coordinator::CoordinatorOptions options;
   options.slots = slots;
   options.storage_endpoint = storage;
   options.monitor_endpoint = monitor;
   options.coordinator_endpoint = server.endpoint();
   options.stop_grace = std::chrono::milliseconds(static_cast<int64_t>(stop_grace * 1000));
-  coordinator::Coordinator coord(options, dir, std::move(store).value(), launcher, events, clock);
+  coordinator::Coordinator coord(options, dir, std::move(store).value(), launcher, events, retention, clock);
   if (Status s = coord.Recover(); !s.ok()) {
     spdlog::critical("recovering job queue: {}", s.ToString());
     return 1;

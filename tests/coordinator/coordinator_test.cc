@@ -11,6 +11,7 @@ namespace gantry::coordinator {
 namespace {
 
 using testing::FakeLauncher;
+using testing::FakeRetention;
 using testing::RecordingSink;
 using namespace std::chrono_literals;
 
@@ -40,7 +41,7 @@ class CoordinatorTest : public ::testing::Test {
     o.slots = slots;
     o.stop_grace = 5s;
     coord_ = std::make_unique<Coordinator>(o, DataDir(root_.string()), std::move(store).value(), launcher_, sink_,
-                                           clock_);
+                                           retention_, clock_);
     ASSERT_TRUE(coord_->Recover().ok());
   }
   json Spec(int workers, int priority = 0, int max_restarts = 0) {
@@ -67,6 +68,7 @@ class CoordinatorTest : public ::testing::Test {
   ManualClock clock_;
   FakeLauncher launcher_;
   RecordingSink sink_;
+  FakeRetention retention_;
   std::unique_ptr<Coordinator> coord_;
 };
 
@@ -212,6 +214,22 @@ TEST_F(CoordinatorTest, PreemptedExitRequeuesWithoutUsingARestart) {
   EXPECT_EQ(State(id), "RUNNING") << "requeued and relaunched at once";
   EXPECT_EQ(launcher_.started.back().attempt, 2);
   EXPECT_EQ((*d)["job"]["restarts"], 0);
+}
+
+TEST_F(CoordinatorTest, RetentionFromTheSpecReachesStorageBeforeQueueing) {
+  Submit(1);
+  EXPECT_TRUE(retention_.applied.empty()) << "no keep_* fields: every version is kept";
+  json spec = Spec(1);
+  spec["checkpoint"] = {{"keep_best", 2}, {"best_metric", "test_loss"}, {"best_mode", "min"}};
+  ASSERT_TRUE(coord_->Submit(spec).ok());
+  ASSERT_EQ(retention_.applied.size(), 1u);
+  EXPECT_EQ(retention_.applied[0]["keep_latest"], 1) << "the newest version is always kept for resume";
+  EXPECT_EQ(retention_.applied[0]["keep_best"], 2);
+  EXPECT_EQ(retention_.applied[0]["mode"], "min");
+  retention_.refuse = true;
+  auto refused = coord_->Submit(spec);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ((*coord_->ListJobs(false, 10))["jobs"].size(), 2u) << "a refused policy queues nothing";
 }
 
 TEST_F(CoordinatorTest, LaunchErrorFailsTheJob) {

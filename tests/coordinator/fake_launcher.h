@@ -63,6 +63,17 @@ class FakeLauncher final : public Launcher {
   };
 };
 
+class FakeRetention final : public RetentionSink {
+ public:
+  Status Apply(const JobSpec& spec) override {
+    json body = RetentionRequest(spec);
+    if (!body.is_null()) applied.push_back(body);
+    return refuse ? Status::InvalidArgument("set_retention: metric must be set") : Status::Ok();
+  }
+  std::vector<json> applied;
+  bool refuse = false;
+};
+
 class RecordingSink final : public EventSink {
  public:
   void JobChanged(const Job& job, double) override {
