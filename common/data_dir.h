@@ -8,7 +8,8 @@
 //   <data>/jobs/<id>/           spec.json, attempt-<n>/{rank-<r>.log,launcher.log}
 //   <data>/monitor.db           metrics (SQLite, WAL)
 //   <data>/registry.db          checkpoint index (SQLite, WAL)
-//   <data>/checkpoints/<model>/v<N>/
+//   <data>/checkpoints/.packs/      deduplicated tensor blobs (docs/storage.md)
+//   <data>/checkpoints/<model>/v<N>/manifest.json
 #pragma once
 
 #include <sys/types.h>
