@@ -12,7 +12,7 @@ if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 export OMP_NUM_THREADS=1
-echo "# $(uname -srm), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u +%FT%TZ)" >&2
+echo "# $(uname -srm), $(nproc --all) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u +%FT%TZ)" >&2
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   for b in "$BENCH_DIR"/bench_*; do [ -x "$b" ] && names+=("$(basename "$b" | sed 's/^bench_//')"); done
