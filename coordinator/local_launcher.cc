@@ -31,14 +31,14 @@ std::vector<pid_t> Descendants(pid_t root) {
     children.emplace(ppid, std::stoi(name));
   }
   std::vector<pid_t> out;
-  std::vector<pid_t> todo = {root};
-  while (!todo.empty()) {
-    pid_t p = todo.back();
-    todo.pop_back();
+  std::vector<pid_t> frontier = {root};
+  while (!frontier.empty()) {
+    pid_t p = frontier.back();
+    frontier.pop_back();
     auto [begin, end] = children.equal_range(p);
     for (auto it = begin; it != end; ++it) {
       out.push_back(it->second);
-      todo.push_back(it->second);
+      frontier.push_back(it->second);
     }
   }
   return out;

@@ -2,14 +2,13 @@
 // (text or IDX, plain or gzip) in a temporary folder.
 #pragma once
 
-#include <zlib.h>
 
 #include <cstdint>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "tests/support/test_support.h"
+#include "tests/worker/test_util.h"
 
 namespace gantry::worker::data_testing {
 
@@ -18,27 +17,14 @@ using gantry::testing::TempDir;
 inline std::string PathIn(const TempDir& dir, const std::string& name) { return dir.path() + "/" + name; }
 
 inline void WriteFile(const std::string& path, const std::string& bytes, bool gzip = false) {
-  if (gzip) {
-    gzFile f = gzopen(path.c_str(), "wb");
-    gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
-    gzclose(f);
-  } else {
-    std::ofstream(path, std::ios::binary) << bytes;
-  }
+  testing::WriteBytes(path, bytes, gzip);
 }
 
 inline void WriteIdx(const std::string& path, const std::vector<uint32_t>& dims,
                      const std::vector<uint8_t>& data, bool gzip = true) {
-  std::string bytes = {0, 0, 0x08, static_cast<char>(dims.size())};
-  for (uint32_t d : dims) {
-    for (int shift : {24, 16, 8, 0}) bytes.push_back(static_cast<char>((d >> shift) & 0xff));
-  }
-  bytes.append(data.begin(), data.end());
-  WriteFile(path, bytes, gzip);
+  testing::WriteIdx(path, dims, data, gzip);
 }
 
-// An IDX shard/pair NAME-images-idx3-ubyte.gz + NAME-labels-idx1-ubyte.gz of
-// 2x2 images whose pixels all equal 10 * label + i (i = sample index).
 inline void WriteIdxPair(const TempDir& dir, const std::string& name, const std::vector<uint8_t>& labels) {
   std::vector<uint8_t> pixels;
   for (size_t i = 0; i < labels.size(); ++i) {
