@@ -11,6 +11,7 @@
 
 #include "bench/worker/bench_util.h"
 #include "worker/sampler.h"
+#include "worker/idx_reader.h"
 #include "worker/trainer.h"
 
 using namespace gantry;
