@@ -127,6 +127,17 @@ Status Db::Exec(std::string_view sql) {
   return GANTRY_SQLITE_STATUS(db_, rc);
 }
 
+Result<std::vector<std::string>> Db::QueryStrings(std::string_view sql) {
+  GANTRY_ASSIGN_OR_RETURN(auto q, Prepare(sql));
+  std::vector<std::string> out;
+  while (true) {
+    GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(q.ColumnText(0));
+  }
+  return out;
+}
+
 int64_t Db::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
 int Db::Changes() const { return sqlite3_changes(db_); }
 

@@ -72,6 +72,8 @@ class Db {
   Result<Statement> Prepare(std::string_view sql);
   // Runs one or more statements without parameters (schema, pragmas).
   Status Exec(std::string_view sql);
+  // The first column of every row of a parameterless query, as text.
+  Result<std::vector<std::string>> QueryStrings(std::string_view sql);
   int64_t LastInsertRowId() const;
   int Changes() const;
   sqlite3* raw() { return db_; }

@@ -368,14 +368,7 @@ Status Index::AddPendingDelete(const std::string& rel_path, double now) {
 }
 
 Result<std::vector<std::string>> Index::PendingDeletes() {
-  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare("SELECT path FROM pending_deletes ORDER BY path"));
-  std::vector<std::string> out;
-  while (true) {
-    GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    out.push_back(q.ColumnText(0));
-  }
-  return out;
+  return db_.QueryStrings("SELECT path FROM pending_deletes ORDER BY path");
 }
 
 Status Index::ClearPendingDelete(const std::string& rel_path) {

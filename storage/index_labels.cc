@@ -97,14 +97,7 @@ Result<std::optional<RetentionPolicy>> Index::GetRetention(const std::string& mo
 }
 
 Result<std::vector<std::string>> Index::ModelsWithRetention() {
-  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare("SELECT model FROM retention ORDER BY model"));
-  std::vector<std::string> out;
-  while (true) {
-    GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    out.push_back(q.ColumnText(0));
-  }
-  return out;
+  return db_.QueryStrings("SELECT model FROM retention ORDER BY model");
 }
 
 }  // namespace gantry::storage

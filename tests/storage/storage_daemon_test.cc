@@ -45,6 +45,19 @@ std::string RawCall(zmq::context_t& ctx, const std::string& endpoint, const std:
   return reply.to_string();
 }
 
+// The daemon's API endpoint once its run file appears; empty if it died or
+// did not publish in time.
+std::string WaitForEndpoint(ChildProcess& child, const DataDir& dir) {
+  std::string endpoint;
+  WaitFor([&] {
+    if (child.Poll()) return true;  // died: the caller fails instead of waiting
+    auto info = dir.ReadServiceInfo(kStorage);
+    if (info.ok()) endpoint = info->endpoints["api"];
+    return info.ok();
+  });
+  return endpoint;
+}
+
 TEST(StorageDaemonTest, ServesSurvivesGarbageAndStopsOnSigterm) {
   if (testing::BinDir().empty()) GTEST_SKIP() << "GANTRY_BIN_DIR is not set";
   TempDir tmp;
@@ -53,13 +66,7 @@ TEST(StorageDaemonTest, ServesSurvivesGarbageAndStopsOnSigterm) {
   ASSERT_TRUE(child.ok()) << child.status().ToString();
 
   DataDir dir(data);
-  std::string endpoint;
-  ASSERT_TRUE(WaitFor([&] {
-    if (child->Poll()) return true;  // died: fail below instead of waiting
-    auto info = dir.ReadServiceInfo(kStorage);
-    if (info.ok()) endpoint = info->endpoints["api"];
-    return info.ok();
-  }));
+  const std::string endpoint = WaitForEndpoint(*child, dir);
   ASSERT_FALSE(endpoint.empty()) << "gantry-storage exited: " << ReadFile(data + ".out").value();
 
   zmq::context_t ctx;
@@ -100,12 +107,8 @@ TEST(StorageDaemonTest, FourWritersGetDistinctGapFreeVersions) {
   auto child = StartStorage(data, "tcp://127.0.0.1:0");
   ASSERT_TRUE(child.ok()) << child.status().ToString();
   DataDir dir(data);
-  std::string endpoint;
-  ASSERT_TRUE(WaitFor([&] {
-    auto info = dir.ReadServiceInfo(kStorage);
-    if (info.ok()) endpoint = info->endpoints["api"];
-    return info.ok();
-  }));
+  const std::string endpoint = WaitForEndpoint(*child, dir);
+  ASSERT_FALSE(endpoint.empty()) << "gantry-storage exited: " << ReadFile(data + ".out").value();
 
   constexpr int kWriters = 4;
   constexpr int kSaves = 10;
