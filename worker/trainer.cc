@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <mutex>
 
 namespace gantry::worker {
 namespace {
@@ -41,7 +42,6 @@ NamedTensors Trainer::NamedState() const { return model_->StateDict(); }
 
 Status Trainer::RunSteps() {
   const JobSpec& spec = options_.spec;
-  torch::manual_seed(spec.train.seed);
   // Ranks that loaded different data (a shard landed between their reads)
   // would train different problems: refuse before the first step.
   std::string fp = options_.data_fingerprint;
@@ -50,7 +50,15 @@ Status Trainer::RunSteps() {
     return Status::FailedPrecondition("rank " + std::to_string(comm_.rank()) + " loaded other data than rank 0 (" +
                                       "fingerprint " + options_.data_fingerprint + " vs " + fp + "); rerun the job");
   }
-  GANTRY_ASSIGN_OR_RETURN(model_, CreateModel(spec.model, train_.SampleShape(), train_.num_classes));
+  {
+    // LibTorch's default CPU generator is process-wide: ranks that run as
+    // threads (tests, benchmarks) must not interleave seeding and parameter
+    // initialisation, or rank 0's initial parameters depend on timing.
+    static std::mutex init_mu;
+    std::lock_guard<std::mutex> lock(init_mu);
+    torch::manual_seed(spec.train.seed);
+    GANTRY_ASSIGN_OR_RETURN(model_, CreateModel(spec.model, train_.SampleShape(), train_.num_classes));
+  }
   if (auto shape = model_->InputShape()) {
     GANTRY_RETURN_IF_ERROR(train_.ViewSamplesAs(*shape));
     GANTRY_RETURN_IF_ERROR(test_.ViewSamplesAs(*shape));
