@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -153,6 +154,13 @@ ExitInfo ChildProcess::Terminate(std::chrono::milliseconds grace) {
     ::kill(pid_, SIGKILL);
     Wait();
   }
+  // SIGKILL is delivered asynchronously: members in uninterruptible sleep
+  // die a little later. Wait (bounded) so callers see a dead group.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (GroupAlive(pid_) && std::chrono::steady_clock::now() < deadline) {
+    ::kill(-pid_, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   return *exit_;
 }
 
@@ -162,20 +170,46 @@ pid_t ChildProcess::Release() {
   return p;
 }
 
+namespace {
+// Parses /proc/<pid>/stat: the state letter and the process group.
+bool ReadStat(const std::string& path, char* state, long* pgrp) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return false;
+  char buf[1024];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  // The command name may hold spaces and parentheses: fields follow the last ')'.
+  const char* rp = std::strrchr(buf, ')');
+  if (!rp) return false;
+  long ppid = 0;
+  return std::sscanf(rp + 1, " %c %ld %ld", state, &ppid, pgrp) == 3;
+}
+}  // namespace
+
 bool ProcessAlive(pid_t pid) {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0) return errno == EPERM;
   // A zombie still answers kill(0); look at its state.
+  char state = 0;
+  long pgrp = 0;
+  if (!ReadStat("/proc/" + std::to_string(pid) + "/stat", &state, &pgrp)) return true;
+  return state != 'Z' && state != 'X';
+}
+
+bool GroupAlive(pid_t pgid) {
+  if (pgid <= 0) return false;
+  if (::kill(-pgid, 0) != 0 && errno != EPERM) return false;
   std::error_code ec;
-  std::string stat_path = "/proc/" + std::to_string(pid) + "/stat";
-  FILE* f = std::fopen(stat_path.c_str(), "r");
-  if (!f) return true;
-  char buf[512];
-  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  buf[n] = 0;
-  const char* rp = std::strrchr(buf, ')');
-  return !(rp && rp[1] == ' ' && rp[2] == 'Z');
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    char state = 0;
+    long pgrp = 0;
+    if (!ReadStat(entry.path().string() + "/stat", &state, &pgrp)) continue;
+    if (pgrp == pgid && state != 'Z' && state != 'X') return true;
+  }
+  return false;
 }
 
 std::string SelfDir() {

@@ -67,6 +67,9 @@ class ChildProcess {
 ExitInfo DecodeWaitStatus(int status);
 // True if a process with this pid exists (and is not a zombie we own).
 bool ProcessAlive(pid_t pid);
+// True while some process of group `pgid` is alive (zombies awaiting their
+// reaper do not count: they hold no resources and cannot run).
+bool GroupAlive(pid_t pgid);
 // Path of the running executable's directory (to find sibling binaries).
 std::string SelfDir();
 

@@ -45,7 +45,8 @@ TEST(Process, TerminateKillsTheWholeGroup) {
   pid_t pgid = c->pid();
   ExitInfo e = c->Terminate(std::chrono::milliseconds(200));
   EXPECT_FALSE(e.ok());
-  EXPECT_NE(::kill(-pgid, 0), 0) << "process group " << pgid << " still has members";
+  // Zombies left for init to reap may linger in the group; nothing may run.
+  EXPECT_FALSE(GroupAlive(pgid)) << "process group " << pgid << " still has live members";
 }
 
 TEST(Process, EnvIsPassed) {
