@@ -43,21 +43,49 @@ std::unique_ptr<Work> CommQueue::Push(std::function<Status()> job) {
   return std::make_unique<QueueWork>(std::move(state));
 }
 
+namespace {
+Status RunGuarded(const std::function<Status()>& job) {
+  try {
+    return job();
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("communication job: ") + e.what());
+  }
+}
+}  // namespace
+
+Status CommQueue::Run(std::function<Status()> job) {
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    if (!jobs_.empty() || running_ || inline_) {
+      l.unlock();
+      return Push(std::move(job))->Wait();
+    }
+    inline_ = true;
+  }
+  Status st = RunGuarded(job);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    inline_ = false;
+  }
+  cv_.notify_one();
+  return st;
+}
+
 void CommQueue::Loop() {
   for (;;) {
     std::pair<std::function<Status()>, std::shared_ptr<State>> item;
     {
       std::unique_lock<std::mutex> l(mu_);
-      cv_.wait(l, [&] { return stop_ || !jobs_.empty(); });
+      cv_.wait(l, [&] { return !inline_ && (stop_ || !jobs_.empty()); });
       if (jobs_.empty()) return;  // stop_ and drained
       item = std::move(jobs_.front());
       jobs_.pop_front();
+      running_ = true;
     }
-    Status st;
-    try {
-      st = item.first();
-    } catch (const std::exception& e) {
-      st = Status::Internal(std::string("communication job: ") + e.what());
+    Status st = RunGuarded(item.first);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      running_ = false;
     }
     {
       std::lock_guard<std::mutex> l(item.second->mu);

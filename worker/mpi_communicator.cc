@@ -1,6 +1,9 @@
 #include "worker/mpi_communicator.h"
 
+#include <malloc.h>
+
 #include <climits>
+#include <cstring>
 #include <cstdlib>
 #include <string>
 
@@ -50,7 +53,18 @@ Status CheckBuffer(const torch::Tensor& t) {
 
 }  // namespace
 
+bool TuneMallocForCollectives() {
+  const char* env = std::getenv("GANTRY_MALLOC_TUNING");
+  if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+  // Both are needed: the mmap threshold keeps big blocks in the heap, the
+  // trim threshold stops free() from handing the heap top straight back.
+  const bool mmap_ok = mallopt(M_MMAP_THRESHOLD, 256 << 20) == 1;
+  const bool trim_ok = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+  return mmap_ok && trim_ok;
+}
+
 Result<std::unique_ptr<MpiSession>> MpiSession::Create(int* argc, char*** argv) {
+  (void)TuneMallocForCollectives();
   int provided = 0;
   GANTRY_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided));
   if (provided < MPI_THREAD_SERIALIZED) {
@@ -121,7 +135,13 @@ std::unique_ptr<Work> MpiCommunicator::AllreduceSumAsync(torch::Tensor t) {
   return queue_->Push([this, t = std::move(t)] { return AllreduceNow(t); });
 }
 
-Status MpiCommunicator::AllreduceSum(torch::Tensor& t) { return AllreduceSumAsync(t)->Wait(); }
+Status MpiCommunicator::AllreduceSum(torch::Tensor& t) {
+  GANTRY_RETURN_IF_ERROR(CheckBuffer(t));
+  GANTRY_RETURN_IF_ERROR(MpiType(t).status());
+  if (size_ == 1 || t.numel() == 0) return Status::Ok();
+  // Inline on this thread when no asynchronous reduction is pending.
+  return queue_->Run([&] { return AllreduceNow(t); });
+}
 
 Status MpiCommunicator::Broadcast(torch::Tensor& t, int root) {
   GANTRY_RETURN_IF_ERROR(CheckBuffer(t));

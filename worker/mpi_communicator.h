@@ -11,10 +11,14 @@
 // So MPI sees one thread at a time (SERIALIZED suffices), and
 // AllreduceSumAsync() overlaps a reduction with the caller's computation.
 //
-// Large reductions are split into chunks of Options::chunk_bytes: OpenMPI
-// 4.1's coll/tuned on one host was measured to fall from ~1.5 GB/s at 4 MiB
-// to ~0.3 GB/s at 64 MiB per call (docs/performance.md, "Worker"), while a
-// sequence of mid-sized calls stays at the mid-size rate.
+// Why large reductions used to collapse: OpenMPI 4.1's allreduce mallocs a
+// scratch buffer as large as the message on every call and frees it after.
+// glibc serves requests above its mmap threshold (dynamic, at most 32 MiB)
+// with a fresh mmap, so every call page-faults in zeroed memory and unmaps
+// it again: 0.4 GB/s at 32-128 MiB against ~5 GB/s below. MpiSession turns
+// that off (TuneMallocForCollectives below). Reductions are still cut into
+// Options::chunk_bytes calls so that one bucket never needs a scratch
+// buffer of its own size (docs/performance.md, "Worker").
 //
 // Thread safety: one calling thread per communicator.
 #pragma once
@@ -28,10 +32,19 @@
 
 namespace gantry::worker {
 
+// Keeps large temporary buffers in the heap instead of fresh mmaps: sets
+// glibc's mmap threshold to 256 MiB and its trim threshold to 1 GiB, so
+// MPI's per-call scratch buffers (and LibTorch's per-step activations) are
+// reused rather than faulted in and zeroed on every call. Memory freed
+// stays in the process, as with any caching allocator. Skipped when
+// GANTRY_MALLOC_TUNING=0 (to measure stock behaviour). Returns whether the
+// settings were applied.
+bool TuneMallocForCollectives();
+
 class MpiSession {
  public:
-  // MPI_Init_thread; fails (without aborting) if MPI cannot start or cannot
-  // give MPI_THREAD_SERIALIZED.
+  // TuneMallocForCollectives(), then MPI_Init_thread; fails (without
+  // aborting) if MPI cannot start or cannot give MPI_THREAD_SERIALIZED.
   static Result<std::unique_ptr<MpiSession>> Create(int* argc, char*** argv);
   ~MpiSession();
   MpiSession(const MpiSession&) = delete;

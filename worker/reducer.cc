@@ -133,11 +133,22 @@ Status Reducer::Finalize() {
     b.flat.narrow(0, s.offset, params_[i].numel()).zero_();
     --b.pending;
   }
-  StartReady();
+  // Wait for the buckets started during backward, then reduce the rest
+  // synchronously in index order: with nothing in flight the communicator
+  // can run them on this thread, without a hand-off to its own.
   Status st = error_;
   for (auto& b : buckets_) {
-    Status w = b.work ? b.work->Wait() : Status::Internal("reducer: a bucket was never started");
+    if (!b.started) continue;
+    Status w = b.work ? b.work->Wait() : Status::Internal("reducer: a started bucket has no work");
     b.work.reset();
+    if (st.ok() && !w.ok()) st = w.WithContext("averaging gradients");
+  }
+  for (; next_to_start_ < buckets_.size(); ++next_to_start_) {
+    Bucket& b = buckets_[next_to_start_];
+    if (b.pending != 0 && st.ok()) st = Status::Internal("reducer: a bucket still waits for gradients");
+    b.started = true;
+    // Every rank must issue the same collectives even after a local error.
+    Status w = comm_.AllreduceSum(b.flat);
     if (st.ok() && !w.ok()) st = w.WithContext("averaging gradients");
   }
   stats_.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

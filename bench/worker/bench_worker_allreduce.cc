@@ -4,7 +4,10 @@
 // ProcessGroupGloo on the same bytes, and memcpy of the same bytes; plus the
 // chunk-size sweep that chose MpiCommunicator::Options::chunk_bytes.
 // busbw = 2 (W-1)/W x bytes / time (nccl-tests' definition). Rounds
-// alternate the sides. Rank 0 prints the JSON lines.
+// alternate the sides. Rank 0 prints raw samples as JSON lines; the wrapper
+// runs this with and without Gantry's allocator settings
+// (GANTRY_MALLOC_TUNING=0: stock OpenMPI, as a plain MPI program gets it),
+// alternating, and prints the ratios.
 //   mpirun -np 2 bench_worker_allreduce [max_mib=256] [rounds=5] [gloo_store_file]
 #include <mpi.h>
 #include <torch/torch.h>
@@ -26,13 +29,17 @@ using namespace gantry::worker::bench;
 int main(int argc, char** argv) {
   auto session = MpiSession::Create(&argc, &argv);
   if (!session.ok()) return 1;
+  // MpiSession applied Gantry's allocator settings unless told not to.
+  const char* tuning_env = std::getenv("GANTRY_MALLOC_TUNING");
+  const bool tuned = tuning_env == nullptr || std::string(tuning_env) != "0";
   const int rank = (*session)->world_rank();
   const int world = (*session)->world_size();
   const int64_t max_mib = argc > 1 ? std::atoll(argv[1]) : 256;
   const int rounds = argc > 2 ? std::atoi(argv[2]) : 5;
   torch::set_num_threads(1);
   std::map<int64_t, std::unique_ptr<MpiCommunicator>> comms;  // by chunk bytes
-  for (int64_t c : {int64_t{256} << 10, int64_t{1} << 20, int64_t{4} << 20, int64_t{16} << 20}) {
+  for (int64_t c : {int64_t{256} << 10, int64_t{1} << 20, int64_t{4} << 20, int64_t{16} << 20,
+                    int64_t{64} << 20}) {
     comms[c] = std::move(MpiCommunicator::Create(**session, {c})).value();
   }
   MpiCommunicator::Options defaults;
@@ -50,21 +57,41 @@ int main(int argc, char** argv) {
   auto busbw = [&](int64_t bytes, double seconds) {
     return 2.0 * (world - 1) / world * static_cast<double>(bytes) / seconds / 1e9;
   };
+  // One raw line per (side, size): the wrapper pools lines from processes
+  // with and without Gantry's allocator settings and forms the ratios.
+  auto raw = [&](const std::string& side, int64_t mib, const std::vector<double>& v) {
+    if (rank != 0) return;
+    std::string xs;
+    for (double x : v) xs += (xs.empty() ? "" : ",") + std::to_string(x);
+    std::printf("{\"bench\":\"worker_allreduce_raw\",\"tuned\":%s,\"side\":\"%s\",\"mib\":%lld,\"gbps\":[%s]}\n",
+                tuned ? "true" : "false", side.c_str(), static_cast<long long>(mib), xs.c_str());
+    std::fflush(stdout);
+  };
   for (int64_t mib = 1; mib <= max_mib; mib *= 4) {
     const int64_t bytes = mib << 20;
     torch::Tensor t = torch::ones({bytes / 4}, torch::kFloat32);
     torch::Tensor dst = torch::empty_like(t);
     std::vector<double> g, m, gl, mc;
     const int n = mib >= 64 ? std::max(3, rounds - 2) : rounds;
+    // Warm-up, not recorded: first calls at a new size set up buffers.
+    (void)gantry_comm.AllreduceSum(t);
+    MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     for (int r = 0; r < n; ++r) {
-      MPI_Barrier(MPI_COMM_WORLD);
-      double t0 = Now();
-      (void)gantry_comm.AllreduceSum(t);
-      g.push_back(busbw(bytes, Now() - t0));
-      MPI_Barrier(MPI_COMM_WORLD);
-      t0 = Now();
-      MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-      m.push_back(busbw(bytes, Now() - t0));
+      // Which side goes first alternates: the first call after a barrier
+      // absorbs the ranks' skew leaving it.
+      for (int side = 0; side < 2; ++side) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        const double t0 = Now();
+        if ((side + r) % 2 == 0) {
+          (void)gantry_comm.AllreduceSum(t);
+          g.push_back(busbw(bytes, Now() - t0));
+        } else {
+          MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), MPI_FLOAT, MPI_SUM,
+                        MPI_COMM_WORLD);
+          m.push_back(busbw(bytes, Now() - t0));
+        }
+      }
+      double t0 = 0;
 #ifdef GANTRY_BENCH_WITH_GLOO
       if (gloo) {
         std::vector<at::Tensor> ts = {t};
@@ -78,39 +105,25 @@ int main(int argc, char** argv) {
       std::memcpy(dst.data_ptr(), t.data_ptr(), static_cast<size_t>(bytes));
       mc.push_back(static_cast<double>(bytes) / (Now() - t0) / 1e9);
     }
-    if (rank != 0) continue;
-    const std::string size = std::to_string(mib) + "MiB";
-    Spread sg = Summarise(g), sm = Summarise(m), sc = Summarise(mc);
-    Emit("worker_allreduce", "busbw_ratio_vs_mpi_" + size, sg.median / sm.median, "x", g.size(), sg, sm,
-         "GB/s busbw; baseline one flat MPI_Allreduce");
-    if (!gl.empty()) {
-      Spread sl = Summarise(gl);
-      Emit("worker_allreduce", "busbw_ratio_vs_gloo_" + size, sg.median / sl.median, "x", g.size(), sg, sl,
-           "GB/s busbw; baseline c10d ProcessGroupGloo allreduce");
-    }
-    Emit("worker_allreduce", "busbw_fraction_of_memcpy_" + size, sg.median / sc.median, "x", g.size(), sg, sc,
-         "GB/s; baseline memcpy of the same bytes on one rank");
+    raw("gantry", mib, g);
+    raw("mpi", mib, m);
+    if (!gl.empty()) raw("gloo", mib, gl);
+    raw("memcpy", mib, mc);
   }
   // Chunk sweep at 64 MiB (or the largest size asked for).
-  const int64_t bytes = std::min<int64_t>(64, max_mib) << 20;
-  torch::Tensor t = torch::ones({bytes / 4}, torch::kFloat32);
+  const int64_t sweep_mib = std::min<int64_t>(64, max_mib);
+  torch::Tensor t = torch::ones({(sweep_mib << 20) / 4}, torch::kFloat32);
   std::map<int64_t, std::vector<double>> sweep;
+  for (auto& [chunk, comm] : comms) (void)comm->AllreduceSum(t);  // warm-up
   for (int r = 0; r < rounds; ++r) {
     for (auto& [chunk, comm] : comms) {
       MPI_Barrier(MPI_COMM_WORLD);
       const double t0 = Now();
       (void)comm->AllreduceSum(t);
-      sweep[chunk].push_back(busbw(bytes, Now() - t0));
+      sweep[chunk].push_back(busbw(sweep_mib << 20, Now() - t0));
     }
   }
-  if (rank == 0) {
-    Spread base = Summarise(sweep.at(defaults.chunk_bytes));
-    for (auto& [chunk, v] : sweep) {
-      Spread s = Summarise(v);
-      Emit("worker_allreduce", "chunk_sweep_" + std::to_string(chunk >> 10) + "KiB_vs_default", s.median / base.median,
-           "x", v.size(), s, base, "GB/s busbw at " + std::to_string(bytes >> 20) + " MiB");
-    }
-  }
+  for (auto& [chunk, v] : sweep) raw("chunk_" + std::to_string(chunk >> 10) + "KiB", sweep_mib, v);
   comms.clear();
   return 0;
 }

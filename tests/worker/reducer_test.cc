@@ -13,13 +13,18 @@
 namespace gantry::worker {
 namespace {
 
-// One rank that records each AllreduceSumAsync's numel and whether it came
-// while backward was still running (before Finalize()).
+// One rank that records each reduction's numel and whether it came while
+// backward was still running (before Finalize()); `sync` counts those
+// issued through the blocking AllreduceSum.
 class RecordingComm final : public Communicator {
  public:
   int rank() const override { return 0; }
   int size() const override { return 1; }
-  Status AllreduceSum(torch::Tensor&) override { return Status::Ok(); }
+  Status AllreduceSum(torch::Tensor& t) override {
+    started.push_back({t.numel(), in_backward});
+    ++sync;
+    return Status::Ok();
+  }
   Status Broadcast(torch::Tensor&, int) override { return Status::Ok(); }
   std::unique_ptr<Work> AllreduceSumAsync(torch::Tensor t) override {
     started.push_back({t.numel(), in_backward});
@@ -27,6 +32,7 @@ class RecordingComm final : public Communicator {
   }
   std::vector<std::pair<int64_t, bool>> started;
   bool in_backward = false;
+  int sync = 0;
 };
 
 torch::nn::Sequential Mlp() {
@@ -52,6 +58,7 @@ TEST(Reducer, BucketsFollowReverseParameterOrderAndStartDuringBackward) {
   EXPECT_EQ(comm.started[1].first, 16);
   EXPECT_EQ(comm.started[2].first, 8 * 16);
   for (const auto& s : comm.started) EXPECT_TRUE(s.second) << "bucket of " << s.first << " started late";
+  EXPECT_EQ(comm.sync, 0);
   EXPECT_EQ((*r)->last_step().buckets_started_early, 3);
 }
 
@@ -67,6 +74,9 @@ TEST(Reducer, OverlapOffStartsEverythingAfterBackward) {
   ASSERT_TRUE((*r)->Finalize().ok());
   ASSERT_EQ(comm.started.size(), 3u);
   for (const auto& s : comm.started) EXPECT_FALSE(s.second);
+  // Nothing in flight after backward: reduced in place, no hand-off.
+  EXPECT_EQ(comm.sync, 3);
+  EXPECT_EQ(comm.started[0].first, 16 * 4 + 4);
 }
 
 // Two ranks with different data: every rank ends with the mean gradient,
