@@ -63,11 +63,15 @@ Status CommQueue::Run(std::function<Status()> job) {
     inline_ = true;
   }
   Status st = RunGuarded(job);
+  bool wake = false;
   {
     std::lock_guard<std::mutex> l(mu_);
     inline_ = false;
+    // Wake the queue's thread only if it has something to do: a needless
+    // wake-up costs a context switch on a machine whose cores all spin.
+    wake = stop_ || !jobs_.empty();
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
   return st;
 }
 
