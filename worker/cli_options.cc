@@ -81,9 +81,18 @@ Result<JobSpec> LoadJobSpec(const std::string& path) {
   std::error_code ec;
   std::string dir = std::filesystem::absolute(path, ec).parent_path().string();
   GANTRY_ASSIGN_OR_RETURN(JobSpec spec, JobSpec::Parse(*doc, dir));
-  if (spec.resources.device != "cpu") {
+  if (spec.resources.device == "cuda") {
+    // CUDA tensors are reduced with NCCL: a build with CUDA alone has no
+    // communicator for them, so it refuses too.
+#if !(defined(GANTRY_WITH_CUDA) && defined(GANTRY_WITH_NCCL))
+    return Status::InvalidArgument(
+        "job spec: resources.device 'cuda' needs a gantry-worker built with CUDA and NCCL, and this one "
+        "was not: rebuild with -DGANTRY_WITH_CUDA=ON -DGANTRY_WITH_NCCL=ON (scripts/build-cuda.sh), "
+        "or use resources.device: cpu");
+#endif
+  } else if (spec.resources.device != "cpu") {
     return Status::InvalidArgument("job spec: resources.device '" + spec.resources.device +
-                                   "' is not supported by this worker build yet (use cpu)");
+                                   "' is not supported by this worker (use cpu or cuda)");
   }
   return spec;
 }

@@ -20,6 +20,9 @@
 #include "worker/dataset.h"
 #include "worker/metrics_publisher.h"
 #include "worker/mpi_communicator.h"
+#if defined(GANTRY_WITH_NCCL)
+#include "worker/nccl_communicator.h"
+#endif
 #include "worker/stop_signal.h"
 #include "worker/trainer.h"
 
@@ -89,6 +92,30 @@ int Run(int argc, char** argv) {
                  spec->resources.workers);
   }
 
+  // The trainer's communicator. CPU jobs: MPI. CUDA jobs: NCCL for CUDA
+  // tensors (gradients, parameters), bootstrapped over MPI, which keeps
+  // carrying the trainer's small CPU collectives (ByDeviceCommunicator).
+  // Declared after `comm` so that NCCL is torn down before MPI.
+  Communicator* train_comm = comm->get();
+  std::unique_ptr<Communicator> by_device;
+  std::string device = spec->resources.device;
+  if (device == "cuda") {
+#if defined(GANTRY_WITH_NCCL)
+    auto nccl = NcclCommunicator::Create(**comm);
+    if (!nccl.ok()) return abort_on(nccl.status(), "starting NCCL");
+    // The trainer puts the model and batches on this rank's own GPU.
+    device = "cuda:" + std::to_string((*nccl)->device());
+    spdlog::info("rank {}/{}: NCCL communicator on {}", mpi.world_rank(), mpi.world_size(), device);
+    by_device = std::make_unique<ByDeviceCommunicator>(**comm, std::move(nccl).value());
+    train_comm = by_device.get();
+#else
+    // LoadJobSpec refuses cuda in such a build; this is the backstop.
+    return abort_on(Status::InvalidArgument("resources.device cuda: this gantry-worker was built without "
+                                            "-DGANTRY_WITH_CUDA=ON -DGANTRY_WITH_NCCL=ON"),
+                    "bad job spec");
+#endif
+  }
+
   bool preempted = false;
   {
     zmq::context_t zmq_ctx(1);
@@ -101,7 +128,8 @@ int Run(int argc, char** argv) {
         std::max<int64_t>(1, static_cast<int64_t>(spec->train.heartbeat_seconds * 1000)));
     HeartbeatSender heartbeat(zmq_ctx, opt.coordinator, {opt.job_id, opt.attempt, rank}, period, clock);
     TrainerOptions topt{*spec, opt.job_id, opt.attempt, stop->get(), &heartbeat, data->fingerprint};
-    Trainer trainer(std::move(topt), std::move(data->train), std::move(data->test), **comm, metrics,
+    topt.spec.resources.device = device;
+    Trainer trainer(std::move(topt), std::move(data->train), std::move(data->test), *train_comm, metrics,
                     checkpoints, clock);
     if (Status st = trainer.Run(); !st.ok()) return abort_on(st, "training failed");
     const TrainSummary& s = trainer.summary();

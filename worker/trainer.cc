@@ -15,6 +15,15 @@ torch::Tensor Indices(const std::vector<int64_t>& v) {
   return torch::tensor(torch::ArrayRef<int64_t>(v), torch::kInt64);
 }
 
+// Where the model and each batch live: resources.device as main() resolved
+// it ("cpu", or this rank's "cuda:N"; a bare "cuda" is the current device).
+// The data stays on the CPU; each batch is copied over when it is used.
+torch::Device TrainDevice(const JobSpec& spec) { return torch::Device(spec.resources.device); }
+
+torch::Tensor OnDevice(const torch::Tensor& t, const torch::Device& device) {
+  return device.is_cpu() ? t : t.to(device);
+}
+
 }  // namespace
 
 Trainer::Trainer(TrainerOptions options, TensorDataset train, TensorDataset test, Communicator& comm,
@@ -50,6 +59,13 @@ Status Trainer::RunSteps() {
     return Status::FailedPrecondition("rank " + std::to_string(comm_.rank()) + " loaded other data than rank 0 (" +
                                       "fingerprint " + options_.data_fingerprint + " vs " + fp + "); rerun the job");
   }
+  const torch::Device device = TrainDevice(spec);
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    return Status::FailedPrecondition(
+        "resources.device is " + spec.resources.device + " but LibTorch sees no CUDA device: this "
+        "gantry-worker was built against a LibTorch without CUDA (Debian's libtorch is CPU-only; build "
+        "against a CUDA LibTorch, see scripts/build-cuda.sh), or no GPU is visible to it");
+  }
   {
     // LibTorch's default CPU generator is process-wide: ranks that run as
     // threads (tests, benchmarks) must not interleave seeding and parameter
@@ -59,6 +75,10 @@ Status Trainer::RunSteps() {
     torch::manual_seed(spec.train.seed);
     GANTRY_ASSIGN_OR_RETURN(model_, CreateModel(spec.model, train_.SampleShape(), train_.num_classes));
   }
+  // Before the optimizer sees the parameters and the Reducer sizes its
+  // buckets: both keep the tensors they are given. (CreateModel's shape check
+  // ran on the CPU.) Rank 0's values still reach the others below.
+  if (!device.is_cpu()) GANTRY_RETURN_IF_ERROR(model_->To(device));
   if (auto shape = model_->InputShape()) {
     GANTRY_RETURN_IF_ERROR(train_.ViewSamplesAs(*shape));
     GANTRY_RETURN_IF_ERROR(test_.ViewSamplesAs(*shape));
@@ -142,9 +162,10 @@ Status Trainer::TrainStep() {
     ++epoch_;
     offset_ = 0;
   }
+  const torch::Device device = TrainDevice(options_.spec);
   torch::Tensor idx = Indices(sampler_->BatchAt(epoch_, offset_));
-  torch::Tensor x = train_.features.index_select(0, idx);
-  torch::Tensor y = train_.labels.index_select(0, idx);
+  torch::Tensor x = OnDevice(train_.features.index_select(0, idx), device);
+  torch::Tensor y = OnDevice(train_.labels.index_select(0, idx), device);
   const auto t1 = clock_.Now();
   optimizer_->zero_grad();
   reducer_->Prepare();
@@ -224,10 +245,11 @@ Status Trainer::Evaluate() {
   const int64_t end = n * (comm_.rank() + 1) / comm_.size();
   double loss_sum = 0;
   double correct = 0;
+  const torch::Device device = TrainDevice(options_.spec);
   for (int64_t i = begin; i < end; i += kEvalBatch) {
     const int64_t len = std::min(kEvalBatch, end - i);
-    torch::Tensor x = test_.features.narrow(0, i, len);
-    torch::Tensor y = test_.labels.narrow(0, i, len);
+    torch::Tensor x = OnDevice(test_.features.narrow(0, i, len), device);
+    torch::Tensor y = OnDevice(test_.labels.narrow(0, i, len), device);
     GANTRY_ASSIGN_OR_RETURN(torch::Tensor logits, model_->Forward(x));
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))

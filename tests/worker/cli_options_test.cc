@@ -52,15 +52,27 @@ TEST(CliOptions, LoadsTheSpecTheCoordinatorWrites) {
   EXPECT_DOUBLE_EQ(loaded->train.optimizer.lr, spec->train.optimizer.lr);
   EXPECT_EQ(loaded->data.path, dir.File("data"));  // relative to the spec file
 
-  std::ofstream(dir.File("cuda.yaml")) << "name: x\ndata: {path: /d}\nresources: {device: cuda}\n";
-  auto cuda = LoadJobSpec(dir.File("cuda.yaml"));
-  ASSERT_FALSE(cuda.ok());
-  EXPECT_EQ(ExitCodeFor(cuda.status()), kExitBadInput);
-  EXPECT_NE(cuda.status().message().find("resources.device"), std::string::npos);
-
   auto missing = LoadJobSpec(dir.File("nope.json"));
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(ExitCodeFor(missing.status()), kExitBadInput);
+}
+
+// A CPU-only worker refuses CUDA jobs at start, saying how to get one that
+// runs them; a CUDA+NCCL build accepts them.
+TEST(CliOptions, CudaDeviceNeedsACudaAndNcclBuild) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("cuda.yaml")) << "name: x\ndata: {path: /d}\nresources: {device: cuda}\n";
+  auto cuda = LoadJobSpec(dir.File("cuda.yaml"));
+#if defined(GANTRY_WITH_CUDA) && defined(GANTRY_WITH_NCCL)
+  ASSERT_TRUE(cuda.ok()) << cuda.status().ToString();
+  EXPECT_EQ(cuda->resources.device, "cuda");
+#else
+  ASSERT_FALSE(cuda.ok());
+  EXPECT_EQ(ExitCodeFor(cuda.status()), kExitBadInput);
+  const std::string& m = cuda.status().message();
+  EXPECT_NE(m.find("resources.device"), std::string::npos) << m;
+  EXPECT_NE(m.find("-DGANTRY_WITH_CUDA=ON -DGANTRY_WITH_NCCL=ON"), std::string::npos) << m;
+#endif
 }
 
 TEST(CliOptions, ExampleJobSpecIsValid) {
