@@ -1,116 +1,36 @@
 #include "common/protocol.h"
 
-#include <vector>
+#include "common/msgpack.h"
 
 namespace gantry {
-namespace {
 
-// Reads a big-endian unsigned integer of `n` bytes at `p`.
-uint64_t ReadBe(const unsigned char* p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; ++i) v = (v << 8) | p[i];
-  return v;
-}
+Status ValidateMsgpack(std::string_view bytes, int max_depth) { return msgpack::Validate(bytes, max_depth); }
 
-}  // namespace
+Result<json> ParseMsgpack(std::string_view bytes) { return msgpack::Parse(bytes, kMaxMessageDepth); }
 
-Status ValidateMsgpack(std::string_view bytes, int max_depth) {
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t n = bytes.size();
-  size_t pos = 0;
-  // Each entry: how many more values the open container expects.
-  std::vector<uint64_t> pending;
-  pending.push_back(1);
-  auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument("malformed message at byte " + std::to_string(pos) + ": " + why);
-  };
-  auto need = [&](uint64_t k) { return k <= n - pos; };
-  while (!pending.empty()) {
-    if (pending.back() == 0) {
-      pending.pop_back();
-      continue;
+std::string ToMsgpack(const json& j) { return msgpack::Encode(j); }
+
+std::string EncodeRequest(const Request& req) { return EncodeRequest(req.type, req.id, req.auth, req.body); }
+
+std::string EncodeRequest(std::string_view type, std::string_view id, std::string_view auth, const json& body) {
+  // The envelope is written field by field around the body, never assembled
+  // as a json (that would copy the body). Keys in sorted order, as nlohmann
+  // writes a json map, so the bytes are those of ToMsgpack(envelope).
+  return msgpack::Write([&](auto& w) {
+    w.MapHeader(auth.empty() ? 4 : 5);
+    if (!auth.empty()) {
+      w.String("auth");
+      w.String(auth);
     }
-    --pending.back();
-    if (pos >= n) return bad("truncated");
-    unsigned char t = p[pos++];
-    uint64_t skip = 0;       // payload bytes to skip
-    uint64_t children = 0;   // values inside a container
-    bool container = false;
-    if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
-      // fixint, negative fixint, nil, false, true
-    } else if (t >= 0x80 && t <= 0x8f) {
-      container = true, children = 2ull * (t & 0x0f);
-    } else if (t >= 0x90 && t <= 0x9f) {
-      container = true, children = t & 0x0f;
-    } else if (t >= 0xa0 && t <= 0xbf) {
-      skip = t & 0x1f;
-    } else {
-      int len_bytes = 0;
-      switch (t) {
-        case 0xcc: case 0xd0: skip = 1; break;
-        case 0xcd: case 0xd1: skip = 2; break;
-        case 0xca: case 0xce: case 0xd2: skip = 4; break;
-        case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
-        case 0xd4: skip = 2; break;   // fixext 1
-        case 0xd5: skip = 3; break;
-        case 0xd6: skip = 5; break;
-        case 0xd7: skip = 9; break;
-        case 0xd8: skip = 17; break;
-        case 0xc4: case 0xd9: len_bytes = 1; break;  // bin8, str8
-        case 0xc5: case 0xda: len_bytes = 2; break;
-        case 0xc6: case 0xdb: len_bytes = 4; break;
-        case 0xc7: len_bytes = 1; break;  // ext8 (+1 type byte)
-        case 0xc8: len_bytes = 2; break;
-        case 0xc9: len_bytes = 4; break;
-        case 0xdc: case 0xde: len_bytes = 2; container = true; break;
-        case 0xdd: case 0xdf: len_bytes = 4; container = true; break;
-        default: return bad("unknown type byte");
-      }
-      if (len_bytes) {
-        if (!need(len_bytes)) return bad("truncated length");
-        uint64_t len = ReadBe(p + pos, len_bytes);
-        pos += len_bytes;
-        if (container) {
-          children = (t == 0xde || t == 0xdf) ? 2 * len : len;
-        } else {
-          skip = len + ((t >= 0xc7 && t <= 0xc9) ? 1 : 0);
-        }
-      }
-    }
-    if (container) {
-      // Every value takes at least one byte: a count larger than what is
-      // left cannot be honest, and must not drive an allocation.
-      if (children > n - pos) return bad("container length exceeds message");
-      if (static_cast<int>(pending.size()) >= max_depth) return bad("nesting too deep");
-      pending.push_back(children);
-    } else {
-      if (!need(skip)) return bad("truncated value");
-      pos += skip;
-    }
-  }
-  if (pos != n) return bad("trailing bytes");
-  return Status::Ok();
-}
-
-Result<json> ParseMsgpack(std::string_view bytes) {
-  GANTRY_RETURN_IF_ERROR(ValidateMsgpack(bytes));
-  try {
-    return json::from_msgpack(bytes.begin(), bytes.end());
-  } catch (const json::exception& e) {
-    return Status::InvalidArgument(std::string("malformed message: ") + e.what());
-  }
-}
-
-std::string ToMsgpack(const json& j) {
-  std::string out;
-  json::to_msgpack(j, out);
-  return out;
-}
-
-std::string EncodeRequest(const Request& req) {
-  json j = {{"v", kProtocolVersion}, {"type", req.type}, {"id", req.id}, {"body", req.body}};
-  if (!req.auth.empty()) j["auth"] = req.auth;
-  return ToMsgpack(j);
+    w.String("body");
+    w.Value(body);
+    w.String("id");
+    w.String(id);
+    w.String("type");
+    w.String(type);
+    w.String("v");
+    w.Int(kProtocolVersion);
+  });
 }
 
 Result<Request> DecodeRequest(std::string_view bytes) {
@@ -135,13 +55,28 @@ Result<Request> DecodeRequest(std::string_view bytes) {
 }
 
 std::string EncodeReply(const Reply& rep) {
-  json j = {{"v", kProtocolVersion}, {"id", rep.id}, {"ok", rep.status.ok()}};
-  if (rep.status.ok()) {
-    j["body"] = rep.body;
-  } else {
-    j["error"] = {{"code", StatusCodeName(rep.status.code())}, {"message", rep.status.message()}};
-  }
-  return ToMsgpack(j);
+  // As EncodeRequest: {body | error, id, ok, v} in sorted key order.
+  const bool ok = rep.status.ok();
+  return msgpack::Write([&](auto& w) {
+    w.MapHeader(4);
+    if (ok) {
+      w.String("body");
+      w.Value(rep.body);
+    } else {
+      w.String("error");
+      w.MapHeader(2);
+      w.String("code");
+      w.String(StatusCodeName(rep.status.code()));
+      w.String("message");
+      w.String(rep.status.message());
+    }
+    w.String("id");
+    w.String(rep.id);
+    w.String("ok");
+    w.Bool(ok);
+    w.String("v");
+    w.Int(kProtocolVersion);
+  });
 }
 
 Result<Reply> DecodeReply(std::string_view bytes) {

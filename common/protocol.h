@@ -4,12 +4,16 @@
 //   {v: 1, type: "<message type>", id: "<request id>", auth: "<token>"?, body: {...}}
 // and its reply is
 //   {v: 1, id, ok: true, body: {...}}  or  {v: 1, id, ok: false, error: {code, message}}.
-// MessagePack is produced and read with nlohmann::json, so one schema serves
-// the binary wire and the CLI's --json output.
+// Messages are nlohmann::json values, so one schema serves the binary wire
+// and the CLI's --json output; the MessagePack codec is Gantry's own
+// (common/msgpack.h), byte-compatible with nlohmann's to/from_msgpack but
+// built for bodies of ~100 MB of tensor bytes: the envelope is written around
+// the body without copying it, the output is sized once, and binaries are
+// copied in and out with one memcpy each.
 //
-// Decoding is defensive: the bytes are first walked without recursion to
-// bound nesting depth and declared lengths, then parsed; any failure is an
-// invalid_argument Status, never an exception or a crash.
+// Decoding is defensive: one pass without recursion checks every type byte,
+// declared length and the nesting depth before reading or allocating; any
+// failure is an invalid_argument Status, never an exception or a crash.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +48,9 @@ struct Reply {
 };
 
 std::string EncodeRequest(const Request& req);
+// The same bytes without a Request: callers that hold the body elsewhere
+// need not copy it into one.
+std::string EncodeRequest(std::string_view type, std::string_view id, std::string_view auth, const json& body);
 Result<Request> DecodeRequest(std::string_view bytes);
 std::string EncodeReply(const Reply& rep);
 Result<Reply> DecodeReply(std::string_view bytes);
@@ -51,8 +58,10 @@ Result<Reply> DecodeReply(std::string_view bytes);
 // Checks that `bytes` is exactly one well-formed MessagePack value with
 // nesting at most `max_depth` and lengths that fit in the buffer. Iterative.
 Status ValidateMsgpack(std::string_view bytes, int max_depth = kMaxMessageDepth);
-// ValidateMsgpack, then nlohmann's parser; exceptions become Status.
+// ValidateMsgpack's checks (depth kMaxMessageDepth), map keys must be
+// strings, and the json built in the same pass (msgpack::Parse).
 Result<json> ParseMsgpack(std::string_view bytes);
+// Smallest encodings, as nlohmann::json::to_msgpack writes them (msgpack::Encode).
 std::string ToMsgpack(const json& j);
 
 // Typed access to request bodies with errors that name the field:
