@@ -156,10 +156,16 @@ Result<json> RpcClient::Call(const std::string& type, const json& body,
                              std::chrono::milliseconds timeout) {
   try {
     if (!socket_) Connect();
-    Request req{type, NewRequestId(), "", body};
-    std::string payload = EncodeRequest(req);
+    const std::string id = NewRequestId();
+    // ZeroMQ takes the encoded bytes without copying them (a 100 MB
+    // checkpoint would otherwise be faulted into a second buffer) and frees
+    // them once they are on the wire.
+    auto payload = std::make_unique<std::string>(EncodeRequest(type, id, "", body));
+    zmq::message_t frame(payload->data(), payload->size(),
+                         [](void*, void* hint) { delete static_cast<std::string*>(hint); }, payload.get());
+    payload.release();  // owned by `frame` now
     socket_->send(zmq::message_t(), zmq::send_flags::sndmore);
-    socket_->send(zmq::buffer(payload), zmq::send_flags::none);
+    socket_->send(frame, zmq::send_flags::none);
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -177,7 +183,7 @@ Result<json> RpcClient::Call(const std::string& type, const json& body,
       if (frames.empty()) continue;
       auto rep = DecodeReply(frames.back().to_string_view());
       if (!rep.ok()) return rep.status().WithContext("bad reply from " + endpoint_);
-      if (rep->id != req.id) continue;  // a late reply to an earlier call
+      if (rep->id != id) continue;  // a late reply to an earlier call
       if (!rep->status.ok()) return rep->status;
       return std::move(rep->body);
     }
