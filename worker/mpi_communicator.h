@@ -65,9 +65,10 @@ class MpiSession {
 class MpiCommunicator final : public Communicator {
  public:
   struct Options {
-    // Largest single MPI_Allreduce. Smaller chunks dodge the large-message
-    // collapse and pipeline better, but each call costs ~10-50 us of
-    // latency; 4 MiB measured best on the 2-core reference machine.
+    // Largest single MPI_Allreduce: keeps MPI's per-call scratch buffer
+    // small whatever the bucket size. Each call costs ~10-50 us of latency;
+    // 4 MiB measured best or level at 64 MiB on the 2-core reference machine
+    // (docs/performance.md, "Worker": chunk sweep).
     int64_t chunk_bytes = int64_t{4} << 20;
   };
 
