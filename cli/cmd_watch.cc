@@ -28,6 +28,9 @@ class Renderer {
       std::cout << json{{"type", "metrics"}, {"body", p}}.dump() << std::endl;
       return;
     }
+    // Every rank reports its own step time (to show stragglers); the
+    // progress line follows rank 0, the one that reports loss and accuracy.
+    if (p.value("rank", int64_t{0}) != 0) return;
     const json& v = p.value("values", json::object());
     int64_t step = p.value("step", int64_t{0});
     if (p.contains("total_steps")) total_ = p["total_steps"];
@@ -43,9 +46,10 @@ class Renderer {
     if (first_time_ == 0) first_time_ = t, first_step_ = step;
     step_ = step;
     epoch_ = p.value("epoch", int64_t{0});
-    loss_ = Num(v, "loss");
-    acc_ = Num(v, "accuracy");
-    sps_ = Num(v, "samples_per_sec");
+    // A point may carry only some values: keep the last known of the rest.
+    if (v.contains("loss")) loss_ = Num(v, "loss");
+    if (v.contains("accuracy")) acc_ = Num(v, "accuracy");
+    if (v.contains("samples_per_sec")) sps_ = Num(v, "samples_per_sec");
     double rate = (t > first_time_ && step > first_step_) ? (step - first_step_) / (t - first_time_) : 0;
     if (rate <= 0 && Num(v, "step_time") > 0) rate = 1.0 / Num(v, "step_time");
     eta_ = (rate > 0 && total_ > 0) ? (total_ - step) / rate : -1;

@@ -82,6 +82,9 @@ rc=$?
 [ $rc -eq 0 ] || { cat "$DATA/watch-a.log"; fail "watch exit $rc for job A"; }
 grep -q "SUCCEEDED" "$DATA/watch-a.log" || fail "watch did not report SUCCEEDED"
 grep -q "step 30/30" "$DATA/watch-a.log" || fail "watch did not show the last step"
+# Ranks other than 0 report only their step time: the progress line must not
+# turn their missing loss into nan.
+! grep -q "nan" "$DATA/watch-a.log" || { cat "$DATA/watch-a.log"; fail "watch printed nan"; }
 [ "$(gantry job show "$A" --json | grep -c '"state": "SUCCEEDED"')" -eq 1 ] || fail "job A not SUCCEEDED"
 ok "2-rank job $A ran to SUCCEEDED, watched live"
 
