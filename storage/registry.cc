@@ -85,6 +85,24 @@ class HashAhead {
 // starts the disk sooner; each kick is a system call.
 constexpr uint64_t kWritebackEvery = 4 << 20;
 
+// The provenance a save request carries, copied into the manifest and into
+// the index row (the two records of a version share these field names).
+template <class Record>
+void CopyProvenance(const Checkpoint& c, int64_t version, double now, Record& r) {
+  r.model = c.model;
+  r.version = version;
+  r.job_id = c.job_id;
+  r.attempt = c.attempt;
+  r.step = c.step;
+  r.epoch = c.epoch;
+  r.created_at = now;
+  r.metrics = c.metrics;
+  r.meta = c.meta;
+  r.parent_model = c.parent_model;
+  r.parent_version = c.parent_version;
+  r.data_fingerprint = c.data_fingerprint;
+}
+
 }  // namespace
 
 Result<Registry> Registry::Open(const std::string& root, const Clock& clock, RegistryOptions options) {
@@ -194,20 +212,9 @@ Result<json> Registry::Save(const Checkpoint& c) {
   GANTRY_ASSIGN_OR_RETURN(const int64_t version, index_.NextVersion(c.model));
 
   // Step 3.
-  manifest.model = c.model;
-  manifest.version = version;
-  manifest.job_id = c.job_id;
-  manifest.attempt = c.attempt;
-  manifest.step = c.step;
-  manifest.epoch = c.epoch;
-  manifest.created_at = now;
-  manifest.metrics = c.metrics;
-  manifest.meta = c.meta;
+  CopyProvenance(c, version, now, manifest);
   manifest.optimizer_state = c.optimizer_state;
   manifest.trainer_state = c.trainer_state;
-  manifest.parent_model = c.parent_model;
-  manifest.parent_version = c.parent_version;
-  manifest.data_fingerprint = c.data_fingerprint;
   const std::string manifest_text = DumpJson(manifest.ToJson(), 2) + "\n";
   GANTRY_RETURN_IF_ERROR(WriteFileAtomic(staging.path() + "/manifest.json", manifest_text));
   bytes_written += manifest_text.size();
@@ -233,21 +240,10 @@ Result<json> Registry::Save(const Checkpoint& c) {
     GANTRY_RETURN_IF_ERROR(index_.InsertBlob(b, now));
   }
   VersionRow row;
-  row.model = c.model;
-  row.version = version;
-  row.job_id = c.job_id;
-  row.attempt = c.attempt;
-  row.step = c.step;
-  row.epoch = c.epoch;
-  row.metrics = c.metrics;
-  row.meta = c.meta;
+  CopyProvenance(c, version, now, row);
   row.bytes = manifest.bytes;
   row.bytes_written = bytes_written;
   row.path = rel;
-  row.created_at = now;
-  row.parent_model = c.parent_model;
-  row.parent_version = c.parent_version;
-  row.data_fingerprint = c.data_fingerprint;
   GANTRY_RETURN_IF_ERROR(index_.InsertVersion(row));
   GANTRY_RETURN_IF_ERROR(index_.InsertTensors(c.model, version, manifest.tensors));
   GANTRY_RETURN_IF_ERROR(index_.SetNextVersion(c.model, version + 1));
