@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -34,14 +35,20 @@ class Renderer {
     const json& v = p.value("values", json::object());
     int64_t step = p.value("step", int64_t{0});
     if (p.contains("total_steps")) total_ = p["total_steps"];
-    if (v.contains("test_accuracy") || v.contains("test_loss")) {
+    // The recorded history merges a step's training and evaluation values
+    // into one point; live they come apart. Show both parts, step first.
+    const bool eval = v.contains("test_accuracy") || v.contains("test_loss");
+    if (!eval || v.contains("loss") || v.contains("step_time")) Progress(p, v, step);
+    if (eval) {
       Clear();
       std::printf("eval at step %lld: test loss %.4f, test accuracy %.2f%%\n", static_cast<long long>(step),
                   Num(v, "test_loss"), 100 * Num(v, "test_accuracy"));
       last_eval_ = Num(v, "test_accuracy");
       Redraw();
-      return;
     }
+  }
+
+  void Progress(const json& p, const json& v, int64_t step) {
     double t = p.value("time", 0.0);
     if (first_time_ == 0) first_time_ = t, first_step_ = step;
     step_ = step;
@@ -124,16 +131,29 @@ int Watch(Context& ctx, const std::string& id, bool as_json) {
     sub->set(zmq::sockopt::subscribe, "job/" + id);
     sub->connect(*feed);
   }
-  int64_t last_step = -1;
-  auto history = ctx.Call(kMonitor, "get_metrics", {{"job_id", id}});
-  if (history.ok()) {
-    for (const auto& p : (*history)["points"]) {
-      out.Point(p);
-      last_step = std::max<int64_t>(last_step, p.value("step", int64_t{0}));
+  // Points reach us from the recorded history, the live feed and a last
+  // catch-up; each is shown once, tracked per rank and kind.
+  std::map<std::pair<int64_t, bool>, int64_t> shown;  // (rank, eval) -> last step shown
+  auto show = [&](const json& p) {
+    const json& v = p.value("values", json::object());
+    const bool eval = v.contains("test_accuracy") || v.contains("test_loss");
+    const int64_t step = p.value("step", int64_t{0});
+    auto [it, fresh] = shown.try_emplace({p.value("rank", int64_t{0}), eval}, step);
+    if (!fresh && step <= it->second) return;
+    it->second = step;
+    out.Point(p);
+  };
+  // The feed's subscription takes effect a moment after connect (ZeroMQ's
+  // slow joiner), so points published meanwhile come only from the history.
+  auto catch_up = [&](bool warn) {
+    auto history = ctx.Call(kMonitor, "get_metrics", {{"job_id", id}});
+    if (history.ok()) {
+      for (const auto& p : (*history)["points"]) show(p);
+    } else if (warn) {
+      std::fprintf(stderr, "gantry: no metrics history (%s)\n", history.status().message().c_str());
     }
-  } else {
-    std::fprintf(stderr, "gantry: no metrics history (%s)\n", history.status().message().c_str());
-  }
+  };
+  catch_up(true);
   out.State((*job)["job"]);
   std::string state = (*job)["job"]["state"];
   auto next_check = std::chrono::steady_clock::now();
@@ -155,11 +175,10 @@ int Watch(Context& ctx, const std::string& id, bool as_json) {
         std::string type = msg->value("type", "");
         const json& body = (*msg)["body"];
         if (type == "metrics") {
-          int64_t step = body.value("step", int64_t{0});
-          bool eval = body.contains("values") && body["values"].contains("test_accuracy");
-          if (step > last_step || eval) out.Point(body);
-          if (!eval) last_step = std::max(last_step, step);
+          show(body);
         } else if (type == "job_state") {
+          // What the feed missed before the job ended comes first.
+          if (IsTerminalState(body.value("state", state))) catch_up(false);
           out.State(body);
           state = body.value("state", state);
         }
@@ -174,6 +193,7 @@ int Watch(Context& ctx, const std::string& id, bool as_json) {
         out.Finish();
         return Fail(j.status());
       }
+      if (IsTerminalState((*j)["job"]["state"].get<std::string>())) catch_up(false);
       out.State((*j)["job"]);
       state = (*j)["job"]["state"];
     }

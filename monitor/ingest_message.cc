@@ -37,10 +37,12 @@ Result<MetricsPoint> ParseMetrics(const json& body) {
   GANTRY_ASSIGN_OR_RETURN(p.step, NonNegative(body, type, "step"));
   GANTRY_ASSIGN_OR_RETURN(p.epoch, NonNegative(body, type, "epoch"));
   GANTRY_ASSIGN_OR_RETURN(p.time, FiniteTime(body, type));
-  for (const char* opt : {"world_size", "total_steps"}) {
-    auto v = GetInt(body, opt, 0);
-    if (!v.ok()) return v.status().WithContext(type);
-  }
+  auto world_size = GetInt(body, "world_size", 0);
+  if (!world_size.ok()) return world_size.status().WithContext(type);
+  auto total = GetInt(body, "total_steps", 0);
+  if (!total.ok()) return total.status().WithContext(type);
+  p.total_steps = *total;
+  if (p.total_steps < 0) return Bad(type, "field 'total_steps' must be >= 0");
   auto values = body.find("values");
   if (values == body.end() || !values->is_object() || values->empty()) {
     return Bad(type, "field 'values' must be a non-empty map {name: number}");

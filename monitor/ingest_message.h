@@ -35,6 +35,7 @@ struct MetricsPoint {
   int64_t rank = 0;
   int64_t step = 0;
   int64_t epoch = 0;
+  int64_t total_steps = 0;  // planned steps of the run; 0 = not reported
   double time = 0;
   std::vector<std::pair<std::string, double>> values;
 };

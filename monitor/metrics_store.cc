@@ -28,6 +28,11 @@ CREATE TABLE job_events(
 );
 CREATE INDEX job_events_job ON job_events(job_id);
 )sql",
+    // 2: the run's planned step count, so a replayed history can show
+    // progress as step/total (0 = not reported).
+    R"sql(
+ALTER TABLE metrics ADD COLUMN total_steps INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace
@@ -37,8 +42,8 @@ Result<MetricsStore> MetricsStore::Open(const std::string& path) {
   GANTRY_RETURN_IF_ERROR(db.Migrate(kMigrations).WithContext(path));
   MetricsStore store(std::move(db));
   GANTRY_ASSIGN_OR_RETURN(store.insert_metric_, store.db_.Prepare(
-      "INSERT INTO metrics(job_id, attempt, rank, step, epoch, time, name, value)"
-      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+      "INSERT INTO metrics(job_id, attempt, rank, step, epoch, time, name, value, total_steps)"
+      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
   GANTRY_ASSIGN_OR_RETURN(store.insert_event_, store.db_.Prepare(
       "INSERT INTO job_events(job_id, state, attempt, reason, time) VALUES(?1, ?2, ?3, ?4, ?5)"));
   return store;
@@ -52,7 +57,7 @@ Status MetricsStore::Write(const std::vector<MetricsPoint>& points, const std::v
     for (const auto& [name, value] : p.values) {
       auto& s = insert_metric_;
       s.Bind(1, p.job_id).Bind(2, p.attempt).Bind(3, p.rank).Bind(4, p.step).Bind(5, p.epoch);
-      s.Bind(6, p.time).Bind(7, name);
+      s.Bind(6, p.time).Bind(7, name).Bind(9, p.total_steps);
       if (std::isnan(value)) {
         s.BindNull(8);
       } else {
@@ -80,7 +85,7 @@ Result<json> MetricsStore::Points(const std::string& job_id, int64_t after_step,
   // keeps them adjacent; a point ends where (attempt, rank, step, epoch,
   // time) changes.
   GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
-      "SELECT attempt, rank, step, epoch, time, name, value FROM metrics"
+      "SELECT attempt, rank, step, epoch, time, name, value, total_steps FROM metrics"
       " WHERE job_id = ?1 AND step > ?2 ORDER BY step, rowid"));
   q.Bind(1, job_id).Bind(2, after_step);
   json points = json::array();
@@ -100,6 +105,7 @@ Result<json> MetricsStore::Points(const std::string& job_id, int64_t after_step,
       if (static_cast<int64_t>(points.size()) >= limit) break;
       points.push_back({{"rank", rank}, {"attempt", attempt}, {"step", step}, {"epoch", epoch},
                         {"time", time}, {"values", json::object()}});
+      if (const int64_t total = q.ColumnInt(7); total > 0) points.back()["total_steps"] = total;
     }
     points.back()["values"][q.ColumnText(5)] =
         q.ColumnIsNull(6) ? std::numeric_limits<double>::quiet_NaN() : q.ColumnDouble(6);

@@ -81,13 +81,19 @@ gantry watch "$A" >"$DATA/watch-a.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] || { cat "$DATA/watch-a.log"; fail "watch exit $rc for job A"; }
 grep -q "SUCCEEDED" "$DATA/watch-a.log" || fail "watch did not report SUCCEEDED"
-grep -q "step 30/30" "$DATA/watch-a.log" || fail "watch did not show the last step"
+grep -q "step 30/30" "$DATA/watch-a.log" || { cat "$DATA/watch-a.log"; fail "watch did not show the last step"; }
 # Ranks other than 0 report only their step time: the progress line must not
 # turn their missing loss into nan.
 ! grep -q "nan" "$DATA/watch-a.log" || { cat "$DATA/watch-a.log"; fail "watch printed nan"; }
 [ "$(gantry job show "$A" --json | grep -c '"state": "SUCCEEDED"')" -eq 1 ] || fail "job A not SUCCEEDED"
 ok "2-rank job $A ran to SUCCEEDED, watched live"
 
+# Watching a finished job replays the recorded history, where a step's
+# training and evaluation values are merged: both must show.
+replay=$(gantry watch "$A") || fail "watch on a finished job"
+grep -q "step 30/30" <<<"$replay" || { echo "$replay"; fail "replayed history lacks the last step"; }
+grep -q "eval at step 30" <<<"$replay" || { echo "$replay"; fail "replayed history lacks the evaluation"; }
+! grep -q "nan" <<<"$replay" || { echo "$replay"; fail "replayed history printed nan"; }
 metrics=$(gantry watch "$A" --json) || fail "watch --json on a finished job"
 grep -q '"loss"' <<<"$metrics" || fail "no loss metrics recorded in the monitor"
 grep -q '"test_accuracy"' <<<"$metrics" || fail "no evaluation metrics recorded"

@@ -79,6 +79,52 @@ TEST_F(MonitorServiceTest, PointsComeBackInStepOrderWithNonFiniteValues) {
   EXPECT_FALSE(service_.GetMetrics(json::object()).ok());
 }
 
+// The run's planned step count is stored with each point, so a replayed
+// history (gantry watch on a finished job) can show step/total.
+TEST_F(MonitorServiceTest, TotalStepsComeBackWithStoredPoints) {
+  service_.OnIngestFrame(Frame("metrics", MetricsBody("j-1", 1, {{"loss", 1.0}})));  // total_steps 100
+  json without = MetricsBody("j-1", 2, {{"loss", 0.5}});
+  without.erase("total_steps");
+  service_.OnIngestFrame(Frame("metrics", without));
+  json points = Metrics({{"job_id", "j-1"}});
+  ASSERT_EQ(points.size(), 2u);
+  EXPECT_EQ(points[0]["total_steps"], 100);
+  EXPECT_FALSE(points[1].contains("total_steps")) << "0 means not reported and is left out";
+  json negative = MetricsBody("j-1", 3, {{"loss", 0.5}});
+  negative["total_steps"] = -1;
+  service_.OnIngestFrame(Frame("metrics", negative));
+  EXPECT_EQ(Metrics({{"job_id", "j-1"}}).size(), 2u) << "a negative total_steps is refused";
+}
+
+// A database written before total_steps existed (schema 1) opens, migrates
+// and keeps its points.
+TEST(MetricsStoreMigration, SchemaOneDatabaseGainsTotalSteps) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/old.db";
+  {
+    auto db = sql::Db::Open(path);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(db->Exec("CREATE TABLE metrics(job_id TEXT NOT NULL, attempt INTEGER NOT NULL, rank INTEGER "
+                         "NOT NULL, step INTEGER NOT NULL, epoch INTEGER NOT NULL, time REAL NOT NULL, name TEXT "
+                         "NOT NULL, value REAL);"
+                         "CREATE INDEX metrics_job_step ON metrics(job_id, step);"
+                         "CREATE TABLE job_events(job_id TEXT NOT NULL, state TEXT NOT NULL, attempt INTEGER, "
+                         "reason TEXT, time REAL NOT NULL);"
+                         "CREATE INDEX job_events_job ON job_events(job_id);"
+                         "INSERT INTO metrics VALUES('j-old', 1, 0, 7, 0, 1.7e9, 'loss', 0.25);"
+                         "PRAGMA user_version=1;")
+                    .ok());
+  }
+  auto store = MetricsStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto points = store->Points("j-old", -1, 10);
+  ASSERT_TRUE(points.ok()) << points.status().ToString();
+  ASSERT_EQ(points->size(), 1u);
+  EXPECT_EQ((*points)[0]["step"], 7);
+  EXPECT_DOUBLE_EQ((*points)[0]["values"]["loss"].get<double>(), 0.25);
+  EXPECT_FALSE((*points)[0].contains("total_steps"));
+}
+
 TEST_F(MonitorServiceTest, BufferIsWrittenWhenOldEnoughNotBefore) {
   service_.OnIngestFrame(Frame("metrics", MetricsBody("j-1", 1, {{"loss", 1}})));
   service_.Tick();
