@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <optional>
 #include <thread>
 #include <zmq.hpp>
 
@@ -58,16 +59,26 @@ std::string WaitForEndpoint(ChildProcess& child, const DataDir& dir) {
   return endpoint;
 }
 
-TEST(StorageDaemonTest, ServesSurvivesGarbageAndStopsOnSigterm) {
-  if (testing::BinDir().empty()) GTEST_SKIP() << "GANTRY_BIN_DIR is not set";
+// Each test starts its own daemon on a free port in a fresh data dir.
+class StorageDaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (testing::BinDir().empty()) GTEST_SKIP() << "GANTRY_BIN_DIR is not set";
+    auto started = StartStorage(data, "tcp://127.0.0.1:0");
+    ASSERT_TRUE(started.ok()) << started.status().ToString();
+    child.emplace(std::move(started).value());
+    endpoint = WaitForEndpoint(*child, dir);
+    ASSERT_FALSE(endpoint.empty()) << "gantry-storage exited: " << ReadFile(data + ".out").value();
+  }
+
   TempDir tmp;
   const std::string data = tmp.path() + "/data";
-  auto child = StartStorage(data, "tcp://127.0.0.1:0");
-  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  DataDir dir{data};
+  std::optional<ChildProcess> child;
+  std::string endpoint;
+};
 
-  DataDir dir(data);
-  const std::string endpoint = WaitForEndpoint(*child, dir);
-  ASSERT_FALSE(endpoint.empty()) << "gantry-storage exited: " << ReadFile(data + ".out").value();
+TEST_F(StorageDaemonTest, ServesSurvivesGarbageAndStopsOnSigterm) {
 
   zmq::context_t ctx;
   // Garbage gets an error reply; the daemon keeps serving.
@@ -100,15 +111,7 @@ TEST(StorageDaemonTest, ServesSurvivesGarbageAndStopsOnSigterm) {
 // Four clients save to one model at once: every save is acknowledged with
 // its own number, the numbers are exactly 1..40, and each row belongs to
 // the writer that was told that number.
-TEST(StorageDaemonTest, FourWritersGetDistinctGapFreeVersions) {
-  if (testing::BinDir().empty()) GTEST_SKIP() << "GANTRY_BIN_DIR is not set";
-  TempDir tmp;
-  const std::string data = tmp.path() + "/data";
-  auto child = StartStorage(data, "tcp://127.0.0.1:0");
-  ASSERT_TRUE(child.ok()) << child.status().ToString();
-  DataDir dir(data);
-  const std::string endpoint = WaitForEndpoint(*child, dir);
-  ASSERT_FALSE(endpoint.empty()) << "gantry-storage exited: " << ReadFile(data + ".out").value();
+TEST_F(StorageDaemonTest, FourWritersGetDistinctGapFreeVersions) {
 
   constexpr int kWriters = 4;
   constexpr int kSaves = 10;
