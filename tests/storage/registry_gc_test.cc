@@ -24,13 +24,8 @@ size_t CountFiles(const std::string& dir) {
   return n;
 }
 
-class RegistryGcTest : public ::testing::Test {
+class RegistryGcTest : public testing::RegistryTestBase {
  protected:
-  Registry Open() {
-    auto r = Registry::Open(dir_.path(), clock_);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return std::move(r).value();
-  }
   // Version i: a frozen tensor shared by all, and one of its own.
   void Save(Registry& reg, int i) {
     auto r = SaveJson(reg, SaveBody("m", i, {ByteTensor("frozen", Pattern(80000, 1)),
@@ -38,7 +33,6 @@ class RegistryGcTest : public ::testing::Test {
                                              ByteTensor("bias", Pattern(16, i))}));
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
-  std::string PackDir() const { return dir_.path() + "/checkpoints/.packs"; }
   uint64_t PackBytes() const {
     uint64_t n = 0;
     for (const auto& e : fs::directory_iterator(PackDir())) n += e.file_size();
@@ -52,8 +46,6 @@ class RegistryGcTest : public ::testing::Test {
     EXPECT_TRUE(blob.ok() && blob->has_value());
     return **blob;
   }
-  testing::TempDir dir_;
-  ManualClock clock_;
 };
 
 TEST_F(RegistryGcTest, SharedBlobsLiveWhileAnyVersionUsesThemAndGcCompacts) {

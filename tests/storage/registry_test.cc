@@ -43,17 +43,7 @@ std::vector<std::string> Names(const std::string& dir) {
   return names;
 }
 
-class RegistryTest : public ::testing::Test {
- protected:
-  Registry Open() {
-    auto r = Registry::Open(dir_.path(), clock_);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return std::move(r).value();
-  }
-  std::string PackDir() const { return dir_.path() + "/checkpoints/.packs"; }
-  TempDir dir_;
-  ManualClock clock_;
-};
+using RegistryTest = testing::RegistryTestBase;
 
 TEST_F(RegistryTest, SavesAndListsVersionsWithMetadata) {
   Registry reg = Open();

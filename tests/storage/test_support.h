@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "common/clock.h"
 #include "common/protocol.h"
 #include "storage/checkpoint.h"
 #include "storage/registry.h"
@@ -41,5 +44,19 @@ inline Result<json> SaveJson(Registry& reg, const json& body) {
   GANTRY_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpoint(body));
   return reg.Save(c);
 }
+
+// A registry in a fresh temp dir with a manual clock.
+class RegistryTestBase : public ::testing::Test {
+ protected:
+  Registry Open() {
+    auto r = Registry::Open(dir_.path(), clock_);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return std::move(r).value();
+  }
+  std::string PackDir() const { return dir_.path() + "/checkpoints/.packs"; }
+
+  TempDir dir_;
+  ManualClock clock_;
+};
 
 }  // namespace gantry::storage::testing
