@@ -107,4 +107,20 @@ ScratchDir::~ScratchDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+Args ParseArgs(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--rounds") == 0) a.rounds = std::max(1, std::atoi(argv[i + 1]));
+    if (std::strcmp(argv[i], "--mb") == 0) a.mb = std::max(1, std::atoi(argv[i + 1]));
+  }
+  return a;
+}
+
+void Check(const Status& s, const char* bench, const char* what) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s: %s: %s\n", bench, what, s.ToString().c_str());
+    std::exit(1);
+  }
+}
+
 }  // namespace gantry::storage::bench

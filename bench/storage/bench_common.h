@@ -40,6 +40,15 @@ struct Stats {
 };
 
 double Seconds(std::chrono::steady_clock::time_point since);
+
+// Command line shared by the storage benchmarks: [--rounds N] [--mb M].
+struct Args {
+  int rounds = 5;
+  int mb = 100;  // 1 MiB weight matrices in the state
+};
+Args ParseArgs(int argc, char** argv);
+// Ends the benchmark with a message naming `bench` and `what` if `s` failed.
+void Check(const Status& s, const char* bench, const char* what);
 // One figure: {"bench", "metric", "value", "unit", "n", "gantry", "baseline", ...extra}.
 void PrintFigure(const std::string& bench, const std::string& metric, double value, const std::string& unit, size_t n,
                  const json& gantry, const json& baseline, const json& extra = json::object());

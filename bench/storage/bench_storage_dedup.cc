@@ -27,20 +27,10 @@ uint64_t FolderBytes(const std::string& dir) {
   return n;
 }
 
-void Check(const Status& s, const char* what) {
-  if (!s.ok()) {
-    std::fprintf(stderr, "bench_storage_dedup: %s: %s\n", what, s.ToString().c_str());
-    std::exit(1);
-  }
-}
+void Check(const Status& s, const char* what) { bench::Check(s, "bench_storage_dedup", what); }
 
 int Main(int argc, char** argv) {
-  int rounds = 5;
-  int mb = 100;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--rounds") == 0) rounds = std::max(1, std::atoi(argv[i + 1]));
-    if (std::strcmp(argv[i], "--mb") == 0) mb = std::max(1, std::atoi(argv[i + 1]));
-  }
+  const auto [rounds, mb] = ParseArgs(argc, argv);
   spdlog::set_level(spdlog::level::warn);
   ScratchDir dir;
   const std::string data = dir.path() + "/data";

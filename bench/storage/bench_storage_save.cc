@@ -29,12 +29,7 @@
 namespace gantry::storage::bench {
 namespace {
 
-void Check(const Status& s, const char* what) {
-  if (!s.ok()) {
-    std::fprintf(stderr, "bench_storage_save: %s: %s\n", what, s.ToString().c_str());
-    std::exit(1);
-  }
-}
+void Check(const Status& s, const char* what) { bench::Check(s, "bench_storage_save", what); }
 
 // The disk's limit: every tensor's bytes, back to back, into one new file,
 // then fdatasync.
@@ -75,12 +70,7 @@ double TorchSave(const State& s, const std::string& path) {
 #endif
 
 int Main(int argc, char** argv) {
-  int rounds = 5;
-  int mb = 100;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--rounds") == 0) rounds = std::max(1, std::atoi(argv[i + 1]));
-    if (std::strcmp(argv[i], "--mb") == 0) mb = std::max(1, std::atoi(argv[i + 1]));
-  }
+  const auto [rounds, mb] = ParseArgs(argc, argv);
   spdlog::set_level(spdlog::level::warn);
 #ifdef GANTRY_BENCH_WITH_TORCH
   torch::set_num_threads(1);
