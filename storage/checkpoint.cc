@@ -134,16 +134,17 @@ Result<Checkpoint> ParseCheckpointMeta(const json& body, const std::string& what
   Checkpoint c;
   auto model = GetString(body, "model");
   if (!model.ok()) return model.status().WithContext(what);
-  c.model = *model;
-  GANTRY_RETURN_IF_ERROR(ValidateName(c.model, what + ": model"));
+  Provenance& p = c.prov;
+  p.model = *model;
+  GANTRY_RETURN_IF_ERROR(ValidateName(p.model, what + ": model"));
 
   auto job = GetString(body, "job_id", "");
   if (!job.ok()) return job.status().WithContext(what);
-  c.job_id = *job;
-  if (!c.job_id.empty()) GANTRY_RETURN_IF_ERROR(ValidateName(c.job_id, what + ": job_id"));
+  p.job_id = *job;
+  if (!p.job_id.empty()) GANTRY_RETURN_IF_ERROR(ValidateName(p.job_id, what + ": job_id"));
 
-  GANTRY_ASSIGN_OR_RETURN(c.attempt, NonNegativeInt(body, "attempt", false));
-  GANTRY_ASSIGN_OR_RETURN(c.epoch, NonNegativeInt(body, "epoch", false));
+  GANTRY_ASSIGN_OR_RETURN(p.attempt, NonNegativeInt(body, "attempt", false));
+  GANTRY_ASSIGN_OR_RETURN(p.epoch, NonNegativeInt(body, "epoch", false));
 
   if (auto m = body.find("metrics"); m != body.end() && !m->is_null()) {
     if (!m->is_object()) return Bad("metrics", "must be a map {name: number}");
@@ -151,9 +152,9 @@ Result<Checkpoint> ParseCheckpointMeta(const json& body, const std::string& what
       if (k.empty()) return Bad("metrics", "has an empty name");
       if (!v.is_number()) return Bad("metrics." + k, "must be a number");
     }
-    c.metrics = *m;
+    p.metrics = *m;
   }
-  for (auto [key, target] : {std::pair{"meta", &c.meta}, std::pair{"optimizer_state", &c.optimizer_state},
+  for (auto [key, target] : {std::pair{"meta", &p.meta}, std::pair{"optimizer_state", &c.optimizer_state},
                              std::pair{"trainer_state", &c.trainer_state}}) {
     if (auto m = body.find(key); m != body.end() && !m->is_null()) {
       if (!m->is_object()) return Bad(key, "must be a map");
@@ -161,14 +162,14 @@ Result<Checkpoint> ParseCheckpointMeta(const json& body, const std::string& what
     }
   }
 
-  GANTRY_ASSIGN_OR_RETURN(c.parent_version, NonNegativeInt(body, "parent_version", false));
+  GANTRY_ASSIGN_OR_RETURN(p.parent_version, NonNegativeInt(body, "parent_version", false));
   auto parent_model = GetString(body, "parent_model", "");
   if (!parent_model.ok()) return parent_model.status().WithContext(what);
   if (!parent_model->empty()) {
-    if (c.parent_version == 0) return Bad("parent_model", "needs parent_version (>= 1) too");
+    if (p.parent_version == 0) return Bad("parent_model", "needs parent_version (>= 1) too");
     GANTRY_RETURN_IF_ERROR(ValidateName(*parent_model, what + ": parent_model"));
   }
-  if (c.parent_version > 0) c.parent_model = parent_model->empty() ? c.model : *parent_model;
+  if (p.has_parent()) p.parent_model = parent_model->empty() ? p.model : *parent_model;
 
   auto fingerprint = GetString(body, "data_fingerprint", "");
   if (!fingerprint.ok()) return fingerprint.status().WithContext(what);
@@ -179,13 +180,13 @@ Result<Checkpoint> ParseCheckpointMeta(const json& body, const std::string& what
   for (unsigned char ch : *fingerprint) {
     if (ch < 0x20 || ch == 0x7f) return Bad("data_fingerprint", "holds a control character");
   }
-  c.data_fingerprint = *fingerprint;
+  p.data_fingerprint = *fingerprint;
   return c;
 }
 
 Result<Checkpoint> ParseCheckpoint(const json& body) {
   GANTRY_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpointMeta(body, "save_checkpoint"));
-  GANTRY_ASSIGN_OR_RETURN(c.step, NonNegativeInt(body, "step", true));
+  GANTRY_ASSIGN_OR_RETURN(c.prov.step, NonNegativeInt(body, "step", true));
 
   auto tensors = body.find("tensors");
   if (tensors == body.end() || !tensors->is_array()) {

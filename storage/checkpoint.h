@@ -17,6 +17,7 @@
 
 #include "common/protocol.h"
 #include "storage/dtype.h"
+#include "storage/provenance.h"
 
 namespace gantry::storage {
 
@@ -40,19 +41,8 @@ struct TensorData {
 };
 
 struct Checkpoint {
-  std::string model;
-  std::string job_id;  // empty for a checkpoint not made by a Gantry job
-  int64_t attempt = 0;
-  int64_t step = 0;
-  int64_t epoch = 0;
-  json metrics = json::object();  // {name: number}
-  json meta = json::object();     // free-form, stored as given
-  // Lineage: the version this one continues from (a resume or a warm
-  // start; parent_model defaults to `model`), and an opaque fingerprint of
-  // the training data (the worker's choice, e.g. a hash of the file list).
-  std::string parent_model;    // empty: no parent
-  int64_t parent_version = 0;  // 0: no parent
-  std::string data_fingerprint;
+  // model, job, step, metrics, lineage; created_at is set by the save.
+  Provenance prov;
   // Small JSON state for an exact resume (optimizer hyper-parameters,
   // sampler position). Large state travels as tensors named "optimizer/..."
   // and "trainer/..." (see IsModelTensor()).

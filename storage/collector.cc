@@ -66,8 +66,8 @@ std::vector<int64_t> SelectExpired(const std::vector<VersionRow>& versions, cons
   if (policy.keep_best > 0 && !policy.metric.empty()) {
     std::vector<std::pair<double, int64_t>> scored;
     for (const auto* v : by_version) {
-      auto it = v->metrics.find(policy.metric);
-      if (it == v->metrics.end() || !it->is_number()) continue;
+      auto it = v->prov.metrics.find(policy.metric);
+      if (it == v->prov.metrics.end() || !it->is_number()) continue;
       double x = it->get<double>();
       if (x != x) continue;  // NaN is never best
       scored.emplace_back(policy.mode == "max" ? -x : x, v->version);
@@ -89,7 +89,7 @@ std::vector<int64_t> SelectExpired(const std::vector<VersionRow>& versions, cons
 }
 
 Status Collector::UnlinkVersion(const VersionRow& v) {
-  GANTRY_RETURN_IF_ERROR(index_.DeleteVersionRows(v.model, v.version));
+  GANTRY_RETURN_IF_ERROR(index_.DeleteVersionRows(v.prov.model, v.version));
   return index_.AddPendingDelete(v.path, clock_.WallSeconds());
 }
 

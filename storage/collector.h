@@ -54,7 +54,6 @@ std::vector<int64_t> SelectExpired(const std::vector<VersionRow>& versions, cons
 struct SweepReport {
   std::vector<std::string> removed;      // relative paths
   std::vector<std::string> quarantined;  // moved aside, relative paths
-  json ToJson() const { return {{"removed", removed}, {"quarantined", quarantined}}; }
 };
 
 class Collector {

@@ -111,22 +111,23 @@ constexpr const char* kVersionColumns =
 
 VersionRow ReadVersion(const sql::Statement& q) {
   VersionRow r;
-  r.model = q.ColumnText(0);
+  Provenance& p = r.prov;
+  p.model = q.ColumnText(0);
   r.version = q.ColumnInt(1);
-  r.job_id = q.ColumnText(2);
-  r.attempt = q.ColumnInt(3);
-  r.step = q.ColumnInt(4);
-  r.epoch = q.ColumnInt(5);
-  r.metrics = ParseStored(q.ColumnText(6));
-  r.meta = ParseStored(q.ColumnText(7));
+  p.job_id = q.ColumnText(2);
+  p.attempt = q.ColumnInt(3);
+  p.step = q.ColumnInt(4);
+  p.epoch = q.ColumnInt(5);
+  p.metrics = ParseStored(q.ColumnText(6));
+  p.meta = ParseStored(q.ColumnText(7));
   r.bytes = static_cast<uint64_t>(q.ColumnInt(8));
   r.bytes_written = static_cast<uint64_t>(q.ColumnInt(9));
   r.path = q.ColumnText(10);
-  r.created_at = q.ColumnDouble(11);
+  p.created_at = q.ColumnDouble(11);
   r.format = static_cast<int>(q.ColumnInt(12));
-  r.parent_model = q.ColumnText(13);
-  r.parent_version = q.ColumnInt(14);
-  r.data_fingerprint = q.ColumnText(15);
+  p.parent_model = q.ColumnText(13);
+  p.parent_version = q.ColumnInt(14);
+  p.data_fingerprint = q.ColumnText(15);
   return r;
 }
 
@@ -175,28 +176,28 @@ Status Index::SetNextVersion(const std::string& model, int64_t next) {
   return q.Bind(1, model).Bind(2, next).Run();
 }
 
-Result<json> Index::ListModels() {
+Result<std::vector<ModelInfo>> Index::ListModels() {
   GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
       "SELECT m.name, COUNT(v.version), COALESCE(MAX(v.version), 0), COALESCE(SUM(v.bytes_written), 0)"
       " FROM models m LEFT JOIN versions v ON v.model = m.name GROUP BY m.name ORDER BY m.name"));
-  json models = json::array();
+  std::vector<ModelInfo> models;
   while (true) {
     GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
-    models.push_back({{"name", q.ColumnText(0)}, {"versions", q.ColumnInt(1)}, {"latest", q.ColumnInt(2)},
-                      {"bytes_written", q.ColumnInt(3)}});
+    models.push_back({q.ColumnText(0), q.ColumnInt(1), q.ColumnInt(2), static_cast<uint64_t>(q.ColumnInt(3))});
   }
-  return json{{"models", std::move(models)}};
+  return models;
 }
 
 Status Index::InsertVersion(const VersionRow& r) {
   GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(std::string("INSERT INTO versions(") + kVersionColumns +
       ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"));
-  q.Bind(1, r.model).Bind(2, r.version).Bind(3, r.job_id).Bind(4, r.attempt).Bind(5, r.step);
-  q.Bind(6, r.epoch).Bind(7, DumpJson(r.metrics)).Bind(8, DumpJson(r.meta));
+  const Provenance& p = r.prov;
+  q.Bind(1, p.model).Bind(2, r.version).Bind(3, p.job_id).Bind(4, p.attempt).Bind(5, p.step);
+  q.Bind(6, p.epoch).Bind(7, DumpJson(p.metrics)).Bind(8, DumpJson(p.meta));
   q.Bind(9, static_cast<int64_t>(r.bytes)).Bind(10, static_cast<int64_t>(r.bytes_written));
-  q.Bind(11, r.path).Bind(12, r.created_at).Bind(13, r.format).Bind(14, r.parent_model);
-  q.Bind(15, r.parent_version).Bind(16, r.data_fingerprint);
+  q.Bind(11, r.path).Bind(12, p.created_at).Bind(13, r.format).Bind(14, p.parent_model);
+  q.Bind(15, p.parent_version).Bind(16, p.data_fingerprint);
   return q.Run();
 }
 
@@ -374,10 +375,6 @@ Result<std::vector<std::string>> Index::PendingDeletes() {
 Status Index::ClearPendingDelete(const std::string& rel_path) {
   GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare("DELETE FROM pending_deletes WHERE path = ?1"));
   return q.Bind(1, rel_path).Run();
-}
-
-json RetentionPolicy::ToJson() const {
-  return {{"keep_latest", keep_latest}, {"keep_best", keep_best}, {"metric", metric}, {"mode", mode}};
 }
 
 }  // namespace gantry::storage

@@ -33,22 +33,20 @@
 namespace gantry::storage {
 
 struct VersionRow {
-  std::string model;
   int64_t version = 0;
-  std::string job_id;
-  int64_t attempt = 0;
-  int64_t step = 0;
-  int64_t epoch = 0;
-  json metrics = json::object();
-  json meta = json::object();
+  Provenance prov;             // prov.model is the row's model
   uint64_t bytes = 0;          // sum of tensor sizes
   uint64_t bytes_written = 0;  // new bytes this save put on disk
   std::string path;            // relative to the data dir
-  double created_at = 0;
   int format = kManifestFormat;
-  std::string parent_model;
-  int64_t parent_version = 0;
-  std::string data_fingerprint;
+};
+
+// One model of the registry, for list_models.
+struct ModelInfo {
+  std::string name;
+  int64_t versions = 0;       // committed versions
+  int64_t latest = 0;         // newest version number, 0 when none
+  uint64_t bytes_written = 0; // disk bytes its saves added
 };
 
 struct BlobRow {
@@ -77,7 +75,6 @@ struct RetentionPolicy {
   int64_t keep_best = 0;
   std::string metric;  // empty when keep_best is 0
   std::string mode = "min";
-  json ToJson() const;
 };
 
 class Index {
@@ -95,7 +92,7 @@ class Index {
   // The number the next save of `model` takes (1 for a new model).
   Result<int64_t> NextVersion(const std::string& model);
   Status SetNextVersion(const std::string& model, int64_t next);
-  Result<json> ListModels();
+  Result<std::vector<ModelInfo>> ListModels();
 
   // Versions.
   Status InsertVersion(const VersionRow& row);

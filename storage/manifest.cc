@@ -74,20 +74,21 @@ json TensorRecord::ToJson() const {
 json Manifest::ToJson() const {
   json tensors_json = json::array();
   for (const auto& t : tensors) tensors_json.push_back(t.ToJson());
-  json parent = parent_version > 0 ? json{{"model", parent_model}, {"version", parent_version}} : json(nullptr);
+  json parent = prov.has_parent() ? json{{"model", prov.parent_model}, {"version", prov.parent_version}}
+                                  : json(nullptr);
   return {{"format", format},
-          {"model", model},
+          {"model", prov.model},
           {"version", version},
-          {"job_id", job_id},
-          {"attempt", attempt},
-          {"step", step},
-          {"epoch", epoch},
-          {"created_at", created_at},
-          {"metrics", metrics},
-          {"meta", meta},
+          {"job_id", prov.job_id},
+          {"attempt", prov.attempt},
+          {"step", prov.step},
+          {"epoch", prov.epoch},
+          {"created_at", prov.created_at},
+          {"metrics", prov.metrics},
+          {"meta", prov.meta},
           {"optimizer_state", optimizer_state},
           {"trainer_state", trainer_state},
-          {"lineage", {{"parent", parent}, {"data_fingerprint", data_fingerprint}}},
+          {"lineage", {{"parent", parent}, {"data_fingerprint", prov.data_fingerprint}}},
           {"bytes", bytes},
           {"hash_algorithm", kHashAlgorithm},
           {"tensors", std::move(tensors_json)}};
@@ -101,24 +102,25 @@ Result<Manifest> Manifest::FromJson(const json& j, const std::string& where) {
     return Status::FailedPrecondition(where + ": manifest format " + std::to_string(m.format) +
                                       " is newer than this gantry-storage knows; upgrade Gantry");
   }
-  m.model = StrOr(j, "model");
+  Provenance& p = m.prov;
+  p.model = StrOr(j, "model");
   m.version = IntOr(j, "version", 0);
-  if (m.model.empty() || m.version < 1) return Bad(where, "manifest lacks model or version");
-  m.job_id = StrOr(j, "job_id");
-  m.attempt = IntOr(j, "attempt", 0);
-  m.step = IntOr(j, "step", 0);
-  m.epoch = IntOr(j, "epoch", 0);
-  if (auto c = j.find("created_at"); c != j.end() && c->is_number()) m.created_at = c->get<double>();
-  m.metrics = ObjOr(j, "metrics");
-  m.meta = ObjOr(j, "meta");
+  if (p.model.empty() || m.version < 1) return Bad(where, "manifest lacks model or version");
+  p.job_id = StrOr(j, "job_id");
+  p.attempt = IntOr(j, "attempt", 0);
+  p.step = IntOr(j, "step", 0);
+  p.epoch = IntOr(j, "epoch", 0);
+  if (auto c = j.find("created_at"); c != j.end() && c->is_number()) p.created_at = c->get<double>();
+  p.metrics = ObjOr(j, "metrics");
+  p.meta = ObjOr(j, "meta");
   m.optimizer_state = ObjOr(j, "optimizer_state");
   m.trainer_state = ObjOr(j, "trainer_state");
   json lineage = ObjOr(j, "lineage");
-  if (auto p = lineage.find("parent"); p != lineage.end() && p->is_object()) {
-    m.parent_model = StrOr(*p, "model");
-    m.parent_version = IntOr(*p, "version", 0);
+  if (auto parent = lineage.find("parent"); parent != lineage.end() && parent->is_object()) {
+    p.parent_model = StrOr(*parent, "model");
+    p.parent_version = IntOr(*parent, "version", 0);
   }
-  m.data_fingerprint = StrOr(lineage, "data_fingerprint");
+  p.data_fingerprint = StrOr(lineage, "data_fingerprint");
   auto tensors = j.find("tensors");
   if (tensors == j.end() || !tensors->is_array()) return Bad(where, "manifest has no tensor list");
   for (const auto& t : *tensors) {

@@ -21,6 +21,7 @@
 
 #include "common/protocol.h"
 #include "storage/dtype.h"
+#include "storage/provenance.h"
 
 namespace gantry::storage {
 
@@ -42,20 +43,10 @@ struct TensorRecord {
 
 struct Manifest {
   int format = kManifestFormat;
-  std::string model;
   int64_t version = 0;
-  std::string job_id;
-  int64_t attempt = 0;
-  int64_t step = 0;
-  int64_t epoch = 0;
-  double created_at = 0;
-  json metrics = json::object();
-  json meta = json::object();
+  Provenance prov;
   json optimizer_state = json::object();
   json trainer_state = json::object();
-  std::string parent_model;    // empty: no parent
-  int64_t parent_version = 0;  // 0: no parent
-  std::string data_fingerprint;
   uint64_t bytes = 0;          // sum of tensor sizes
   std::vector<TensorRecord> tensors;
 

@@ -85,24 +85,6 @@ class HashAhead {
 // starts the disk sooner; each kick is a system call.
 constexpr uint64_t kWritebackEvery = 4 << 20;
 
-// The provenance a save request carries, copied into the manifest and into
-// the index row (the two records of a version share these field names).
-template <class Record>
-void CopyProvenance(const Checkpoint& c, int64_t version, double now, Record& r) {
-  r.model = c.model;
-  r.version = version;
-  r.job_id = c.job_id;
-  r.attempt = c.attempt;
-  r.step = c.step;
-  r.epoch = c.epoch;
-  r.created_at = now;
-  r.metrics = c.metrics;
-  r.meta = c.meta;
-  r.parent_model = c.parent_model;
-  r.parent_version = c.parent_version;
-  r.data_fingerprint = c.data_fingerprint;
-}
-
 }  // namespace
 
 Result<Registry> Registry::Open(const std::string& root, const Clock& clock, RegistryOptions options) {
@@ -149,9 +131,10 @@ Result<std::string> Registry::ChooseBlobKey(
   }
 }
 
-Result<json> Registry::Save(const Checkpoint& c) {
-  GANTRY_RETURN_IF_ERROR(ValidateName(c.model, "model"));
-  const std::string model_dir = CheckpointsDir() + "/" + c.model;
+Result<SaveResult> Registry::Save(const Checkpoint& c) {
+  const std::string& model = c.prov.model;
+  GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
+  const std::string model_dir = CheckpointsDir() + "/" + model;
   if (!PathExists(model_dir)) {
     GANTRY_RETURN_IF_ERROR(MakeDirs(model_dir));
     GANTRY_RETURN_IF_ERROR(FsyncPath(CheckpointsDir()));
@@ -208,11 +191,13 @@ Result<json> Registry::Save(const Checkpoint& c) {
   // Step 2.
   sql::Transaction tx(index_.db());
   GANTRY_RETURN_IF_ERROR(tx.begin_status().WithContext("saving checkpoint"));
-  GANTRY_RETURN_IF_ERROR(index_.EnsureModel(c.model, now));
-  GANTRY_ASSIGN_OR_RETURN(const int64_t version, index_.NextVersion(c.model));
+  GANTRY_RETURN_IF_ERROR(index_.EnsureModel(model, now));
+  GANTRY_ASSIGN_OR_RETURN(const int64_t version, index_.NextVersion(model));
 
   // Step 3.
-  CopyProvenance(c, version, now, manifest);
+  manifest.version = version;
+  manifest.prov = c.prov;
+  manifest.prov.created_at = now;
   manifest.optimizer_state = c.optimizer_state;
   manifest.trainer_state = c.trainer_state;
   const std::string manifest_text = DumpJson(manifest.ToJson(), 2) + "\n";
@@ -229,7 +214,7 @@ Result<json> Registry::Save(const Checkpoint& c) {
   }
 
   // Step 5.
-  const std::string rel = VersionRel(c.model, version);
+  const std::string rel = VersionRel(model, version);
   GANTRY_RETURN_IF_ERROR(staging.RenameTo(root_ + "/" + rel));
   GANTRY_RETURN_IF_ERROR(FsyncPath(model_dir));
 
@@ -240,39 +225,43 @@ Result<json> Registry::Save(const Checkpoint& c) {
     GANTRY_RETURN_IF_ERROR(index_.InsertBlob(b, now));
   }
   VersionRow row;
-  CopyProvenance(c, version, now, row);
+  row.version = version;
+  row.prov = manifest.prov;
   row.bytes = manifest.bytes;
   row.bytes_written = bytes_written;
   row.path = rel;
   GANTRY_RETURN_IF_ERROR(index_.InsertVersion(row));
-  GANTRY_RETURN_IF_ERROR(index_.InsertTensors(c.model, version, manifest.tensors));
-  GANTRY_RETURN_IF_ERROR(index_.SetNextVersion(c.model, version + 1));
+  GANTRY_RETURN_IF_ERROR(index_.InsertTensors(model, version, manifest.tensors));
+  GANTRY_RETURN_IF_ERROR(index_.SetNextVersion(model, version + 1));
   GANTRY_RETURN_IF_ERROR(tx.Commit().WithContext("committing " + rel));
   staging.Keep();
   published.Disarm();
-  spdlog::info("saved {} v{} ({} tensors, {} bytes, {} written, {} shared)", c.model, version,
+  spdlog::info("saved {} v{} ({} tensors, {} bytes, {} written, {} shared)", model, version,
                c.tensors.size(), manifest.bytes, bytes_written, shared_count);
 
-  json reply = {{"model", c.model},           {"version", version},
-                {"path", root_ + "/" + rel},  {"bytes", manifest.bytes},
-                {"bytes_written", bytes_written}, {"tensors_shared", shared_count},
-                {"expired", json::array()}};
+  SaveResult result;
+  result.model = model;
+  result.version = version;
+  result.path = root_ + "/" + rel;
+  result.bytes = manifest.bytes;
+  result.bytes_written = bytes_written;
+  result.tensors_shared = shared_count;
   // The version is committed whatever happens now: a retention failure is
   // logged and retried by the next save or gc, never reported as a failed save.
-  auto expired = ApplyRetentionAfterSave(c.model);
+  auto expired = ApplyRetentionAfterSave(model);
   if (expired.ok()) {
-    reply["expired"] = *expired;
+    result.expired = std::move(*expired);
   } else {
-    spdlog::warn("retention after saving {} v{}: {}", c.model, version, expired.status().ToString());
+    spdlog::warn("retention after saving {} v{}: {}", model, version, expired.status().ToString());
   }
-  return reply;
+  return result;
 }
 
-Result<json> Registry::ApplyRetentionAfterSave(const std::string& model) {
+Result<std::vector<int64_t>> Registry::ApplyRetentionAfterSave(const std::string& model) {
   Collector gc(root_, index_, blobs_, *clock_);
   GANTRY_ASSIGN_OR_RETURN(auto expired, gc.ApplyRetention(model, false));
   GANTRY_RETURN_IF_ERROR(gc.FinishPendingDeletes().status());
-  return json(expired);
+  return expired;
 }
 
 Status Registry::NoVersionsError(const std::string& model) {

@@ -46,6 +46,7 @@
 #include "storage/file_lock.h"
 #include "storage/index.h"
 #include "storage/manifest.h"
+#include "storage/registry_types.h"
 
 namespace gantry::storage {
 
@@ -74,50 +75,48 @@ class Registry {
   Registry(Registry&&) = default;
   Registry& operator=(Registry&&) = default;
 
-  // Commits a new version. Returns {model, version, path, bytes,
-  // bytes_written, tensors_shared, expired: [versions retention removed]}.
-  Result<json> Save(const Checkpoint& checkpoint);
+  // Commits a new version.
+  Result<SaveResult> Save(const Checkpoint& checkpoint);
 
   // Reads (registry_read.cc).
-  // {model, versions: [{version, job_id, attempt, step, epoch, metrics,
-  //  bytes, bytes_written, path, created_at, aliases, tags}]}; not_found
-  // for a model with no versions.
-  Result<json> ListVersions(const std::string& model);
-  // {models: [{name, versions, latest, bytes_written}]} by name.
-  Result<json> ListModels();
-  // The version's manifest plus "path"; not_found if there is no such version.
-  Result<json> GetVersion(const std::string& model, int64_t version);
+  // Every version with its aliases and tags, and the model's retention
+  // policy; not_found for a model with no versions.
+  Result<VersionList> ListVersions(const std::string& model);
+  // Every model, by name.
+  Result<std::vector<ModelInfo>> ListModels();
+  // The version's manifest and folder; not_found if there is no such version.
+  Result<VersionDetail> GetVersion(const std::string& model, int64_t version);
   // "latest", "v<N>" (or "<N>") or an alias -> a committed version number.
   Result<int64_t> Resolve(const std::string& model, const std::string& ref);
-  // Manifest + path + aliases + tags + retention of MODEL@REF.
-  Result<json> Show(const std::string& model, const std::string& ref);
+  // Manifest + path + aliases + tags + protection of MODEL@REF.
+  Result<ShowResult> Show(const std::string& model, const std::string& ref);
   // Reads every tensor (or only model tensors) and verifies checksums.
   Result<LoadedVersion> Load(const std::string& model, int64_t version, bool model_tensors_only = false);
-  // {model, version, job_id, attempt, step, epoch, metrics, data_fingerprint,
-  //  created_at, parent, ancestors: [...]} following parent links.
-  Result<json> Lineage(const std::string& model, const std::string& ref);
+  // MODEL@REF and its ancestors, following parent links (at most 64, a
+  // loop stops at the first repeat).
+  Result<LineageInfo> Lineage(const std::string& model, const std::string& ref);
   // Which tensors differ between two versions, and by how much.
-  Result<json> Diff(const std::string& model_a, const std::string& ref_a, const std::string& model_b,
-                    const std::string& ref_b);
+  Result<DiffResult> Diff(const std::string& model_a, const std::string& ref_a, const std::string& model_b,
+                          const std::string& ref_b);
 
   // Names and deletion (registry_labels.cc).
-  Result<json> SetAlias(const std::string& model, const std::string& alias, const std::string& ref);
-  Result<json> RemoveAlias(const std::string& model, const std::string& alias);
-  Result<json> Tag(const std::string& model, const std::string& ref, const std::string& tag, bool protect);
-  Result<json> Untag(const std::string& model, const std::string& ref, const std::string& tag);
+  Result<AliasChange> SetAlias(const std::string& model, const std::string& alias, const std::string& ref);
+  Result<AliasChange> RemoveAlias(const std::string& model, const std::string& alias);
+  Result<TagChange> Tag(const std::string& model, const std::string& ref, const std::string& tag, bool protect);
+  Result<TagChange> Untag(const std::string& model, const std::string& ref, const std::string& tag);
   // Two-phase delete of one version; an aliased or protected version needs
   // `force` (its aliases and tags go with it).
-  Result<json> Delete(const std::string& model, const std::string& ref, bool force);
+  Result<DeleteResult> Delete(const std::string& model, const std::string& ref, bool force);
   // Sets (or with nullopt clears) the model's retention policy, then
   // applies it. Creates the model's row if needed, so a job can set its
   // policy before its first save.
-  Result<json> SetRetention(const std::string& model, const std::optional<RetentionPolicy>& policy);
-  Result<json> GetRetention(const std::string& model);
+  Result<RetentionInfo> SetRetention(const std::string& model, const std::optional<RetentionPolicy>& policy);
+  Result<RetentionInfo> GetRetention(const std::string& model);
   // Applies retention (one model, or all with a policy), finishes pending
   // deletes and sweeps debris. dry_run reports what would go.
-  Result<json> CollectGarbage(const std::string& model, bool dry_run);
+  Result<GcReport> CollectGarbage(const std::string& model, bool dry_run);
   // Checks every version's files against their checksums and the index.
-  Result<json> Fsck(bool repair);
+  Result<FsckReport> Fsck(bool repair);
 
   const std::string& root() const { return root_; }
   std::string CheckpointsDir() const { return root_ + "/checkpoints"; }
@@ -134,7 +133,8 @@ class Registry {
   Result<std::string> ChooseBlobKey(const std::string& hash, std::span<const uint8_t> data,
                                     const std::vector<std::pair<std::string, std::span<const uint8_t>>>& fresh,
                                     bool* shared);
-  Result<json> ApplyRetentionAfterSave(const std::string& model);
+  // Retention for one model, then its pending deletes; the versions removed.
+  Result<std::vector<int64_t>> ApplyRetentionAfterSave(const std::string& model);
 
   std::string root_;
   const Clock* clock_;

@@ -20,19 +20,16 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Report {
-  json problems = json::array();
+  std::vector<FsckProblem> problems;
   void Add(const std::string& kind, const std::string& path, const std::string& detail, const std::string& model = "",
            int64_t version = 0) {
-    json p = {{"kind", kind}, {"path", path}, {"detail", detail}};
-    if (!model.empty()) p["model"] = model;
-    if (version > 0) p["version"] = version;
-    problems.push_back(std::move(p));
+    problems.push_back({kind, path, detail, model, version});
   }
 };
 
 }  // namespace
 
-Result<json> Registry::Fsck(bool repair) {
+Result<FsckReport> Registry::Fsck(bool repair) {
   Report report;
   Collector gc(root_, index_, blobs_, *clock_);
   uint64_t bytes_checked = 0;
@@ -93,7 +90,7 @@ Result<json> Registry::Fsck(bool repair) {
   for (const auto& v : versions) {
     const std::string dir = root_ + "/" + v.path;
     auto damage = [&](const std::string& kind, const std::string& detail) {
-      report.Add(kind, v.path, detail, v.model, v.version);
+      report.Add(kind, v.path, detail, v.prov.model, v.version);
       if (damaged.empty() || damaged.back() != &v) damaged.push_back(&v);
     };
     auto manifest = Manifest::Load(dir);
@@ -101,12 +98,12 @@ Result<json> Registry::Fsck(bool repair) {
       damage(PathExists(dir) ? "bad_manifest" : "missing_version", manifest.status().message());
       continue;
     }
-    if (manifest->model != v.model || manifest->version != v.version) {
-      damage("bad_manifest", "manifest describes " + manifest->model + " v" + std::to_string(manifest->version));
+    if (manifest->prov.model != v.prov.model || manifest->version != v.version) {
+      damage("bad_manifest", "manifest describes " + manifest->prov.model + " v" + std::to_string(manifest->version));
       continue;
     }
     if (manifest->format >= 2) {
-      GANTRY_ASSIGN_OR_RETURN(auto indexed, index_.Tensors(v.model, v.version));
+      GANTRY_ASSIGN_OR_RETURN(auto indexed, index_.Tensors(v.prov.model, v.version));
       bool agree = indexed.size() == manifest->tensors.size();
       for (size_t i = 0; agree && i < indexed.size(); ++i) {
         const auto& a = indexed[i];
@@ -139,7 +136,7 @@ Result<json> Registry::Fsck(bool repair) {
       }
       std::vector<uint8_t> data(t.bytes);
       Status s = tensors_bin->ReadAt(t.offset, data);
-      if (s.ok()) s = VerifyTensor(t, data, v.model + " v" + std::to_string(v.version));
+      if (s.ok()) s = VerifyTensor(t, data, v.prov.model + " v" + std::to_string(v.version));
       bytes_checked += t.bytes;
       if (!s.ok()) damage("checksum_mismatch", s.message());
     }
@@ -147,7 +144,7 @@ Result<json> Registry::Fsck(bool repair) {
 
   // Version numbers must never be handed out twice.
   std::map<std::string, int64_t> max_version;
-  for (const auto& v : versions) max_version[v.model] = std::max(max_version[v.model], v.version);
+  for (const auto& v : versions) max_version[v.prov.model] = std::max(max_version[v.prov.model], v.version);
   for (const auto& [model, max] : max_version) {
     GANTRY_ASSIGN_OR_RETURN(int64_t next, index_.NextVersion(model));
     if (next <= max) {
@@ -175,15 +172,15 @@ Result<json> Registry::Fsck(bool repair) {
     }
   }
 
-  json repaired = json::array();
+  std::vector<FsckRepair> repaired;
   if (repair && !report.problems.empty()) {
     {
       sql::Transaction tx(index_.db());
       GANTRY_RETURN_IF_ERROR(tx.begin_status());
       for (const VersionRow* v : damaged) {
         GANTRY_RETURN_IF_ERROR(gc.UnlinkVersion(*v));
-        repaired.push_back({{"action", "dropped damaged version"}, {"model", v->model}, {"version", v->version}});
-        spdlog::warn("fsck --repair: dropping damaged {} v{}", v->model, v->version);
+        repaired.push_back({"dropped damaged version", v->prov.model, v->version, "", 0});
+        spdlog::warn("fsck --repair: dropping damaged {} v{}", v->prov.model, v->version);
       }
       GANTRY_RETURN_IF_ERROR(gc.UnlinkUnreferencedBlobs(nullptr, nullptr));
       GANTRY_RETURN_IF_ERROR(tx.Commit());
@@ -192,34 +189,33 @@ Result<json> Registry::Fsck(bool repair) {
       GANTRY_ASSIGN_OR_RETURN(int64_t next, index_.NextVersion(model));
       if (next <= max) {
         GANTRY_RETURN_IF_ERROR(index_.SetNextVersion(model, max + 1));
-        repaired.push_back({{"action", "raised version counter"}, {"model", model}});
+        repaired.push_back({"raised version counter", model, 0, "", 0});
       }
     }
     GANTRY_ASSIGN_OR_RETURN(int64_t finished, gc.FinishPendingDeletes());
-    if (finished) repaired.push_back({{"action", "finished interrupted deletes"}, {"paths", finished}});
+    if (finished) repaired.push_back({"finished interrupted deletes", "", 0, "", finished});
     GANTRY_ASSIGN_OR_RETURN(SweepReport swept, gc.Sweep(false));
-    for (const auto& p : swept.removed) repaired.push_back({{"action", "removed unreferenced"}, {"path", p}});
+    for (const auto& p : swept.removed) repaired.push_back({"removed unreferenced", "", 0, p, 0});
     for (const auto& q : quarantine) {
       fs::remove_all(q, ec);
-      repaired.push_back({{"action", "removed orphan folder"}, {"path", fs::relative(q, root_).string()}});
+      repaired.push_back({"removed orphan folder", "", 0, fs::relative(q, root_).string(), 0});
     }
   }
-  bool ok = report.problems.empty();
-  json remaining = json::array();
-  if (repair && !ok) {
+  FsckReport out;
+  out.ok = report.problems.empty();
+  if (repair && !out.ok) {
     // What a second look still finds is what repair could not fix.
-    GANTRY_ASSIGN_OR_RETURN(json after, Fsck(false));
-    ok = after["ok"].get<bool>();
-    remaining = std::move(after["problems"]);
+    GANTRY_ASSIGN_OR_RETURN(FsckReport after, Fsck(false));
+    out.ok = after.ok;
+    out.remaining = std::move(after.problems);
   }
-  return json{{"ok", ok},
-              {"versions_checked", versions.size()},
-              {"blobs_checked", blob_rows.size()},
-              {"packs_checked", packs.size()},
-              {"bytes_checked", bytes_checked},
-              {"problems", std::move(report.problems)},
-              {"repaired", std::move(repaired)},
-              {"remaining", std::move(remaining)}};
+  out.versions_checked = versions.size();
+  out.blobs_checked = blob_rows.size();
+  out.packs_checked = packs.size();
+  out.bytes_checked = bytes_checked;
+  out.problems = std::move(report.problems);
+  out.repaired = std::move(repaired);
+  return out;
 }
 
 }  // namespace gantry::storage

@@ -48,42 +48,41 @@ Status ValidatePolicy(const RetentionPolicy& p) {
 
 }  // namespace
 
-Result<json> Registry::SetAlias(const std::string& model, const std::string& alias, const std::string& ref) {
+Result<AliasChange> Registry::SetAlias(const std::string& model, const std::string& alias, const std::string& ref) {
   GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
   GANTRY_RETURN_IF_ERROR(ValidateAlias(alias));
   GANTRY_ASSIGN_OR_RETURN(int64_t version, Resolve(model, ref));
   GANTRY_ASSIGN_OR_RETURN(auto previous, index_.AliasVersion(model, alias));
   GANTRY_RETURN_IF_ERROR(index_.SetAlias(model, alias, version, clock_->WallSeconds()));
-  return json{{"model", model}, {"alias", alias}, {"version", version},
-              {"previous", previous ? json(*previous) : json(nullptr)}};
+  return AliasChange{model, alias, version, previous};
 }
 
-Result<json> Registry::RemoveAlias(const std::string& model, const std::string& alias) {
+Result<AliasChange> Registry::RemoveAlias(const std::string& model, const std::string& alias) {
   GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
   GANTRY_RETURN_IF_ERROR(ValidateName(alias, "alias"));
   GANTRY_ASSIGN_OR_RETURN(auto version, index_.RemoveAlias(model, alias));
   if (!version) return Status::NotFound("model '" + model + "' has no alias '" + alias + "'");
-  return json{{"model", model}, {"alias", alias}, {"version", *version}};
+  return AliasChange{model, alias, *version, std::nullopt};
 }
 
-Result<json> Registry::Tag(const std::string& model, const std::string& ref, const std::string& tag, bool protect) {
+Result<TagChange> Registry::Tag(const std::string& model, const std::string& ref, const std::string& tag, bool protect) {
   GANTRY_RETURN_IF_ERROR(ValidateName(tag, "tag"));
   GANTRY_ASSIGN_OR_RETURN(int64_t version, Resolve(model, ref));
   GANTRY_RETURN_IF_ERROR(index_.AddTag(model, version, tag, protect, clock_->WallSeconds()));
-  return json{{"model", model}, {"version", version}, {"tag", tag}, {"protect", protect}};
+  return TagChange{model, version, tag, protect};
 }
 
-Result<json> Registry::Untag(const std::string& model, const std::string& ref, const std::string& tag) {
+Result<TagChange> Registry::Untag(const std::string& model, const std::string& ref, const std::string& tag) {
   GANTRY_RETURN_IF_ERROR(ValidateName(tag, "tag"));
   GANTRY_ASSIGN_OR_RETURN(int64_t version, Resolve(model, ref));
   GANTRY_ASSIGN_OR_RETURN(bool removed, index_.RemoveTag(model, version, tag));
   if (!removed) {
     return Status::NotFound(model + " v" + std::to_string(version) + " has no tag '" + tag + "'");
   }
-  return json{{"model", model}, {"version", version}, {"tag", tag}};
+  return TagChange{model, version, tag, false};
 }
 
-Result<json> Registry::Delete(const std::string& model, const std::string& ref, bool force) {
+Result<DeleteResult> Registry::Delete(const std::string& model, const std::string& ref, bool force) {
   GANTRY_ASSIGN_OR_RETURN(int64_t version, Resolve(model, ref));
   GANTRY_ASSIGN_OR_RETURN(VersionRow row, RequireVersion(model, version));
   GANTRY_ASSIGN_OR_RETURN(bool is_protected, index_.IsProtected(model, version));
@@ -102,10 +101,10 @@ Result<json> Registry::Delete(const std::string& model, const std::string& ref, 
   }
   uint64_t freed = 0;
   GANTRY_RETURN_IF_ERROR(gc.FinishPendingDeletes(&freed).status());
-  return json{{"model", model}, {"version", version}, {"bytes_freed", freed}};
+  return DeleteResult{model, version, freed};
 }
 
-Result<json> Registry::SetRetention(const std::string& model, const std::optional<RetentionPolicy>& policy) {
+Result<RetentionInfo> Registry::SetRetention(const std::string& model, const std::optional<RetentionPolicy>& policy) {
   GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
   if (policy) GANTRY_RETURN_IF_ERROR(ValidatePolicy(*policy));
   {
@@ -119,17 +118,17 @@ Result<json> Registry::SetRetention(const std::string& model, const std::optiona
     }
     GANTRY_RETURN_IF_ERROR(tx.Commit());
   }
-  GANTRY_ASSIGN_OR_RETURN(json expired, ApplyRetentionAfterSave(model));
-  return json{{"model", model}, {"retention", policy ? policy->ToJson() : json(nullptr)}, {"expired", expired}};
+  GANTRY_ASSIGN_OR_RETURN(auto expired, ApplyRetentionAfterSave(model));
+  return RetentionInfo{model, policy, std::move(expired)};
 }
 
-Result<json> Registry::GetRetention(const std::string& model) {
+Result<RetentionInfo> Registry::GetRetention(const std::string& model) {
   GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
   GANTRY_ASSIGN_OR_RETURN(auto policy, index_.GetRetention(model));
-  return json{{"model", model}, {"retention", policy ? policy->ToJson() : json(nullptr)}};
+  return RetentionInfo{model, std::move(policy), {}};
 }
 
-Result<json> Registry::CollectGarbage(const std::string& model, bool dry_run) {
+Result<GcReport> Registry::CollectGarbage(const std::string& model, bool dry_run) {
   std::vector<std::string> models;
   if (!model.empty()) {
     GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
@@ -138,14 +137,12 @@ Result<json> Registry::CollectGarbage(const std::string& model, bool dry_run) {
     GANTRY_ASSIGN_OR_RETURN(models, index_.ModelsWithRetention());
   }
   Collector gc(root_, index_, blobs_, *clock_);
-  json expired = json::array();
+  GcReport report;
+  report.dry_run = dry_run;
   for (const auto& m : models) {
     GANTRY_ASSIGN_OR_RETURN(auto versions, gc.ApplyRetention(m, dry_run));
-    if (!versions.empty()) expired.push_back({{"model", m}, {"versions", versions}});
+    if (!versions.empty()) report.expired.push_back({m, std::move(versions)});
   }
-  uint64_t freed = 0;
-  int64_t finished = 0;
-  int64_t compacted = 0;
   if (!dry_run) {
     // Blobs orphaned by anything else (an older binary, a manual edit).
     {
@@ -154,16 +151,11 @@ Result<json> Registry::CollectGarbage(const std::string& model, bool dry_run) {
       GANTRY_RETURN_IF_ERROR(gc.UnlinkUnreferencedBlobs(nullptr, nullptr));
       GANTRY_RETURN_IF_ERROR(tx.Commit());
     }
-    GANTRY_ASSIGN_OR_RETURN(compacted, gc.CompactPacks(options_.compact_below_live_fraction));
-    GANTRY_ASSIGN_OR_RETURN(finished, gc.FinishPendingDeletes(&freed));
+    GANTRY_ASSIGN_OR_RETURN(report.packs_compacted, gc.CompactPacks(options_.compact_below_live_fraction));
+    GANTRY_ASSIGN_OR_RETURN(report.paths_deleted, gc.FinishPendingDeletes(&report.bytes_freed));
   }
-  GANTRY_ASSIGN_OR_RETURN(SweepReport swept, gc.Sweep(dry_run));
-  return json{{"dry_run", dry_run},
-              {"expired", std::move(expired)},
-              {"paths_deleted", finished},
-              {"packs_compacted", compacted},
-              {"bytes_freed", freed},
-              {"swept", swept.ToJson()}};
+  GANTRY_ASSIGN_OR_RETURN(report.swept, gc.Sweep(dry_run));
+  return report;
 }
 
 }  // namespace gantry::storage

@@ -14,23 +14,6 @@ namespace {
 // stops here rather than running away.
 constexpr int kMaxAncestors = 64;
 
-json Names(const std::vector<std::string>& v) { return v.empty() ? json::array() : json(v); }
-
-json TagsJson(const std::vector<TagRow>& tags) {
-  json out = json::array();
-  for (const auto& t : tags) out.push_back({{"tag", t.tag}, {"protect", t.protect}});
-  return out;
-}
-
-json LineageEntry(const VersionRow& r) {
-  json parent = r.parent_version > 0 ? json{{"model", r.parent_model}, {"version", r.parent_version}}
-                                     : json(nullptr);
-  return {{"model", r.model},     {"version", r.version},   {"job_id", r.job_id},
-          {"attempt", r.attempt}, {"step", r.step},         {"epoch", r.epoch},
-          {"metrics", r.metrics}, {"created_at", r.created_at},
-          {"data_fingerprint", r.data_fingerprint}, {"parent", parent}};
-}
-
 // Parses "v12" or "12"; nullopt for anything else.
 std::optional<int64_t> ParseVersionRef(const std::string& ref) {
   size_t start = !ref.empty() && ref[0] == 'v' ? 1 : 0;
@@ -45,45 +28,34 @@ std::optional<int64_t> ParseVersionRef(const std::string& ref) {
 
 }  // namespace
 
-Result<json> Registry::ListVersions(const std::string& model) {
+Result<VersionList> Registry::ListVersions(const std::string& model) {
   GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
   GANTRY_ASSIGN_OR_RETURN(auto rows, index_.Versions(model));
   if (rows.empty()) return NoVersionsError(model);
   GANTRY_ASSIGN_OR_RETURN(auto aliases, index_.AliasesByVersion(model));
   GANTRY_ASSIGN_OR_RETURN(auto tags, index_.TagsByVersion(model));
-  json versions = json::array();
-  for (const auto& r : rows) {
-    versions.push_back({{"version", r.version},
-                        {"job_id", r.job_id},
-                        {"attempt", r.attempt},
-                        {"step", r.step},
-                        {"epoch", r.epoch},
-                        {"metrics", r.metrics},
-                        {"bytes", r.bytes},
-                        {"bytes_written", r.bytes_written},
-                        {"path", root_ + "/" + r.path},
-                        {"created_at", r.created_at},
-                        {"aliases", Names(aliases[r.version])},
-                        {"tags", TagsJson(tags[r.version])}});
+  VersionList out;
+  out.model = model;
+  for (auto& r : rows) {
+    VersionInfo info;
+    info.aliases = std::move(aliases[r.version]);
+    info.tags = std::move(tags[r.version]);
+    info.row = std::move(r);
+    info.row.path = root_ + "/" + info.row.path;
+    out.versions.push_back(std::move(info));
   }
-  GANTRY_ASSIGN_OR_RETURN(auto policy, index_.GetRetention(model));
-  return json{{"model", model}, {"versions", std::move(versions)},
-              {"retention", policy ? policy->ToJson() : json(nullptr)}};
+  GANTRY_ASSIGN_OR_RETURN(out.retention, index_.GetRetention(model));
+  return out;
 }
 
-Result<json> Registry::ListModels() { return index_.ListModels(); }
+Result<std::vector<ModelInfo>> Registry::ListModels() { return index_.ListModels(); }
 
-Result<json> Registry::GetVersion(const std::string& model, int64_t version) {
+Result<VersionDetail> Registry::GetVersion(const std::string& model, int64_t version) {
   GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
   GANTRY_ASSIGN_OR_RETURN(VersionRow row, RequireVersion(model, version));
-  const std::string path = root_ + "/" + row.path;
-  GANTRY_ASSIGN_OR_RETURN(Manifest m, Manifest::Load(path));
-  json out = m.ToJson();
-  if (m.format == 1) {
-    // Keep what format 1 recorded rather than the defaults of format 2.
-    out.erase("hash_algorithm");
-  }
-  out["path"] = path;
+  VersionDetail out;
+  out.path = root_ + "/" + row.path;
+  GANTRY_ASSIGN_OR_RETURN(out.manifest, Manifest::Load(out.path));
   return out;
 }
 
@@ -111,17 +83,17 @@ Result<int64_t> Registry::Resolve(const std::string& model, const std::string& r
                           "; use vN, latest, or `gantry ckpt alias set`)");
 }
 
-Result<json> Registry::Show(const std::string& model, const std::string& ref) {
+Result<ShowResult> Registry::Show(const std::string& model, const std::string& ref) {
   GANTRY_ASSIGN_OR_RETURN(int64_t version, Resolve(model, ref));
-  GANTRY_ASSIGN_OR_RETURN(json out, GetVersion(model, version));
+  ShowResult out;
+  GANTRY_ASSIGN_OR_RETURN(out.detail, GetVersion(model, version));
   GANTRY_ASSIGN_OR_RETURN(VersionRow row, RequireVersion(model, version));
   GANTRY_ASSIGN_OR_RETURN(auto aliases, index_.AliasesByVersion(model));
   GANTRY_ASSIGN_OR_RETURN(auto tags, index_.TagsByVersion(model));
-  GANTRY_ASSIGN_OR_RETURN(bool is_protected, index_.IsProtected(model, version));
-  out["aliases"] = Names(aliases[version]);
-  out["tags"] = TagsJson(tags[version]);
-  out["protected"] = is_protected;
-  out["bytes_written"] = row.bytes_written;
+  GANTRY_ASSIGN_OR_RETURN(out.is_protected, index_.IsProtected(model, version));
+  out.aliases = std::move(aliases[version]);
+  out.tags = std::move(tags[version]);
+  out.bytes_written = row.bytes_written;
   return out;
 }
 
@@ -132,8 +104,8 @@ Result<LoadedVersion> Registry::Load(const std::string& model, int64_t version, 
   out.path = root_ + "/" + row.path;
   GANTRY_ASSIGN_OR_RETURN(Manifest m, Manifest::Load(out.path));
   const std::string where = model + " v" + std::to_string(version);
-  if (m.model != model || m.version != version) {
-    return Status::Corruption(out.path + "/manifest.json describes " + m.model + " v" +
+  if (m.prov.model != model || m.version != version) {
+    return Status::Corruption(out.path + "/manifest.json describes " + m.prov.model + " v" +
                               std::to_string(m.version) + ", not " + where + " (run `gantry ckpt fsck`)");
   }
   std::optional<File> tensors_bin;  // format 1 only
@@ -167,28 +139,21 @@ Result<LoadedVersion> Registry::Load(const std::string& model, int64_t version, 
   return out;
 }
 
-Result<json> Registry::Lineage(const std::string& model, const std::string& ref) {
+Result<LineageInfo> Registry::Lineage(const std::string& model, const std::string& ref) {
   GANTRY_ASSIGN_OR_RETURN(int64_t version, Resolve(model, ref));
-  GANTRY_ASSIGN_OR_RETURN(VersionRow row, RequireVersion(model, version));
-  json out = LineageEntry(row);
-  json ancestors = json::array();
-  std::set<std::pair<std::string, int64_t>> seen = {{row.model, row.version}};
-  std::string pm = row.parent_model;
-  int64_t pv = row.parent_version;
+  LineageInfo out;
+  GANTRY_ASSIGN_OR_RETURN(out.version, RequireVersion(model, version));
+  std::set<std::pair<std::string, int64_t>> seen = {{model, version}};
+  std::string pm = out.version.prov.parent_model;
+  int64_t pv = out.version.prov.parent_version;
   for (int i = 0; i < kMaxAncestors && pv > 0; ++i) {
     if (!seen.insert({pm, pv}).second) break;
     GANTRY_ASSIGN_OR_RETURN(auto parent, index_.GetVersion(pm, pv));
-    if (!parent) {
-      ancestors.push_back({{"model", pm}, {"version", pv}, {"exists", false}});
-      break;
-    }
-    json e = LineageEntry(*parent);
-    e["exists"] = true;
-    ancestors.push_back(std::move(e));
-    pm = parent->parent_model;
-    pv = parent->parent_version;
+    out.ancestors.push_back({pm, pv, parent});
+    if (!parent) break;
+    pm = parent->prov.parent_model;
+    pv = parent->prov.parent_version;
   }
-  out["ancestors"] = std::move(ancestors);
   return out;
 }
 

@@ -1,5 +1,6 @@
 // The naming, retention, maintenance and interop requests of the storage
 // service (see storage_service.h).
+#include "storage/storage_json.h"
 #include "storage/storage_service.h"
 #include "storage/torch_io.h"
 
@@ -46,8 +47,8 @@ Result<json> Export(Registry& registry, const json& body) {
 Result<json> Import(Registry& registry, const json& body) {
   GANTRY_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpointMeta(body, "import_version"));
   GANTRY_RETURN_IF_ERROR(CheckFormat(body, "import_version"));
-  GANTRY_ASSIGN_OR_RETURN(c.step, In(GetInt(body, "step", 0), "import_version"));
-  if (c.step < 0) return Status::InvalidArgument("import_version: step must be >= 0");
+  GANTRY_ASSIGN_OR_RETURN(c.prov.step, In(GetInt(body, "step", 0), "import_version"));
+  if (c.prov.step < 0) return Status::InvalidArgument("import_version: step must be >= 0");
   auto data = body.find("data");
   if (data == body.end() || !data->is_binary()) {
     return Status::InvalidArgument("import_version: field 'data' must be binary (the file's bytes)");
@@ -61,8 +62,9 @@ Result<json> Import(Registry& registry, const json& body) {
     GANTRY_RETURN_IF_ERROR(CheckTensorName(tensors[i].name, "import_version: tensor"));
     c.tensors.push_back({tensors[i].name, tensors[i].dtype, tensors[i].shape, tensors[i].data});
   }
-  if (!c.meta.contains("source")) c.meta["source"] = "torch import";
-  return registry.Save(c);
+  if (!c.prov.meta.contains("source")) c.prov.meta["source"] = "torch import";
+  GANTRY_ASSIGN_OR_RETURN(SaveResult saved, registry.Save(c));
+  return ToJson(saved);
 }
 
 }  // namespace
@@ -71,55 +73,66 @@ void RegisterStorageAdminHandlers(RpcServer& server, Registry& registry) {
   server.Handle("set_alias", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(auto mr, GetModelRef(req.body, "set_alias"));
     GANTRY_ASSIGN_OR_RETURN(std::string alias, In(GetString(req.body, "alias"), "set_alias"));
-    return registry.SetAlias(mr.first, alias, mr.second);
+    GANTRY_ASSIGN_OR_RETURN(AliasChange r, registry.SetAlias(mr.first, alias, mr.second));
+    return SetAliasJson(r);
   });
   server.Handle("remove_alias", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(req.body, "model"), "remove_alias"));
     GANTRY_ASSIGN_OR_RETURN(std::string alias, In(GetString(req.body, "alias"), "remove_alias"));
-    return registry.RemoveAlias(model, alias);
+    GANTRY_ASSIGN_OR_RETURN(AliasChange r, registry.RemoveAlias(model, alias));
+    return RemoveAliasJson(r);
   });
   server.Handle("tag_version", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(auto mr, GetModelRef(req.body, "tag_version"));
     GANTRY_ASSIGN_OR_RETURN(std::string tag, In(GetString(req.body, "tag"), "tag_version"));
     GANTRY_ASSIGN_OR_RETURN(bool protect, In(GetBool(req.body, "protect", false), "tag_version"));
-    return registry.Tag(mr.first, mr.second, tag, protect);
+    GANTRY_ASSIGN_OR_RETURN(TagChange r, registry.Tag(mr.first, mr.second, tag, protect));
+    return TagJson(r);
   });
   server.Handle("untag_version", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(auto mr, GetModelRef(req.body, "untag_version"));
     GANTRY_ASSIGN_OR_RETURN(std::string tag, In(GetString(req.body, "tag"), "untag_version"));
-    return registry.Untag(mr.first, mr.second, tag);
+    GANTRY_ASSIGN_OR_RETURN(TagChange r, registry.Untag(mr.first, mr.second, tag));
+    return UntagJson(r);
   });
   server.Handle("delete_version", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(req.body, "model"), "delete_version"));
     // No default ref here: deleting "latest" by omission would be a trap.
-    GANTRY_ASSIGN_OR_RETURN(std::string ref, In(GetString(req.body, "ref"), "delete_version"));
+    GANTRY_ASSIGN_OR_RETURN(std::string ref, GetRef(req.body, "delete_version", std::nullopt));
     GANTRY_ASSIGN_OR_RETURN(bool force, In(GetBool(req.body, "force", false), "delete_version"));
-    return registry.Delete(model, ref, force);
+    GANTRY_ASSIGN_OR_RETURN(DeleteResult r, registry.Delete(model, ref, force));
+    return ToJson(r);
   });
   server.Handle("set_retention", [&registry](const Request& req) -> Result<json> {
     const std::string what = "set_retention";
     GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(req.body, "model"), what));
     GANTRY_ASSIGN_OR_RETURN(bool keep_all, In(GetBool(req.body, "keep_all", false), what));
-    if (keep_all) return registry.SetRetention(model, std::nullopt);
-    RetentionPolicy p;
-    GANTRY_ASSIGN_OR_RETURN(p.keep_latest, In(GetInt(req.body, "keep_latest"), what));
-    GANTRY_ASSIGN_OR_RETURN(p.keep_best, In(GetInt(req.body, "keep_best", 0), what));
-    GANTRY_ASSIGN_OR_RETURN(p.metric, In(GetString(req.body, "metric", ""), what));
-    GANTRY_ASSIGN_OR_RETURN(p.mode, In(GetString(req.body, "mode", "min"), what));
-    return registry.SetRetention(model, p);
+    std::optional<RetentionPolicy> policy;
+    if (!keep_all) {
+      RetentionPolicy& p = policy.emplace();
+      GANTRY_ASSIGN_OR_RETURN(p.keep_latest, In(GetInt(req.body, "keep_latest"), what));
+      GANTRY_ASSIGN_OR_RETURN(p.keep_best, In(GetInt(req.body, "keep_best", 0), what));
+      GANTRY_ASSIGN_OR_RETURN(p.metric, In(GetString(req.body, "metric", ""), what));
+      GANTRY_ASSIGN_OR_RETURN(p.mode, In(GetString(req.body, "mode", "min"), what));
+    }
+    GANTRY_ASSIGN_OR_RETURN(RetentionInfo r, registry.SetRetention(model, policy));
+    return SetRetentionJson(r);
   });
   server.Handle("get_retention", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(req.body, "model"), "get_retention"));
-    return registry.GetRetention(model);
+    GANTRY_ASSIGN_OR_RETURN(RetentionInfo r, registry.GetRetention(model));
+    return GetRetentionJson(r);
   });
   server.Handle("gc", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(req.body, "model", ""), "gc"));
     GANTRY_ASSIGN_OR_RETURN(bool dry_run, In(GetBool(req.body, "dry_run", false), "gc"));
-    return registry.CollectGarbage(model, dry_run);
+    GANTRY_ASSIGN_OR_RETURN(GcReport r, registry.CollectGarbage(model, dry_run));
+    return ToJson(r);
   });
   server.Handle("fsck", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(bool repair, In(GetBool(req.body, "repair", false), "fsck"));
-    return registry.Fsck(repair);
+    GANTRY_ASSIGN_OR_RETURN(FsckReport r, registry.Fsck(repair));
+    return ToJson(r);
   });
   server.Handle("export_version", [&registry](const Request& req) { return Export(registry, req.body); });
   server.Handle("import_version", [&registry](const Request& req) { return Import(registry, req.body); });

@@ -1,5 +1,7 @@
 #include "storage/storage_service.h"
 
+#include "storage/storage_json.h"
+
 namespace gantry::storage {
 namespace {
 
@@ -31,11 +33,11 @@ Result<int64_t> ResolveForLoad(Registry& registry, const json& body, const std::
     if (version > 0) return version;
     return registry.Resolve(model, ref);
   }
-  GANTRY_ASSIGN_OR_RETURN(json list, registry.ListVersions(model));
+  GANTRY_ASSIGN_OR_RETURN(VersionList list, registry.ListVersions(model));
   int64_t newest = 0;
-  for (const auto& v : list["versions"]) {
-    if (v["job_id"] != job) continue;
-    const int64_t n = v["version"].get<int64_t>();
+  for (const auto& v : list.versions) {
+    if (v.row.prov.job_id != job) continue;
+    const int64_t n = v.row.version;
     if (version > 0 ? n == version : n > newest) newest = n;
   }
   if (newest == 0) {
@@ -56,36 +58,60 @@ Result<bool> GetBool(const json& obj, std::string_view key, bool fallback) {
 
 Result<std::pair<std::string, std::string>> GetModelRef(const json& obj, const std::string& what) {
   GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(obj, "model"), what));
-  GANTRY_ASSIGN_OR_RETURN(std::string ref, In(GetString(obj, "ref", "latest"), what));
+  GANTRY_ASSIGN_OR_RETURN(std::string ref, GetRef(obj, what, "latest"));
   return std::make_pair(std::move(model), std::move(ref));
+}
+
+Result<std::string> GetRef(const json& obj, const std::string& what, std::optional<std::string> fallback) {
+  auto it = obj.find("ref");
+  if (it == obj.end() && fallback) return *fallback;
+  if (it != obj.end() && it->is_number_integer()) {
+    const int64_t n = it->get<int64_t>();
+    if (n < 1) {
+      return Status::InvalidArgument(what + ": field 'ref' must be >= 1 as a number (got " + std::to_string(n) + ")");
+    }
+    return "v" + std::to_string(n);
+  }
+  if (it != obj.end() && !it->is_string()) {
+    return Status::InvalidArgument(what + ": field 'ref' must be a string (latest, vN, an alias) or an integer");
+  }
+  return In(GetString(obj, "ref"), what);
 }
 
 void RegisterStorageHandlers(RpcServer& server, Registry& registry) {
   server.Handle("save_checkpoint", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpoint(req.body));
-    return registry.Save(c);
+    GANTRY_ASSIGN_OR_RETURN(SaveResult saved, registry.Save(c));
+    return ToJson(saved);
   });
   server.Handle("list_versions", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(req.body, "model"), "list_versions"));
-    return registry.ListVersions(model);
+    GANTRY_ASSIGN_OR_RETURN(VersionList list, registry.ListVersions(model));
+    return ToJson(list);
   });
-  server.Handle("list_models", [&registry](const Request&) -> Result<json> { return registry.ListModels(); });
+  server.Handle("list_models", [&registry](const Request&) -> Result<json> {
+    GANTRY_ASSIGN_OR_RETURN(auto models, registry.ListModels());
+    return ToJson(models);
+  });
   server.Handle("get_version", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(req.body, "model"), "get_version"));
     if (req.body.contains("ref") && !req.body.contains("version")) {
-      GANTRY_ASSIGN_OR_RETURN(std::string ref, In(GetString(req.body, "ref"), "get_version"));
+      GANTRY_ASSIGN_OR_RETURN(std::string ref, GetRef(req.body, "get_version", std::nullopt));
       GANTRY_ASSIGN_OR_RETURN(int64_t v, registry.Resolve(model, ref));
-      return registry.GetVersion(model, v);
+      GANTRY_ASSIGN_OR_RETURN(VersionDetail detail, registry.GetVersion(model, v));
+      return ToJson(detail);
     }
     GANTRY_ASSIGN_OR_RETURN(int64_t version, In(GetInt(req.body, "version"), "get_version"));
     if (version < 1) {
       return Status::InvalidArgument("get_version: version must be >= 1 (got " + std::to_string(version) + ")");
     }
-    return registry.GetVersion(model, version);
+    GANTRY_ASSIGN_OR_RETURN(VersionDetail detail, registry.GetVersion(model, version));
+    return ToJson(detail);
   });
   server.Handle("show_version", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(auto mr, GetModelRef(req.body, "show_version"));
-    return registry.Show(mr.first, mr.second);
+    GANTRY_ASSIGN_OR_RETURN(ShowResult shown, registry.Show(mr.first, mr.second));
+    return ToJson(shown);
   });
   server.Handle("load_checkpoint", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(auto mr, GetModelRef(req.body, "load_checkpoint"));
@@ -102,7 +128,8 @@ void RegisterStorageHandlers(RpcServer& server, Registry& registry) {
   });
   server.Handle("lineage", [&registry](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(auto mr, GetModelRef(req.body, "lineage"));
-    return registry.Lineage(mr.first, mr.second);
+    GANTRY_ASSIGN_OR_RETURN(LineageInfo lineage, registry.Lineage(mr.first, mr.second));
+    return ToJson(lineage);
   });
   server.Handle("diff_versions", [&registry](const Request& req) -> Result<json> {
     auto side = [&](const char* key) -> Result<std::pair<std::string, std::string>> {
@@ -114,7 +141,8 @@ void RegisterStorageHandlers(RpcServer& server, Registry& registry) {
     };
     GANTRY_ASSIGN_OR_RETURN(auto a, side("a"));
     GANTRY_ASSIGN_OR_RETURN(auto b, side("b"));
-    return registry.Diff(a.first, a.second, b.first, b.second);
+    GANTRY_ASSIGN_OR_RETURN(DiffResult diff, registry.Diff(a.first, a.second, b.first, b.second));
+    return ToJson(diff);
   });
   RegisterStorageAdminHandlers(server, registry);
 }

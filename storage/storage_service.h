@@ -5,6 +5,7 @@
 //                     parent_version?, parent_model?, data_fingerprint?,
 //                     optimizer_state?, trainer_state?} -> {model, version, ...}
 //   list_versions {model}      list_models {}      get_version {model, version | ref}
+//   (every `ref` is "latest", "vN", "N", an alias, or an integer N)
 //   show_version {model, ref}  load_checkpoint {model, ref?, version?, job_id?, include?}
 //   lineage {model, ref}       diff_versions {a: {model, ref}, b: {model, ref}}
 //   set_alias {model, alias, ref}    remove_alias {model, alias}
@@ -19,6 +20,9 @@
 // the server. Thread safety: handlers run on the server's serve thread,
 // one at a time; that is what serialises concurrent savers.
 #pragma once
+
+#include <optional>
+#include <string>
 
 #include "common/rpc.h"
 #include "storage/registry.h"
@@ -39,5 +43,9 @@ void RegisterStorageAdminHandlers(RpcServer& server, Registry& registry);
 Result<bool> GetBool(const json& obj, std::string_view key, bool fallback);
 // {model, ref} of a request, ref defaulting to "latest"; `what` names the request in errors.
 Result<std::pair<std::string, std::string>> GetModelRef(const json& obj, const std::string& what);
+// The `ref` field: a string ("latest", "vN", "N" or an alias) or an
+// integer N >= 1, which reads as "vN". `fallback` when absent (nullopt:
+// required); `what` names the request in errors.
+Result<std::string> GetRef(const json& obj, const std::string& what, std::optional<std::string> fallback);
 
 }  // namespace gantry::storage

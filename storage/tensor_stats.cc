@@ -81,13 +81,4 @@ DiffStats CompareTensors(DType dtype, std::span<const uint8_t> a, std::span<cons
   return s;
 }
 
-json DiffStats::ToJson() const {
-  return {{"elements", elements},
-          {"changed", changed},
-          {"changed_fraction", elements ? static_cast<double>(changed) / static_cast<double>(elements) : 0.0},
-          {"max_abs_diff", max_abs},
-          {"l2_diff", l2_diff},
-          {"rel_l2", l2_a > 0 ? l2_diff / l2_a : (l2_diff > 0 ? 1.0 : 0.0)}};
-}
-
 }  // namespace gantry::storage

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <span>
 
-#include "common/protocol.h"
 #include "storage/dtype.h"
 
 namespace gantry::storage {
@@ -22,7 +21,6 @@ struct DiffStats {
   double max_abs = 0;     // largest |b - a| over finite pairs
   double l2_diff = 0;     // ||b - a||
   double l2_a = 0;        // ||a||
-  json ToJson() const;    // {elements, changed, changed_fraction, max_abs_diff, l2_diff, rel_l2}
 };
 
 // REQUIRES: a.size() == b.size(), a multiple of DTypeSize(dtype).

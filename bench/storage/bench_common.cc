@@ -52,8 +52,8 @@ void State::Touch(uint64_t round, int stride) {
 
 Checkpoint State::View(const std::string& model, int64_t step) const {
   Checkpoint c;
-  c.model = model;
-  c.step = step;
+  c.prov.model = model;
+  c.prov.step = step;
   for (size_t i = 0; i < data.size(); ++i) {
     c.tensors.push_back({names[i], DType::kFloat32, shapes[i], std::span<const uint8_t>(data[i])});
   }

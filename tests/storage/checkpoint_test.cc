@@ -30,8 +30,8 @@ TEST(CheckpointTest, ParsesAValidBodyWithoutCopyingData) {
                     Tensor("flag", "bool", {}, 1)});
   auto c = ParseCheckpoint(body);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  EXPECT_EQ(c->model, "mnist");
-  EXPECT_EQ(c->step, 10);
+  EXPECT_EQ(c->prov.model, "mnist");
+  EXPECT_EQ(c->prov.step, 10);
   ASSERT_EQ(c->tensors.size(), 3u);
   EXPECT_EQ(c->tensors[0].dtype, DType::kFloat32);
   EXPECT_EQ(c->tensors[0].data.data(), body["tensors"][0]["data"].get_binary().data());

@@ -6,6 +6,7 @@
 #include "common/fs.h"
 #include "storage/collector.h"
 #include "storage/registry.h"
+#include "storage/storage_json.h"
 #include "tests/storage/test_support.h"
 
 namespace gantry::storage {
@@ -58,7 +59,10 @@ TEST_F(RegistryGcTest, SharedBlobsLiveWhileAnyVersionUsesThemAndGcCompacts) {
   EXPECT_EQ(CountFiles(PackDir()), 2u);
   auto gc = reg.CollectGarbage("", false);
   ASSERT_TRUE(gc.ok()) << gc.status().ToString();
-  EXPECT_EQ((*gc)["packs_compacted"], 1);
+  EXPECT_EQ(gc->packs_compacted, 1);
+  EXPECT_FALSE(gc->dry_run);
+  EXPECT_GT(gc->bytes_freed, 0u);
+  EXPECT_EQ(ToJson(*gc)["packs_compacted"], 1);
   EXPECT_EQ(CountFiles(PackDir()), 2u);
   EXPECT_EQ(PackBytes(), 80000u + 80016u);  // nothing dead is left
   auto loaded = reg.Load("m", 4);
@@ -67,9 +71,10 @@ TEST_F(RegistryGcTest, SharedBlobsLiveWhileAnyVersionUsesThemAndGcCompacts) {
   EXPECT_EQ(loaded->data[1], Pattern(80000, 104));
   auto fsck = reg.Fsck(false);
   ASSERT_TRUE(fsck.ok());
-  EXPECT_TRUE((*fsck)["ok"].get<bool>()) << fsck->dump(2);
-  EXPECT_EQ((*fsck)["blobs_checked"], 3);
-  EXPECT_EQ((*fsck)["packs_checked"], 2);
+  EXPECT_TRUE(fsck->ok) << ToJson(*fsck).dump(2);
+  EXPECT_EQ(fsck->blobs_checked, 3u);
+  EXPECT_EQ(fsck->packs_checked, 2u);
+  EXPECT_EQ(ToJson(*fsck)["blobs_checked"], 3);
 }
 
 // A crash between GC's two phases: the index already forgot the version,
@@ -102,8 +107,8 @@ TEST_F(RegistryGcTest, CrashBetweenPhasesIsFinishedOnOpen) {
   EXPECT_EQ(CountFiles(PackDir()), 3u);  // v1's pack still holds the frozen tensor
   auto fsck = reg.Fsck(false);
   ASSERT_TRUE(fsck.ok());
-  EXPECT_TRUE((*fsck)["ok"].get<bool>()) << fsck->dump(2);
-  EXPECT_EQ((*fsck)["versions_checked"], 2);
+  EXPECT_TRUE(fsck->ok) << ToJson(*fsck).dump(2);
+  EXPECT_EQ(fsck->versions_checked, 2u);
 }
 
 TEST_F(RegistryGcTest, FsckFindsDamageAndRepairDropsOnlyDamagedVersions) {
@@ -112,7 +117,7 @@ TEST_F(RegistryGcTest, FsckFindsDamageAndRepairDropsOnlyDamagedVersions) {
   auto v2 = reg.GetVersion("m", 2);
   ASSERT_TRUE(v2.ok());
   // Flip one byte in v2's own blob, and cut v3's pack short.
-  const BlobRow head = Locate((*v2)["tensors"][1]["blob"].get<std::string>());
+  const BlobRow head = Locate(v2->manifest.tensors[1].blob);
   const std::string pack2 = PackDir() + "/" + head.pack;
   auto bytes = ReadFile(pack2);
   ASSERT_TRUE(bytes.ok());
@@ -120,25 +125,34 @@ TEST_F(RegistryGcTest, FsckFindsDamageAndRepairDropsOnlyDamagedVersions) {
   ASSERT_TRUE(WriteFileAtomic(pack2, *bytes).ok());
   auto v3 = reg.GetVersion("m", 3);
   ASSERT_TRUE(v3.ok());
-  const std::string pack3 = PackDir() + "/" + Locate((*v3)["tensors"][1]["blob"].get<std::string>()).pack;
+  const std::string pack3 = PackDir() + "/" + Locate(v3->manifest.tensors[1].blob).pack;
   fs::resize_file(pack3, 1000);
 
   auto fsck = reg.Fsck(false);
   ASSERT_TRUE(fsck.ok());
-  EXPECT_FALSE((*fsck)["ok"].get<bool>());
+  EXPECT_FALSE(fsck->ok);
   std::set<std::string> kinds;
-  for (const auto& p : (*fsck)["problems"]) kinds.insert(p["kind"].get<std::string>());
-  EXPECT_TRUE(kinds.count("bad_blob")) << fsck->dump(2);
-  EXPECT_TRUE(kinds.count("bad_pack")) << fsck->dump(2);
+  for (const auto& p : fsck->problems) kinds.insert(p.kind);
+  EXPECT_TRUE(kinds.count("bad_blob")) << ToJson(*fsck).dump(2);
+  EXPECT_TRUE(kinds.count("bad_pack")) << ToJson(*fsck).dump(2);
+  std::set<std::string> wire_kinds;
+  const json wire = ToJson(*fsck);  // named: a range-for over a temporary's member dangles
+  for (const auto& p : wire["problems"]) wire_kinds.insert(p["kind"].get<std::string>());
+  EXPECT_EQ(wire_kinds, kinds);
   EXPECT_EQ(reg.Load("m", 2).status().code(), StatusCode::kCorruption);
 
   auto repaired = reg.Fsck(true);
   ASSERT_TRUE(repaired.ok());
-  EXPECT_TRUE((*repaired)["ok"].get<bool>()) << repaired->dump(2);
+  EXPECT_TRUE(repaired->ok) << ToJson(*repaired).dump(2);
   auto list = reg.ListVersions("m");
   ASSERT_TRUE(list.ok());
-  ASSERT_EQ((*list)["versions"].size(), 1u);
-  EXPECT_EQ((*list)["versions"][0]["version"], 1);
+  ASSERT_EQ(list->versions.size(), 1u);
+  EXPECT_EQ(list->versions[0].row.version, 1);
+  std::set<int64_t> dropped;
+  for (const auto& r : repaired->repaired) {
+    if (r.action == "dropped damaged version") dropped.insert(r.version);
+  }
+  EXPECT_EQ(dropped, (std::set<int64_t>{2, 3}));
   EXPECT_TRUE(reg.Load("m", 1).ok());
   EXPECT_FALSE(PathExists(pack2));
   EXPECT_FALSE(PathExists(pack3));
@@ -155,20 +169,27 @@ TEST_F(RegistryGcTest, FsckReportsMissingFilesAndGcRemovesDebris) {
   auto fsck = reg.Fsck(false);
   ASSERT_TRUE(fsck.ok());
   std::set<std::string> kinds;
-  for (const auto& p : (*fsck)["problems"]) kinds.insert(p["kind"].get<std::string>());
-  EXPECT_EQ(kinds, (std::set<std::string>{"missing_version", "unreferenced"})) << fsck->dump(2);
+  for (const auto& p : fsck->problems) kinds.insert(p.kind);
+  EXPECT_EQ(kinds, (std::set<std::string>{"missing_version", "unreferenced"})) << ToJson(*fsck).dump(2);
+  for (const auto& p : fsck->problems) {
+    if (p.kind != "missing_version") continue;
+    EXPECT_EQ(p.model, "m");
+    EXPECT_EQ(p.version, 2);
+  }
 
   auto dry = reg.CollectGarbage("", true);
   ASSERT_TRUE(dry.ok());
   EXPECT_TRUE(PathExists(stray));
-  EXPECT_EQ((*dry)["swept"]["removed"][0], "checkpoints/.packs/ffffffffffffffff.pack");
+  EXPECT_TRUE(dry->dry_run);
+  EXPECT_EQ(dry->swept.removed, std::vector<std::string>{"checkpoints/.packs/ffffffffffffffff.pack"});
+  EXPECT_EQ(ToJson(*dry)["swept"]["removed"][0], "checkpoints/.packs/ffffffffffffffff.pack");
   auto gc = reg.CollectGarbage("", false);
   ASSERT_TRUE(gc.ok()) << gc.status().ToString();
   EXPECT_FALSE(PathExists(stray));
   // gc never drops a version whose files are missing: that is fsck --repair's call.
-  EXPECT_EQ(reg.ListVersions("m").value()["versions"].size(), 2u);
+  EXPECT_EQ(reg.ListVersions("m").value().versions.size(), 2u);
   ASSERT_TRUE(reg.Fsck(true).ok());
-  EXPECT_TRUE(reg.Fsck(false).value()["ok"].get<bool>());
+  EXPECT_TRUE(reg.Fsck(false).value().ok);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "common/sqlite.h"
 #include "storage/checksum.h"
 #include "storage/content_hash.h"
+#include "storage/storage_json.h"
 #include "tests/storage/test_support.h"
 
 namespace gantry::storage {
@@ -51,15 +52,37 @@ TEST_F(RegistryTest, SavesAndListsVersionsWithMetadata) {
     clock_.Advance(std::chrono::seconds(1));
     auto saved = SaveJson(reg, Body("mnist", i * 10, 1.0 / i));
     ASSERT_TRUE(saved.ok()) << saved.status().ToString();
-    EXPECT_EQ((*saved)["version"], i);
-    EXPECT_EQ((*saved)["bytes"], 160);
-    EXPECT_EQ((*saved)["path"], dir_.path() + "/checkpoints/mnist/v" + std::to_string(i));
+    EXPECT_EQ(saved->version, i);
+    EXPECT_EQ(saved->bytes, 160u);
+    EXPECT_EQ(saved->path, dir_.path() + "/checkpoints/mnist/v" + std::to_string(i));
+    // The wire reply: every documented field.
+    const json reply = ToJson(*saved);
+    EXPECT_EQ(reply["version"], i);
+    EXPECT_EQ(reply["path"], saved->path);
+    EXPECT_EQ(reply["expired"], json::array());
+    for (const char* key : {"model", "bytes", "bytes_written", "tensors_shared"}) EXPECT_TRUE(reply.contains(key));
   }
   ASSERT_TRUE(SaveJson(reg, Body("other", 5, 0.1)).ok());
 
   auto list = reg.ListVersions("mnist");
   ASSERT_TRUE(list.ok()) << list.status().ToString();
-  const json& versions = (*list)["versions"];
+  ASSERT_EQ(list->versions.size(), 3u);
+  EXPECT_EQ(list->model, "mnist");
+  EXPECT_FALSE(list->retention.has_value());
+  for (int i = 0; i < 3; ++i) {
+    const VersionInfo& info = list->versions[i];
+    EXPECT_EQ(info.row.version, i + 1);
+    EXPECT_EQ(info.row.prov.model, "mnist");
+    EXPECT_EQ(info.row.prov.job_id, "j-20240101-000000-abcd");
+    EXPECT_EQ(info.row.prov.step, (i + 1) * 10);
+    EXPECT_DOUBLE_EQ(info.row.prov.created_at, 1.7e9 + i + 1);
+    EXPECT_EQ(info.row.path, dir_.path() + "/checkpoints/mnist/v" + std::to_string(i + 1));
+    EXPECT_TRUE(info.aliases.empty());
+  }
+  const json wire = ToJson(*list);
+  EXPECT_EQ(wire["model"], "mnist");
+  EXPECT_EQ(wire["retention"], nullptr);
+  const json& versions = wire["versions"];
   ASSERT_EQ(versions.size(), 3u);
   for (int i = 0; i < 3; ++i) {
     const json& v = versions[i];
@@ -72,14 +95,21 @@ TEST_F(RegistryTest, SavesAndListsVersionsWithMetadata) {
     EXPECT_EQ(v["bytes"], 160);
     EXPECT_DOUBLE_EQ(v["created_at"].get<double>(), 1.7e9 + i + 1);
     EXPECT_EQ(v["aliases"], json::array());
+    EXPECT_EQ(v["tags"], json::array());
   }
   auto models = reg.ListModels();
   ASSERT_TRUE(models.ok());
-  ASSERT_EQ((*models)["models"].size(), 2u);
-  EXPECT_EQ((*models)["models"][0]["name"], "mnist");
-  EXPECT_EQ((*models)["models"][0]["versions"], 3);
-  EXPECT_EQ((*models)["models"][0]["latest"], 3);
-  EXPECT_EQ((*models)["models"][1]["name"], "other");
+  ASSERT_EQ(models->size(), 2u);
+  EXPECT_EQ((*models)[0].name, "mnist");
+  EXPECT_EQ((*models)[0].versions, 3);
+  EXPECT_EQ((*models)[0].latest, 3);
+  EXPECT_GT((*models)[0].bytes_written, 3 * 160u);
+  EXPECT_EQ((*models)[1].name, "other");
+  const json wire_models = ToJson(*models);
+  ASSERT_EQ(wire_models["models"].size(), 2u);
+  EXPECT_EQ(wire_models["models"][0]["name"], "mnist");
+  EXPECT_EQ(wire_models["models"][0]["versions"], 3);
+  EXPECT_EQ(wire_models["models"][0]["latest"], 3);
 }
 
 TEST_F(RegistryTest, WritesOneManifestAndOnePackWithContentHashes) {
@@ -95,7 +125,12 @@ TEST_F(RegistryTest, WritesOneManifestAndOnePackWithContentHashes) {
 
   auto got = reg.GetVersion("mnist", 1);
   ASSERT_TRUE(got.ok()) << got.status().ToString();
-  const json& m = *got;
+  EXPECT_EQ(got->path, vdir);
+  EXPECT_EQ(got->manifest.version, 1);
+  EXPECT_EQ(got->manifest.prov.step, 7);
+  EXPECT_EQ(got->manifest.prov.attempt, 2);
+  EXPECT_EQ(got->manifest.prov.meta["note"], "test");
+  const json m = ToJson(*got);
   EXPECT_EQ(m["format"], 2);
   EXPECT_EQ(m["path"], vdir);
   EXPECT_EQ(m["step"], 7);
@@ -121,6 +156,47 @@ TEST_F(RegistryTest, WritesOneManifestAndOnePackWithContentHashes) {
   EXPECT_EQ(Names(vdir), std::vector<std::string>{"manifest.json"});
 }
 
+// manifest.json's keys are an on-disk format: older data dirs and other
+// readers depend on them (manifest.h), whatever the structs look like.
+TEST_F(RegistryTest, ManifestOnDiskKeepsItsFormat) {
+  Registry reg = Open();
+  json body = Body("mnist", 7, 0.25);
+  body["parent_version"] = 1;
+  body["data_fingerprint"] = "fp-1";
+  ASSERT_TRUE(SaveJson(reg, Body("mnist", 1, 0.5)).ok());
+  ASSERT_TRUE(SaveJson(reg, body).ok());
+  auto text = ReadFile(dir_.path() + "/checkpoints/mnist/v2/manifest.json");
+  ASSERT_TRUE(text.ok());
+  json m = json::parse(*text);
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : m.items()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"attempt", "bytes", "created_at", "epoch", "format", "hash_algorithm",
+                                            "job_id", "lineage", "meta", "metrics", "model", "optimizer_state",
+                                            "step", "tensors", "trainer_state", "version"}));
+  EXPECT_EQ(m["lineage"], json({{"parent", {{"model", "mnist"}, {"version", 1}}}, {"data_fingerprint", "fp-1"}}));
+  EXPECT_EQ(m["job_id"], "j-20240101-000000-abcd");
+  EXPECT_EQ(m["step"], 7);
+  EXPECT_EQ(m["metrics"]["loss"], 0.25);
+  // And it reads back into the same provenance the index holds.
+  auto manifest = Manifest::Load(dir_.path() + "/checkpoints/mnist/v2");
+  ASSERT_TRUE(manifest.ok()) << manifest.status().ToString();
+  auto list = reg.ListVersions("mnist");
+  ASSERT_TRUE(list.ok());
+  const Provenance& row = list->versions[1].row.prov;
+  const Provenance& file = manifest->prov;
+  EXPECT_EQ(file.model, row.model);
+  EXPECT_EQ(file.job_id, row.job_id);
+  EXPECT_EQ(file.attempt, row.attempt);
+  EXPECT_EQ(file.step, row.step);
+  EXPECT_EQ(file.epoch, row.epoch);
+  EXPECT_EQ(file.metrics, row.metrics);
+  EXPECT_EQ(file.meta, row.meta);
+  EXPECT_EQ(file.parent_model, "mnist");
+  EXPECT_EQ(row.parent_version, 1);
+  EXPECT_EQ(file.data_fingerprint, row.data_fingerprint);
+  EXPECT_DOUBLE_EQ(file.created_at, row.created_at);
+}
+
 TEST_F(RegistryTest, UnchangedLargeTensorsAreStoredOnce) {
   Registry reg = Open();
   json t1 = json::array(), t2 = json::array();
@@ -131,14 +207,14 @@ TEST_F(RegistryTest, UnchangedLargeTensorsAreStoredOnce) {
   }
   auto v1 = SaveJson(reg, SaveBody("m", 1, t1));
   ASSERT_TRUE(v1.ok()) << v1.status().ToString();
-  EXPECT_EQ((*v1)["tensors_shared"], 0);
+  EXPECT_EQ(v1->tensors_shared, 0);
   auto v2 = SaveJson(reg, SaveBody("m", 2, t2));
   ASSERT_TRUE(v2.ok());
-  EXPECT_EQ((*v2)["tensors_shared"], 9);
-  EXPECT_EQ((*v2)["bytes"], 1000000);
+  EXPECT_EQ(v2->tensors_shared, 9);
+  EXPECT_EQ(v2->bytes, 1000000u);
   // One new blob plus a manifest of a few KiB.
-  EXPECT_LT((*v2)["bytes_written"].get<int64_t>(), 110000);
-  EXPECT_GE((*v2)["bytes_written"].get<int64_t>(), 100000);
+  EXPECT_LT(v2->bytes_written, 110000u);
+  EXPECT_GE(v2->bytes_written, 100000u);
   EXPECT_EQ(Names(PackDir()).size(), 2u);
   uint64_t pack_bytes = 0;
   for (const auto& p : Names(PackDir())) pack_bytes += fs::file_size(PackDir() + "/" + p);
@@ -155,12 +231,28 @@ TEST_F(RegistryTest, UnchangedLargeTensorsAreStoredOnce) {
   }
   auto diff = reg.Diff("m", "v1", "m", "v2");
   ASSERT_TRUE(diff.ok()) << diff.status().ToString();
-  EXPECT_EQ((*diff)["summary"]["changed"], 1);
-  EXPECT_EQ((*diff)["summary"]["unchanged"], 9);
-  EXPECT_EQ((*diff)["tensors"][9]["name"], "layer9");
-  EXPECT_EQ((*diff)["tensors"][9]["status"], "changed");
-  EXPECT_GT((*diff)["tensors"][9]["stats"]["changed_fraction"].get<double>(), 0.9);
-  EXPECT_EQ((*diff)["tensors"][0]["shared"], true);
+  EXPECT_EQ(diff->changed, 1);
+  EXPECT_EQ(diff->unchanged, 9);
+  EXPECT_EQ(diff->added + diff->removed, 0);
+  EXPECT_EQ(diff->bytes_changed, 100000u);
+  EXPECT_EQ(diff->bytes_total, 1000000u);
+  ASSERT_EQ(diff->tensors.size(), 10u);
+  EXPECT_EQ(diff->tensors[9].tensor.name, "layer9");
+  EXPECT_EQ(diff->tensors[9].change, TensorChange::kChanged);
+  ASSERT_TRUE(diff->tensors[9].stats.has_value());
+  EXPECT_EQ(diff->tensors[9].stats->elements, 100000u);
+  EXPECT_EQ(diff->tensors[0].change, TensorChange::kUnchanged);
+  EXPECT_TRUE(diff->tensors[0].shared);
+  const json wire = ToJson(*diff);
+  EXPECT_EQ(wire["a"], json({{"model", "m"}, {"version", 1}}));
+  EXPECT_EQ(wire["summary"]["changed"], 1);
+  EXPECT_EQ(wire["summary"]["unchanged"], 9);
+  EXPECT_EQ(wire["tensors"][9]["name"], "layer9");
+  EXPECT_EQ(wire["tensors"][9]["status"], "changed");
+  EXPECT_GT(wire["tensors"][9]["stats"]["changed_fraction"].get<double>(), 0.9);
+  EXPECT_FALSE(wire["tensors"][9].contains("shared"));
+  EXPECT_EQ(wire["tensors"][0]["shared"], true);
+  EXPECT_FALSE(wire["tensors"][0].contains("stats"));
 }
 
 TEST_F(RegistryTest, IdenticalTensorsInOneSaveShareABlob) {
@@ -168,7 +260,7 @@ TEST_F(RegistryTest, IdenticalTensorsInOneSaveShareABlob) {
   auto w = Pattern(70000, 3);
   auto saved = SaveJson(reg, SaveBody("tied", 1, {ByteTensor("embed.weight", w), ByteTensor("head.weight", w)}));
   ASSERT_TRUE(saved.ok()) << saved.status().ToString();
-  EXPECT_EQ((*saved)["tensors_shared"], 1);
+  EXPECT_EQ(saved->tensors_shared, 1);
   ASSERT_EQ(Names(PackDir()).size(), 1u);
   EXPECT_EQ(fs::file_size(PackDir() + "/" + Names(PackDir())[0]), 70000u);
 }
@@ -185,10 +277,10 @@ TEST_F(RegistryTest, AHashMatchAloneNeverSharesABlob) {
   ASSERT_TRUE(WriteFileAtomic(PackDir() + "/" + Names(PackDir())[0], std::string(other.begin(), other.end())).ok());
   auto saved = SaveJson(reg, SaveBody("m", 2, {ByteTensor("w", w)}));
   ASSERT_TRUE(saved.ok()) << saved.status().ToString();
-  EXPECT_EQ((*saved)["tensors_shared"], 0);
+  EXPECT_EQ(saved->tensors_shared, 0);
   auto m = reg.GetVersion("m", 2);
   ASSERT_TRUE(m.ok());
-  EXPECT_EQ(m->at("tensors")[0]["blob"], key + "-1");
+  EXPECT_EQ(m->manifest.tensors[0].blob, key + "-1");
   auto loaded = reg.Load("m", 2);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(loaded->data[0], w);
@@ -208,10 +300,10 @@ TEST_F(RegistryTest, ReopenedRegistrySeesEarlierVersions) {
   Registry reg = Open();
   auto list = reg.ListVersions("mnist");
   ASSERT_TRUE(list.ok());
-  EXPECT_EQ((*list)["versions"].size(), 2u);
+  EXPECT_EQ(list->versions.size(), 2u);
   auto saved = SaveJson(reg, Body("mnist", 3, 1));
   ASSERT_TRUE(saved.ok());
-  EXPECT_EQ((*saved)["version"], 3);
+  EXPECT_EQ(saved->version, 3);
 }
 
 TEST_F(RegistryTest, SecondOpenOfTheSameDataDirIsRefused) {
@@ -255,10 +347,10 @@ TEST_F(RegistryTest, OpenRollsBackInterruptedSaves) {
   EXPECT_FALSE(PathExists(stray_pack));
   auto saved = SaveJson(reg, Body("mnist", 2, 1));
   ASSERT_TRUE(saved.ok()) << saved.status().ToString();
-  EXPECT_EQ((*saved)["version"], 2);
+  EXPECT_EQ(saved->version, 2);
   auto fsck = reg.Fsck(false);
   ASSERT_TRUE(fsck.ok());
-  EXPECT_TRUE((*fsck)["ok"].get<bool>()) << fsck->dump(2);
+  EXPECT_TRUE(fsck->ok) << ToJson(*fsck).dump(2);
 }
 
 TEST_F(RegistryTest, UnexplainedVersionFolderIsMovedAsideNotDeleted) {
@@ -278,11 +370,17 @@ TEST_F(RegistryTest, UnexplainedVersionFolderIsMovedAsideNotDeleted) {
   EXPECT_EQ(names[0].rfind(".orphan-v1-", 0), 0u);
   auto fsck = reg.Fsck(false);
   ASSERT_TRUE(fsck.ok());
-  EXPECT_FALSE((*fsck)["ok"].get<bool>());
-  EXPECT_EQ((*fsck)["problems"][0]["kind"], "orphan_folder");
+  EXPECT_FALSE(fsck->ok);
+  ASSERT_FALSE(fsck->problems.empty());
+  EXPECT_EQ(fsck->problems[0].kind, "orphan_folder");
+  EXPECT_EQ(ToJson(*fsck)["problems"][0]["kind"], "orphan_folder");
   auto repaired = reg.Fsck(true);
   ASSERT_TRUE(repaired.ok());
-  EXPECT_TRUE((*repaired)["ok"].get<bool>()) << repaired->dump(2);
+  EXPECT_TRUE(repaired->ok) << ToJson(*repaired).dump(2);
+  ASSERT_FALSE(repaired->repaired.empty());
+  EXPECT_EQ(repaired->repaired.back().action, "removed orphan folder");
+  EXPECT_TRUE(repaired->remaining.empty());
+  EXPECT_EQ(ToJson(*repaired)["repaired"].back()["action"], "removed orphan folder");
   EXPECT_EQ(Names(model_dir), std::vector<std::string>{"v2"});
 }
 
@@ -314,12 +412,19 @@ PRAGMA user_version=1;)sql").ok());
   auto loaded = reg.Load("old", 1);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(loaded->data[0], data);
+  EXPECT_EQ(loaded->manifest.format, 1);
+  EXPECT_EQ(loaded->manifest.prov.step, 5);
+  auto got = reg.GetVersion("old", 1);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  const json wire = ToJson(*got);
+  EXPECT_FALSE(wire.contains("hash_algorithm"));  // format 1 recorded none
+  EXPECT_EQ(wire["tensors"][0]["crc32"], Crc32(data.data(), data.size()));
   auto fsck = reg.Fsck(false);
   ASSERT_TRUE(fsck.ok());
-  EXPECT_TRUE((*fsck)["ok"].get<bool>()) << fsck->dump(2);
+  EXPECT_TRUE(fsck->ok) << ToJson(*fsck).dump(2);
   auto saved = SaveJson(reg, Body("old", 6, 1));
   ASSERT_TRUE(saved.ok());
-  EXPECT_EQ((*saved)["version"], 2);  // the migration carried the counter over
+  EXPECT_EQ(saved->version, 2);  // the migration carried the counter over
   ASSERT_TRUE(reg.Delete("old", "v1", false).ok());
   EXPECT_FALSE(PathExists(vdir));
 }

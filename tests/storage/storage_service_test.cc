@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "storage/torch_io.h"
 #include "tests/storage/test_support.h"
 
@@ -111,6 +113,117 @@ TEST_F(StorageServiceTest, RegistryRequestsRoundTrip) {
   Reply del = Call("delete_version", {{"model", "m"}});
   EXPECT_NE(del.status.message().find("'ref' is required"), std::string::npos);
   EXPECT_EQ(Ok("delete_version", {{"model", "m"}, {"ref", "v2"}})["version"], 2);
+}
+
+std::set<std::string> Keys(const json& j) {
+  std::set<std::string> out;
+  for (const auto& [k, v] : j.items()) out.insert(k);
+  return out;
+}
+
+// Every reply keeps the fields docs/protocol.md lists (the CLI and the
+// worker read them), now that the registry returns structs.
+TEST_F(StorageServiceTest, RepliesHaveTheDocumentedFields) {
+  json body = {{"model", "m"}, {"step", 10}, {"metrics", {{"loss", 0.5}}},
+               {"tensors", {ByteTensor("w", Pattern(70000, 1)), ByteTensor("b", Pattern(10, 2))}}};
+  json saved = Ok("save_checkpoint", body);
+  EXPECT_EQ(Keys(saved), (std::set<std::string>{"model", "version", "path", "bytes", "bytes_written",
+                                                "tensors_shared", "expired"}));
+  body["tensors"][1] = ByteTensor("b", Pattern(10, 3));
+  body["parent_version"] = 1;
+  ASSERT_EQ(Ok("save_checkpoint", body)["version"], 2);
+  json list = Ok("list_versions", {{"model", "m"}});
+  EXPECT_EQ(Keys(list), (std::set<std::string>{"model", "versions", "retention"}));
+  EXPECT_EQ(Keys(list["versions"][0]),
+            (std::set<std::string>{"version", "job_id", "attempt", "step", "epoch", "metrics", "bytes",
+                                   "bytes_written", "path", "created_at", "aliases", "tags"}));
+  EXPECT_EQ(Keys(Ok("list_models", json::object())["models"][0]),
+            (std::set<std::string>{"name", "versions", "latest", "bytes_written"}));
+  const std::set<std::string> manifest = {"format", "model", "version", "job_id", "attempt", "step", "epoch",
+                                          "created_at", "metrics", "meta", "optimizer_state", "trainer_state",
+                                          "lineage", "bytes", "hash_algorithm", "tensors"};
+  std::set<std::string> with_path = manifest;
+  with_path.insert("path");
+  EXPECT_EQ(Keys(Ok("get_version", {{"model", "m"}, {"version", 1}})), with_path);
+  std::set<std::string> shown = with_path;
+  shown.insert({"aliases", "tags", "protected", "bytes_written"});
+  EXPECT_EQ(Keys(Ok("show_version", {{"model", "m"}, {"ref", "v1"}})), shown);
+  EXPECT_EQ(Keys(Ok("load_checkpoint", {{"model", "m"}})), with_path);
+  json lineage = Ok("lineage", {{"model", "m"}});
+  const std::set<std::string> entry = {"model", "version", "job_id", "attempt", "step", "epoch", "metrics",
+                                       "created_at", "data_fingerprint", "parent"};
+  std::set<std::string> top = entry;
+  top.insert("ancestors");
+  EXPECT_EQ(Keys(lineage), top);
+  std::set<std::string> ancestor = entry;
+  ancestor.insert("exists");
+  EXPECT_EQ(Keys(lineage["ancestors"][0]), ancestor);
+  json diff = Ok("diff_versions", {{"a", {{"model", "m"}, {"ref", "v1"}}}, {"b", {{"model", "m"}}}});
+  EXPECT_EQ(Keys(diff), (std::set<std::string>{"a", "b", "summary", "tensors"}));
+  EXPECT_EQ(Keys(diff["summary"]),
+            (std::set<std::string>{"changed", "unchanged", "added", "removed", "bytes_changed", "bytes_total"}));
+  EXPECT_EQ(Keys(diff["tensors"][0]), (std::set<std::string>{"name", "dtype", "shape", "bytes", "status", "shared"}));
+  EXPECT_EQ(Keys(diff["tensors"][1]), (std::set<std::string>{"name", "dtype", "shape", "bytes", "status", "stats"}));
+  EXPECT_EQ(Keys(diff["tensors"][1]["stats"]), (std::set<std::string>{"elements", "changed", "changed_fraction",
+                                                                      "max_abs_diff", "l2_diff", "rel_l2"}));
+  EXPECT_EQ(Keys(Ok("set_alias", {{"model", "m"}, {"alias", "prod"}, {"ref", "v1"}})),
+            (std::set<std::string>{"model", "alias", "version", "previous"}));
+  EXPECT_EQ(Keys(Ok("remove_alias", {{"model", "m"}, {"alias", "prod"}})),
+            (std::set<std::string>{"model", "alias", "version"}));
+  EXPECT_EQ(Keys(Ok("tag_version", {{"model", "m"}, {"ref", "v1"}, {"tag", "t"}})),
+            (std::set<std::string>{"model", "version", "tag", "protect"}));
+  EXPECT_EQ(Keys(Ok("untag_version", {{"model", "m"}, {"ref", "v1"}, {"tag", "t"}})),
+            (std::set<std::string>{"model", "version", "tag"}));
+  EXPECT_EQ(Keys(Ok("set_retention", {{"model", "m"}, {"keep_latest", 5}})),
+            (std::set<std::string>{"model", "retention", "expired"}));
+  json retention = Ok("get_retention", {{"model", "m"}});
+  EXPECT_EQ(Keys(retention), (std::set<std::string>{"model", "retention"}));
+  EXPECT_EQ(Keys(retention["retention"]), (std::set<std::string>{"keep_latest", "keep_best", "metric", "mode"}));
+  json gc = Ok("gc", {{"dry_run", true}});
+  EXPECT_EQ(Keys(gc), (std::set<std::string>{"dry_run", "expired", "paths_deleted", "packs_compacted",
+                                             "bytes_freed", "swept"}));
+  EXPECT_EQ(Keys(gc["swept"]), (std::set<std::string>{"removed", "quarantined"}));
+  EXPECT_EQ(Keys(Ok("fsck", json::object())),
+            (std::set<std::string>{"ok", "versions_checked", "blobs_checked", "packs_checked", "bytes_checked",
+                                   "problems", "repaired", "remaining"}));
+  EXPECT_EQ(Keys(Ok("delete_version", {{"model", "m"}, {"ref", "v1"}})),
+            (std::set<std::string>{"model", "version", "bytes_freed"}));
+}
+
+// `ref` may be an integer N (as "vN") in every request that takes one.
+TEST_F(StorageServiceTest, IntegerRefsNameVersions) {
+  for (int i = 1; i <= 3; ++i) {
+    json body = SaveBody("m");
+    body["step"] = i;
+    ASSERT_EQ(Ok("save_checkpoint", body)["version"], i);
+  }
+  EXPECT_EQ(Ok("get_version", {{"model", "m"}, {"ref", 2}})["step"], 2);
+  EXPECT_EQ(Ok("show_version", {{"model", "m"}, {"ref", 2}})["version"], 2);
+  EXPECT_EQ(Ok("load_checkpoint", {{"model", "m"}, {"ref", 1}})["version"], 1);
+  EXPECT_EQ(Ok("lineage", {{"model", "m"}, {"ref", 3}})["version"], 3);
+  json diff = Ok("diff_versions", {{"a", {{"model", "m"}, {"ref", 1}}}, {"b", {{"model", "m"}, {"ref", 2}}}});
+  EXPECT_EQ(diff["a"]["version"], 1);
+  EXPECT_EQ(diff["b"]["version"], 2);
+  EXPECT_EQ(Ok("set_alias", {{"model", "m"}, {"alias", "prod"}, {"ref", 2}})["version"], 2);
+  EXPECT_EQ(Ok("tag_version", {{"model", "m"}, {"ref", 1}, {"tag", "t"}})["version"], 1);
+  EXPECT_EQ(Ok("untag_version", {{"model", "m"}, {"ref", 1}, {"tag", "t"}})["version"], 1);
+  EXPECT_EQ(Ok("delete_version", {{"model", "m"}, {"ref", 3}})["version"], 3);
+  Reply r = Call("export_version", {{"model", "m"}, {"ref", 1}});
+  if (TorchInteropAvailable()) {
+    EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+    EXPECT_EQ(r.body["version"], 1);
+  }
+  // A number names a version, so it must be one; other types are refused.
+  r = Call("show_version", {{"model", "m"}, {"ref", 3}});
+  EXPECT_EQ(r.status.code(), StatusCode::kNotFound);
+  for (const json& bad : {json(0), json(-2), json(1.5), json(true), json::array({1})}) {
+    r = Call("show_version", {{"model", "m"}, {"ref", bad}});
+    EXPECT_EQ(r.status.code(), StatusCode::kInvalidArgument) << bad.dump();
+    EXPECT_NE(r.status.message().find("show_version: field 'ref'"), std::string::npos) << r.status.message();
+  }
+  r = Call("delete_version", {{"model", "m"}, {"ref", 0}});
+  EXPECT_EQ(r.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Ok("list_versions", {{"model", "m"}})["versions"].size(), 2u);
 }
 
 TEST_F(StorageServiceTest, ExportWithoutLibTorchSaysSo) {

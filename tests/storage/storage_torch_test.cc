@@ -201,7 +201,7 @@ print(json.dumps(res))
     ASSERT_TRUE(bytes.ok());
     EXPECT_EQ(loaded->data[i], std::vector<uint8_t>(bytes->begin(), bytes->end()));
   }
-  EXPECT_EQ(loaded->manifest.meta["source"], "torch import");
+  EXPECT_EQ(loaded->manifest.prov.meta["source"], "torch import");
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ inline json SaveBody(const std::string& model, int64_t step, json tensors, json 
 }
 
 // Parses and saves; the json must outlive nothing (Save copies what it keeps).
-inline Result<json> SaveJson(Registry& reg, const json& body) {
+inline Result<SaveResult> SaveJson(Registry& reg, const json& body) {
   GANTRY_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpoint(body));
   return reg.Save(c);
 }
