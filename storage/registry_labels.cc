@@ -65,7 +65,8 @@ Result<AliasChange> Registry::RemoveAlias(const std::string& model, const std::s
   return AliasChange{model, alias, *version, std::nullopt};
 }
 
-Result<TagChange> Registry::Tag(const std::string& model, const std::string& ref, const std::string& tag, bool protect) {
+Result<TagChange> Registry::Tag(const std::string& model, const std::string& ref, const std::string& tag,
+                                bool protect) {
   GANTRY_RETURN_IF_ERROR(ValidateName(tag, "tag"));
   GANTRY_ASSIGN_OR_RETURN(int64_t version, Resolve(model, ref));
   GANTRY_RETURN_IF_ERROR(index_.AddTag(model, version, tag, protect, clock_->WallSeconds()));
