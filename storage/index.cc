@@ -100,16 +100,24 @@ CREATE TABLE pending_deletes(
 )sql",
 };
 
-json ParseStored(const std::string& text) {
+// A JSON column that no longer parses as an object means the index was
+// damaged outside Gantry: say so instead of standing in an empty object.
+Result<json> ParseStored(const std::string& text, const VersionRow& row, const char* column) {
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  return j.is_discarded() || !j.is_object() ? json::object() : j;
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::Corruption("registry index: versions." + std::string(column) + " of " + row.prov.model +
+                              " v" + std::to_string(row.version) +
+                              " is not a JSON object; restore registry.db from a backup or run "
+                              "`gantry ckpt fsck`");
+  }
+  return j;
 }
 
 constexpr const char* kVersionColumns =
     "model, version, job_id, attempt, step, epoch, metrics_json, meta_json, bytes, bytes_written,"
     " path, created_at, format, parent_model, parent_version, data_fingerprint";
 
-VersionRow ReadVersion(const sql::Statement& q) {
+Result<VersionRow> ReadVersion(const sql::Statement& q) {
   VersionRow r;
   Provenance& p = r.prov;
   p.model = q.ColumnText(0);
@@ -118,8 +126,6 @@ VersionRow ReadVersion(const sql::Statement& q) {
   p.attempt = q.ColumnInt(3);
   p.step = q.ColumnInt(4);
   p.epoch = q.ColumnInt(5);
-  p.metrics = ParseStored(q.ColumnText(6));
-  p.meta = ParseStored(q.ColumnText(7));
   r.bytes = static_cast<uint64_t>(q.ColumnInt(8));
   r.bytes_written = static_cast<uint64_t>(q.ColumnInt(9));
   r.path = q.ColumnText(10);
@@ -128,6 +134,8 @@ VersionRow ReadVersion(const sql::Statement& q) {
   p.parent_model = q.ColumnText(13);
   p.parent_version = q.ColumnInt(14);
   p.data_fingerprint = q.ColumnText(15);
+  GANTRY_ASSIGN_OR_RETURN(p.metrics, ParseStored(q.ColumnText(6), r, "metrics_json"));
+  GANTRY_ASSIGN_OR_RETURN(p.meta, ParseStored(q.ColumnText(7), r, "meta_json"));
   return r;
 }
 
@@ -224,7 +232,8 @@ Result<std::vector<VersionRow>> Index::QueryVersions(const std::string& where, c
   while (true) {
     GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
-    out.push_back(ReadVersion(q));
+    GANTRY_ASSIGN_OR_RETURN(auto v, ReadVersion(q));
+    out.push_back(std::move(v));
   }
   return out;
 }
@@ -235,7 +244,8 @@ Result<std::optional<VersionRow>> Index::GetVersion(const std::string& model, in
   q.Bind(1, model).Bind(2, version);
   GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
   if (!row) return std::optional<VersionRow>();
-  return std::optional<VersionRow>(ReadVersion(q));
+  GANTRY_ASSIGN_OR_RETURN(auto v, ReadVersion(q));
+  return std::optional<VersionRow>(std::move(v));
 }
 
 Result<std::vector<VersionRow>> Index::Versions(const std::string& model) {

@@ -306,6 +306,23 @@ TEST_F(RegistryTest, ReopenedRegistrySeesEarlierVersions) {
   EXPECT_EQ(saved->version, 3);
 }
 
+TEST_F(RegistryTest, CorruptStoredMetricsAreAnErrorNotAnEmptyObject) {
+  {
+    Registry reg = Open();
+    ASSERT_TRUE(SaveJson(reg, Body("mnist", 1, 0.5)).ok());
+  }
+  {
+    auto db = sql::Db::Open(dir_.path() + "/registry.db");
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    ASSERT_TRUE(db->Exec("UPDATE versions SET metrics_json = '{\"loss\": 0.' WHERE version = 1").ok());
+  }
+  auto reg = Registry::Open(dir_.path(), clock_);
+  Status st = reg.ok() ? reg->ListVersions("mnist").status() : reg.status();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), StatusCode::kCorruption) << st.ToString();
+  EXPECT_NE(st.message().find("metrics_json of mnist v1"), std::string::npos) << st.ToString();
+}
+
 TEST_F(RegistryTest, SecondOpenOfTheSameDataDirIsRefused) {
   Registry reg = Open();
   auto second = Registry::Open(dir_.path(), clock_);
