@@ -44,8 +44,8 @@ struct DriftOptions {
   double fdr = 0.05;
   Correction correction = Correction::kBenjaminiHochberg;
   // Used when the profile carries no calibration. 0.05: on Fashion-MNIST a
-  // ×0.8 brightness change drifts ~75% of the pixels and a 10° rotation
-  // ~40%, while no-drift windows stay near 0 (docs/monitor.md).
+  // x0.8 brightness change or a 10 degree rotation drifts ~75% of the pixels,
+  // untouched test samples at most ~3% (docs/monitor.md).
   double share_threshold = 0.05;
   // Ignore the profile's calibrated threshold and use share_threshold.
   bool use_calibration = true;
