@@ -69,23 +69,23 @@ Result<DatasetDrift> DriftDetector::Compare(const MatrixView& current,
                                           : categorical.empty() ? 0 : categorical[0].codes.size());
   out.correction = options.correction;
   out.fdr = options.fdr;
-  std::vector<double> column, scratch;
-  for (size_t c = 0; c < current.cols; ++c) {
+  out.features.reserve(current.cols);
+  GANTRY_RETURN_IF_ERROR(ForEachColumnEcdf(current, [&](size_t c, const Ecdf& cur) -> Status {
     const FeatureProfile& ref = profile_.features[c];
-    current.Column(c, &column);
-    auto cur = MakeEcdf(column.data(), column.size(), 1, &scratch);
-    if (!cur.ok()) return cur.status().WithContext("feature '" + ref.name + "'");
     FeatureDrift f;
     f.index = c;
     f.name = ref.name;
-    GANTRY_ASSIGN_OR_RETURN(f.ks, KsTwoSample(reference_[c], *cur));
-    const std::vector<int64_t> bins = BinCounts(*cur, ref.bin_edges);
+    auto ks = KsTwoSample(reference_[c], cur);
+    if (!ks.ok()) return ks.status().WithContext("feature '" + ref.name + "'");
+    f.ks = *ks;
+    const std::vector<int64_t> bins = BinCounts(cur, ref.bin_edges);
     f.psi = Psi(ref.bin_counts, bins);
     f.js_distance = JensenShannonDistance(ref.bin_counts, bins);
-    f.wasserstein = Wasserstein1(reference_[c], *cur);
+    f.wasserstein = Wasserstein1(reference_[c], cur);
     if (ref.std_dev > 0) f.wasserstein_normed = f.wasserstein / ref.std_dev;
     out.features.push_back(std::move(f));
-  }
+    return Status::Ok();
+  }));
   for (size_t c = 0; c < categorical.size(); ++c) {
     const CategoricalProfile& ref = profile_.categorical[c];
     std::map<int64_t, int64_t> counts;

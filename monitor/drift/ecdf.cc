@@ -143,4 +143,64 @@ Result<Ecdf> EcdfFromCounts(std::vector<double> values, const std::vector<int64_
   return e;
 }
 
+namespace {
+
+constexpr size_t kBlockColumns = 64;
+
+Status ForEachUint8Column(const MatrixView& m,
+                          const std::function<Status(size_t, const Ecdf&)>& fn) {
+  const auto* data = static_cast<const uint8_t*>(m.data);
+  std::vector<int64_t> hist(kBlockColumns * 256);
+  for (size_t c0 = 0; c0 < m.cols; c0 += kBlockColumns) {
+    const size_t width = std::min(kBlockColumns, m.cols - c0);
+    std::fill(hist.begin(), hist.end(), 0);
+    for (size_t r = 0; r < m.rows; ++r) {
+      const uint8_t* row = data + r * m.cols + c0;
+      for (size_t k = 0; k < width; ++k) ++hist[k * 256 + row[k]];
+    }
+    for (size_t k = 0; k < width; ++k) {
+      Ecdf e;
+      e.n = static_cast<int64_t>(m.rows);
+      int64_t cum = 0;
+      for (int v = 0; v < 256; ++v) {
+        const int64_t c = hist[k * 256 + v];
+        if (c == 0) continue;
+        cum += c;
+        e.values.push_back(v);
+        e.cumulative.push_back(cum);
+      }
+      GANTRY_RETURN_IF_ERROR(fn(c0 + k, e));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ForEachColumnEcdf(const MatrixView& m,
+                         const std::function<Status(size_t, const Ecdf&)>& fn) {
+  if (m.type == ElementType::kUint8) return ForEachUint8Column(m, fn);
+  std::vector<double> block, scratch;
+  for (size_t c0 = 0; c0 < m.cols; c0 += kBlockColumns) {
+    const size_t width = std::min(kBlockColumns, m.cols - c0);
+    // Column-major block: block[k * rows + r].
+    block.resize(width * m.rows);
+    for (size_t r = 0; r < m.rows; ++r) {
+      if (m.type == ElementType::kFloat64) {
+        const double* row = static_cast<const double*>(m.data) + r * m.cols + c0;
+        for (size_t k = 0; k < width; ++k) block[k * m.rows + r] = row[k];
+      } else {
+        const float* row = static_cast<const float*>(m.data) + r * m.cols + c0;
+        for (size_t k = 0; k < width; ++k) block[k * m.rows + r] = row[k];
+      }
+    }
+    for (size_t k = 0; k < width; ++k) {
+      auto e = MakeEcdf(block.data() + k * m.rows, m.rows, 1, &scratch);
+      if (!e.ok()) return e.status().WithContext("feature " + std::to_string(c0 + k));
+      GANTRY_RETURN_IF_ERROR(fn(c0 + k, *e));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace gantry::monitor::drift

@@ -13,10 +13,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
 #include "common/status.h"
+#include "monitor/drift/matrix.h"
 
 namespace gantry::monitor::drift {
 
@@ -49,5 +51,12 @@ inline Result<Ecdf> MakeEcdf(std::span<const double> xs) {
 // From distinct values with their counts (any order; counts > 0). Used to
 // restore a stored profile. Refuses duplicates, NaN and non-positive counts.
 Result<Ecdf> EcdfFromCounts(std::vector<double> values, const std::vector<int64_t>& counts);
+
+// Calls fn(column, ecdf) for every column of m, in order, stopping at the
+// first error. Columns are gathered in blocks that fit in cache (one pass
+// over the rows per block); uint8 data is counted straight into 256-bin
+// histograms, never widened or sorted. Memory: one block of columns.
+Status ForEachColumnEcdf(const MatrixView& m,
+                         const std::function<Status(size_t column, const Ecdf& ecdf)>& fn);
 
 }  // namespace gantry::monitor::drift

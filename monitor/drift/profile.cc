@@ -65,14 +65,12 @@ Result<ReferenceProfile> BuildProfile(const MatrixView& numeric, std::span<const
   ReferenceProfile p;
   p.rows = static_cast<int64_t>(rows);
   p.options = options;
-  std::vector<double> column, scratch;
-  for (size_t c = 0; c < numeric.cols; ++c) {
-    numeric.Column(c, &column);
-    auto e = MakeEcdf(column.data(), column.size(), 1, &scratch);
-    if (!e.ok()) return e.status().WithContext("feature " + std::to_string(c));
+  p.features.reserve(numeric.cols);
+  GANTRY_RETURN_IF_ERROR(ForEachColumnEcdf(numeric, [&](size_t c, const Ecdf& e) {
     p.features.push_back(
-        ProfileFeature(*e, names.empty() ? "f" + std::to_string(c) : names[c], options));
-  }
+        ProfileFeature(e, names.empty() ? "f" + std::to_string(c) : names[c], options));
+    return Status::Ok();
+  }));
   for (const CategoricalColumn& col : categorical) {
     if (col.codes.size() != rows) {
       return Status::InvalidArgument("drift profile: categorical '" + col.name + "' has " +

@@ -205,6 +205,13 @@ TEST(DriftProfileTest, CalibrationKeepsNoDriftWindowsQuiet) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->share_threshold, cal->share_threshold);
   EXPECT_TRUE(d->dataset_drift);
+  // Without the floor the threshold sits just above the largest null share
+  // (target 1% of 60 windows: none may alarm).
+  opt.min_share = 0;
+  auto bare = CalibrateShareThreshold(*det, MatrixView::Of(ref, rows, cols), opt);
+  ASSERT_TRUE(bare.ok());
+  EXPECT_GT(bare->share_threshold, bare->max_null_share);
+  EXPECT_LT(bare->share_threshold, bare->max_null_share + 1.0 / cols);
   opt.window_rows = static_cast<int64_t>(rows) + 1;
   EXPECT_FALSE(CalibrateShareThreshold(*det, MatrixView::Of(ref, rows, cols), opt).ok());
   std::printf("calibration: threshold %.4f, max null share %.4f, false alarms %d/%d\n",
