@@ -217,15 +217,27 @@ Result<std::vector<Rule>> ParseRules(const json& list, const std::string& path, 
 Result<AlertsConfig> ParseAlertsConfig(const json& root) {
   const std::string what = "alerts file";
   AlertsConfig cfg;
+  if (root.is_null()) return cfg;  // an empty file: no rules
+  if (!root.is_object()) {
+    return Status::InvalidArgument(what + ": the document must be a map with alerts, webhook and keep_resolved (got " +
+                                   Describe(root) + ")");
+  }
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    if (it.key() != "alerts" && it.key() != "webhook" && it.key() != "keep_resolved") {
+      return Status::InvalidArgument(what + ": unknown field " + it.key() +
+                                     " (check the spelling; docs/monitor.md lists every field)");
+    }
+  }
   FieldReader r(root, "", what);
   r.Get("webhook", cfg.webhook);
   if (!cfg.webhook.empty()) {
     if (Status s = CheckWebhookUrl(cfg.webhook); !s.ok()) r.Fail("webhook", s.message());
   }
-  if (root.is_object()) GetDuration(r, root, "keep_resolved", cfg.keep_resolved_seconds);
-  r.Child("alerts");  // read below; marks the field as known
+  GetDuration(r, root, "keep_resolved", cfg.keep_resolved_seconds);
+  (void)r.Child("keep_resolved");  // read above; marks the fields as known
+  (void)r.Child("alerts");
   GANTRY_RETURN_IF_ERROR(r.Finish());
-  if (root.is_object() && root.contains("alerts")) {
+  if (root.contains("alerts")) {
     GANTRY_ASSIGN_OR_RETURN(cfg.rules, ParseRules(root["alerts"], "alerts", RuleScope::kCluster, what));
   }
   return cfg;
