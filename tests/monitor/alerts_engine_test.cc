@@ -265,5 +265,20 @@ TEST_F(AlertEngineTest, ListOrdersFiringFirstAndForgetsOldResolved) {
   EXPECT_EQ(engine.List().size(), 3u);
 }
 
+TEST_F(AlertEngineTest, RestoredAlertOfARemovedRuleResolvesOnTick) {
+  AlertInstance old;
+  old.key = AlertKey{RuleScope::kCluster, "renamed-rule", "j1", -1};
+  old.kind = RuleKind::kThreshold;
+  old.state = AlertState::kFiring;
+  old.since = t0_ - 100;
+  old.condition = true;
+  AlertEngine engine(clock_, Rules("alerts:\n  - {name: other, kind: nonfinite}\n"));
+  engine.Restore({old});
+  ASSERT_EQ(engine.List().size(), 1u);
+  Transition r = Only(engine.Tick(), AlertState::kFiring, AlertState::kResolved);
+  EXPECT_EQ(r.alert.why, "the rule was removed from the configuration");
+  EXPECT_TRUE(engine.Tick().empty());
+}
+
 }  // namespace
 }  // namespace gantry::monitor::alerts
