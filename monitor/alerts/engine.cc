@@ -142,8 +142,10 @@ std::vector<Transition> AlertEngine::ObserveMetrics(const MetricSample& s) {
   std::vector<Transition> out;
   const double now = clock_.WallSeconds();
   JobTrack& t = jobs_[s.job_id];
+  // A late re-delivery from an earlier attempt says nothing about the job now.
+  if (s.attempt < t.attempt) return out;
   t.running = true;
-  if (s.attempt != t.attempt) {
+  if (s.attempt > t.attempt) {
     t.rank_latest.clear();  // a new attempt may run on other ranks
     t.attempt = s.attempt;
     t.last_step = s.step;

@@ -76,6 +76,8 @@ class AlertEngine {
   // Instances read back from the store; inactive ones are skipped.
   void Restore(std::vector<AlertInstance> instances);
 
+  // A sample of an attempt older than the newest seen for its job is
+  // ignored (a late re-delivery); a newer attempt resets the per-rank values.
   std::vector<Transition> ObserveMetrics(const MetricSample& sample);
   // RUNNING restarts the no-progress clock; QUEUED, SCHEDULED, RESTARTING
   // and PREEMPTED pause it; SUCCEEDED, FAILED and CANCELLED end the job:

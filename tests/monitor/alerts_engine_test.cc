@@ -280,5 +280,12 @@ TEST_F(AlertEngineTest, RestoredAlertOfARemovedRuleResolvesOnTick) {
   EXPECT_TRUE(engine.Tick().empty());
 }
 
+TEST_F(AlertEngineTest, LateSamplesOfAnEarlierAttemptAreIgnored) {
+  AlertEngine engine(clock_, Rules("alerts:\n  - {name: loss-nan, kind: nonfinite}\n"));
+  EXPECT_TRUE(engine.ObserveMetrics(Sample("j1", 50, {{"loss", 0.4}}, 0, /*attempt=*/2)).empty());
+  EXPECT_TRUE(engine.ObserveMetrics(Sample("j1", 40, {{"loss", kNaN}}, 0, /*attempt=*/1)).empty());
+  EXPECT_EQ(engine.ObserveMetrics(Sample("j1", 60, {{"loss", kNaN}}, 0, /*attempt=*/2)).size(), 1u);
+}
+
 }  // namespace
 }  // namespace gantry::monitor::alerts
