@@ -13,6 +13,7 @@ GANTRY_PACKAGES=(
   zlib1g-dev
   dataset-fashion-mnist
   python3-torch
+  python3-scipy
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
