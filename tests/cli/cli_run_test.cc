@@ -23,7 +23,7 @@ struct Output {
   std::string out, err;
 };
 
-Output Run(std::vector<std::string> args) {
+Output Gantry(std::vector<std::string> args) {
   args.insert(args.begin(), "gantry");
   ::testing::internal::CaptureStdout();
   ::testing::internal::CaptureStderr();
@@ -72,29 +72,29 @@ class CliRunTest : public ::testing::Test {
 };
 
 TEST_F(CliRunTest, UsageErrorsExitNonZeroWithCli11sMessage) {
-  Output none = Run({});
+  Output none = Gantry({});
   EXPECT_NE(none.code, 0);
   EXPECT_NE(none.err.find("subcommand"), std::string::npos) << none.err;
 
-  Output bad_state = Run({"wait", "j-1", "--state", "BOGUS"});
+  Output bad_state = Gantry({"wait", "j-1", "--state", "BOGUS"});
   EXPECT_NE(bad_state.code, 0);
   EXPECT_NE(bad_state.err.find("BOGUS"), std::string::npos) << bad_state.err;
 
-  Output zero_slots = Run({"up", "--slots", "0"});
+  Output zero_slots = Gantry({"up", "--slots", "0"});
   EXPECT_NE(zero_slots.code, 0);
   EXPECT_NE(zero_slots.err.find("--slots"), std::string::npos) << zero_slots.err;
 
-  Output missing = Run({"ckpt", "export", "m@v1"});
+  Output missing = Gantry({"ckpt", "export", "m@v1"});
   EXPECT_NE(missing.code, 0);
   EXPECT_NE(missing.err.find("--output"), std::string::npos) << missing.err;
 
-  Output help = Run({"--help"});
+  Output help = Gantry({"--help"});
   EXPECT_EQ(help.code, 0);
   EXPECT_NE(help.out.find("submit"), std::string::npos);
 }
 
 TEST_F(CliRunTest, NoClusterSaysHowToStartOne) {
-  Output o = Run({"--data-dir", dir_.root(), "jobs"});
+  Output o = Gantry({"--data-dir", dir_.root(), "jobs"});
   EXPECT_EQ(o.code, 1);
   EXPECT_EQ(o.err.rfind("gantry: no Gantry coordinator is running for data dir " + dir_.root(), 0), 0u) << o.err;
   EXPECT_NE(o.err.find("gantry up"), std::string::npos) << o.err;
@@ -102,12 +102,12 @@ TEST_F(CliRunTest, NoClusterSaysHowToStartOne) {
 }
 
 TEST_F(CliRunTest, ErrorsBeforeAnyRequestNameTheProblem) {
-  Output spec = Run({"--data-dir", dir_.root(), "submit", tmp_.path() + "/missing.yaml"});
+  Output spec = Gantry({"--data-dir", dir_.root(), "submit", tmp_.path() + "/missing.yaml"});
   EXPECT_EQ(spec.code, 1);
   EXPECT_EQ(spec.err.rfind("gantry: ", 0), 0u) << spec.err;
   EXPECT_NE(spec.err.find("missing.yaml"), std::string::npos) << spec.err;
 
-  Output rm = Run({"--data-dir", dir_.root(), "ckpt", "rm", "mnist"});
+  Output rm = Gantry({"--data-dir", dir_.root(), "ckpt", "rm", "mnist"});
   EXPECT_EQ(rm.code, 1);
   EXPECT_EQ(rm.err, "gantry: name the version to delete: MODEL@vN\n");
 }
@@ -125,12 +125,12 @@ TEST_F(CliRunTest, JobsAsJsonAndAsATable) {
   });
   coord.Start();
 
-  Output as_json = Run({"--data-dir", dir_.root(), "jobs", "--json", "--limit", "7"});
+  Output as_json = Gantry({"--data-dir", dir_.root(), "jobs", "--json", "--limit", "7"});
   ASSERT_EQ(as_json.code, 0) << as_json.err;
   EXPECT_EQ(json::parse(as_json.out), (json{{"jobs", {job}}})) << "--json prints the reply as it came";
   EXPECT_EQ(seen["limit"], 7);
 
-  Output all = Run({"--data-dir", dir_.root(), "jobs", "--all"});
+  Output all = Gantry({"--data-dir", dir_.root(), "jobs", "--all"});
   ASSERT_EQ(all.code, 0) << all.err;
   EXPECT_EQ(seen["limit"], 100000) << "--all asks for every job";
   EXPECT_EQ(all.out.rfind("ID ", 0), 0u) << all.out;
@@ -144,7 +144,7 @@ TEST_F(CliRunTest, ServiceErrorsAreOneLineAndExitOne) {
     return Status::NotFound("no job " + r.body.value("job_id", std::string()) + " (list jobs with `gantry jobs`)");
   });
   coord.Start();
-  Output o = Run({"--data-dir", dir_.root(), "cancel", "j-404"});
+  Output o = Gantry({"--data-dir", dir_.root(), "cancel", "j-404"});
   EXPECT_EQ(o.code, 1);
   EXPECT_EQ(o.err, "gantry: no job j-404 (list jobs with `gantry jobs`)\n");
 }
@@ -155,7 +155,7 @@ TEST_F(CliRunTest, ReplyOfAnUnexpectedShapeIsAnErrorNotACrash) {
     return json{{"jobs", {{{"job_id", 5}}}}};  // job_id a number, every other field missing
   });
   coord.Start();
-  Output o = Run({"--data-dir", dir_.root(), "jobs"});
+  Output o = Gantry({"--data-dir", dir_.root(), "jobs"});
   EXPECT_EQ(o.code, 1);
   EXPECT_EQ(o.err.rfind("gantry: ", 0), 0u) << o.err;
 }
@@ -173,14 +173,14 @@ TEST_F(CliRunTest, ImportChecksTheStoragesRealFrameLimit) {
   storage.Start();
   const std::string big = tmp_.path() + "/big.pt";
   std::ofstream(big) << std::string(64 << 10, 'x');  // + the envelope allowance: over 100 KiB
-  Output o = Run({"--data-dir", dir_.root(), "ckpt", "import", "m", big});
+  Output o = Gantry({"--data-dir", dir_.root(), "ckpt", "import", "m", big});
   EXPECT_EQ(o.code, 1);
   EXPECT_NE(o.err.find("at most 100.0 KiB"), std::string::npos) << o.err;
   EXPECT_FALSE(imported) << "nothing is sent that the service would drop";
 
   const std::string small = tmp_.path() + "/small.pt";
   std::ofstream(small) << "tiny";
-  Output ok = Run({"--data-dir", dir_.root(), "ckpt", "import", "m", small, "--json"});
+  Output ok = Gantry({"--data-dir", dir_.root(), "ckpt", "import", "m", small, "--json"});
   EXPECT_EQ(ok.code, 0) << ok.err;
   EXPECT_TRUE(imported);
   EXPECT_EQ(json::parse(ok.out)["version"], 1);
@@ -201,7 +201,7 @@ TEST_F(CliRunTest, ImportIsRefusedByTheRealStoragesConfiguredLimit) {
   EXPECT_EQ(dir_.ReadServiceInfo(kStorage)->max_message_bytes, 1 << 20) << "the run file states the limit";
   const std::string big = tmp_.path() + "/big.pt";
   std::ofstream(big) << std::string(2 << 20, 'x');
-  Output o = Run({"--data-dir", dir_.root(), "ckpt", "import", "m", big});
+  Output o = Gantry({"--data-dir", dir_.root(), "ckpt", "import", "m", big});
   EXPECT_EQ(o.code, 1);
   EXPECT_NE(o.err.find("at most 1.0 MiB"), std::string::npos) << o.err;
   storage->Terminate(std::chrono::seconds(5));

@@ -7,6 +7,8 @@
 #include <ctime>
 #include <sstream>
 
+#include "cli/context.h"
+
 namespace gantry::cli {
 namespace {
 
