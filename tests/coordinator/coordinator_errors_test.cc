@@ -199,5 +199,15 @@ TEST_F(CoordinatorErrorsTest, StoredSpecThatNoLongerParsesIsCorruption) {
   EXPECT_EQ(d.status().code(), StatusCode::kCorruption) << d.status().ToString();
 }
 
+TEST(MonitorEventSinkTest, BadMonitorEndpointDisablesEventsInsteadOfThrowing) {
+  zmq::context_t ctx;
+  std::unique_ptr<MonitorEventSink> sink;
+  EXPECT_NO_THROW(sink = std::make_unique<MonitorEventSink>(ctx, "not-an-endpoint"));
+  Job job;
+  job.id = "j-1";
+  EXPECT_NO_THROW(sink->JobChanged(job, 1.0));
+  EXPECT_EQ(sink->dropped(), 0) << "disabled, not failing per event";
+}
+
 }  // namespace
 }  // namespace gantry::coordinator
