@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/render.h"
 #include "common/fs.h"
 
 namespace gantry::cli {
@@ -16,49 +17,14 @@ namespace {
 
 // Export and import move whole models through one message.
 constexpr std::chrono::seconds kBulkTimeout{600};
-// The storage service's default frame limit (storage/storage_service.h);
-// bigger requests would be dropped by ZeroMQ and only time out.
-constexpr uint64_t kMaxImportBytes = 512ull << 20;
+// Room left in a request for everything but the file's bytes (envelope,
+// model name, meta).
+constexpr uint64_t kImportEnvelopeBytes = 64 << 10;
 
-std::string Bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) b /= 1024, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", b, units[u]);
-  return buf;
-}
-
-std::string Number(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4g", x);
-  return buf;
-}
-
-std::string Metrics(const json& m) {
-  std::string out;
-  for (const auto& [k, v] : m.items()) {
-    if (!v.is_number()) continue;
-    out += (out.empty() ? "" : " ") + k + "=" + Number(v.get<double>());
-  }
-  return out.empty() ? "-" : out;
-}
-
-std::string Labels(const json& v) {
-  std::string out;
-  for (const auto& a : v.value("aliases", json::array())) out += (out.empty() ? "" : ",") + a.get<std::string>();
-  for (const auto& t : v.value("tags", json::array())) {
-    out += (out.empty() ? "#" : ",#") + t["tag"].get<std::string>() + (t["protect"].get<bool>() ? "!" : "");
-  }
-  return out.empty() ? "-" : out;
-}
-
-// "model@ref" -> {model, ref}; no '@' means latest. Names cannot hold '@'.
-std::pair<std::string, std::string> SplitRef(const std::string& s) {
-  size_t at = s.find('@');
-  if (at == std::string::npos) return {s, "latest"};
-  return {s.substr(0, at), s.substr(at + 1)};
-}
+std::string Bytes(double b) { return FormatBytes(b); }
+std::string Number(double x) { return FormatNumber(x); }
+std::string Metrics(const json& m) { return FormatMetrics(m); }
+std::string Labels(const json& v) { return FormatLabels(v); }
 
 json RefBody(const std::string& s) {
   auto [model, ref] = SplitRef(s);
@@ -214,11 +180,11 @@ int Import(Context& ctx, const std::string& model, const std::string& file, cons
            int64_t step, bool as_json) {
   auto bytes = ReadFile(file);
   if (!bytes.ok()) return Fail(bytes.status());
-  if (bytes->size() > kMaxImportBytes) {
-    return Fail(Status::InvalidArgument(file + " is " + Bytes(static_cast<double>(bytes->size())) +
-                                        "; the storage service accepts requests up to its --max-message-mb "
-                                        "(512 MiB by default)"));
-  }
+  // A request over the storage's frame limit is dropped by ZeroMQ unread and
+  // would only time out, so ask the service for its real limit first.
+  auto ping = ctx.Call(kStorage, "ping");
+  if (!ping.ok()) return Fail(ping.status());
+  if (Status s = CheckRequestFits(*ping, bytes->size() + kImportEnvelopeBytes, file); !s.ok()) return Fail(s);
   json body = {{"model", model}, {"format", format}, {"step", step},
                {"data", json::binary(std::vector<uint8_t>(bytes->begin(), bytes->end()))},
                {"meta", {{"source", "torch import"}, {"file", AbsolutePath(file, ".")}}}};

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/render.h"
 #include "common/config.h"
 #include "common/job_spec.h"
 
@@ -42,13 +43,6 @@ int Submit(Context& ctx, const SubmitOptions& o) {
   return 0;
 }
 
-std::string Duration(const json& j) {
-  double start = j.value("started_at", 0.0), end = j.value("finished_at", 0.0);
-  if (start <= 0) return "-";
-  if (end <= 0) end = static_cast<double>(std::time(nullptr));
-  return FormatDuration(end - start);
-}
-
 int Jobs(Context& ctx, bool all, int limit, bool as_json) {
   auto r = ctx.Call(kCoordinator, "list_jobs", {{"active_only", false}, {"limit", all ? 100000 : limit}});
   if (!r.ok()) return Fail(r.status());
@@ -56,17 +50,7 @@ int Jobs(Context& ctx, bool all, int limit, bool as_json) {
     PrintJson(*r);
     return 0;
   }
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& j : (*r)["jobs"]) {
-    rows.push_back({j["job_id"], j["name"], j["state"], std::to_string(j["workers"].get<int>()),
-                    std::to_string(j["attempt"].get<int>()), FormatTime(j["submitted_at"]), Duration(j),
-                    j["reason"]});
-  }
-  if (rows.empty()) {
-    std::cout << "no jobs yet; submit one with `gantry submit configs/jobs/fashion_mnist.yaml`\n";
-    return 0;
-  }
-  PrintTable({"ID", "NAME", "STATE", "WORKERS", "ATTEMPT", "SUBMITTED", "DURATION", "REASON"}, rows);
+  RenderJobs(*r, std::cout);
   return 0;
 }
 
@@ -77,40 +61,7 @@ int Show(Context& ctx, const std::string& id, bool as_json) {
     PrintJson(*r);
     return 0;
   }
-  const json& j = (*r)["job"];
-  const json& spec = (*r)["spec"];
-  std::cout << "Job " << j["job_id"].get<std::string>() << " (" << j["name"].get<std::string>() << ")\n"
-            << "  state      " << j["state"].get<std::string>() << " - " << j["reason"].get<std::string>() << "\n"
-            << "  priority   " << j["priority"] << "\n"
-            << "  workers    " << j["workers"] << " x " << spec["resources"]["slots_per_worker"] << " slot ("
-            << spec["resources"]["device"].get<std::string>() << ")\n"
-            << "  model      " << spec["model"]["builtin"].get<std::string>() << " -> checkpoints of '"
-            << j["model"].get<std::string>() << "'\n"
-            << "  data       " << spec["data"]["path"].get<std::string>() << "\n"
-            << "  submitted  " << FormatTime(j["submitted_at"]) << "\n"
-            << "  started    " << FormatTime(j["started_at"]) << "\n"
-            << "  finished   " << FormatTime(j["finished_at"]) << "  (ran " << Duration(j) << ")\n"
-            << "  job dir    " << (*r)["job_dir"].get<std::string>() << "\n";
-  if (r->contains("progress")) {
-    std::cout << "  progress  ";
-    for (const auto& p : (*r)["progress"]["ranks"]) {
-      std::cout << " rank " << p["rank"] << " step " << p["step"] << " ("
-                << FormatDuration(p["seconds_since_heartbeat"].get<double>()) << " ago)";
-    }
-    if ((*r)["progress"]["ranks"].empty()) std::cout << " no heartbeat yet";
-    std::cout << "\n";
-  }
-  const json& attempts = (*r)["attempts"];
-  if (!attempts.empty()) {
-    std::cout << "Attempts:\n";
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& a : attempts) {
-      std::string outcome = a["outcome"].get<std::string>().empty() ? "running" : a["outcome"].get<std::string>();
-      rows.push_back({"  " + std::to_string(a["attempt"].get<int>()), outcome, FormatTime(a["started_at"]),
-                      FormatTime(a["ended_at"]), a["message"], a["log_dir"]});
-    }
-    PrintTable({"  #", "OUTCOME", "STARTED", "ENDED", "MESSAGE", "LOGS"}, rows);
-  }
+  RenderJob(*r, std::cout);
   return 0;
 }
 

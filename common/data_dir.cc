@@ -11,7 +11,9 @@
 namespace gantry {
 
 json ServiceInfo::ToJson() const {
-  return {{"name", name}, {"pid", pid}, {"endpoints", endpoints}};
+  json j = {{"name", name}, {"pid", pid}, {"endpoints", endpoints}};
+  if (max_message_bytes > 0) j["max_message_bytes"] = max_message_bytes;
+  return j;
 }
 
 Result<ServiceInfo> ServiceInfo::FromJson(const json& j) {
@@ -20,6 +22,7 @@ Result<ServiceInfo> ServiceInfo::FromJson(const json& j) {
     s.name = j.at("name").get<std::string>();
     s.pid = j.at("pid").get<pid_t>();
     s.endpoints = j.at("endpoints").get<std::map<std::string, std::string>>();
+    s.max_message_bytes = j.value("max_message_bytes", int64_t{0});
   } catch (const json::exception& e) {
     return Status::Corruption(std::string("service file: ") + e.what());
   }

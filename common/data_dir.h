@@ -38,6 +38,8 @@ struct ServiceInfo {
   std::string name;
   pid_t pid = 0;
   std::map<std::string, std::string> endpoints;  // "api", "ingest", "feed"
+  // Largest request the API accepts; 0 = not published (RunService fills it).
+  int64_t max_message_bytes = 0;
   json ToJson() const;
   static Result<ServiceInfo> FromJson(const json& j);
 };

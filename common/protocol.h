@@ -33,6 +33,11 @@ inline constexpr int kMaxMessageDepth = 32;
 // Default largest request a service accepts; ZeroMQ drops bigger frames at
 // the socket (ZMQ_MAXMSGSIZE) before they are read into memory.
 inline constexpr int64_t kDefaultMaxMessageBytes = 4 << 20;
+// The storage service's default limit (its --max-message-mb): checkpoints,
+// exports and imports travel in one message, so this bounds the biggest
+// model. Clients must not assume it: the running limit of any service is in
+// its ping reply and run file as `max_message_bytes` (common/service.h).
+inline constexpr int64_t kDefaultStorageMaxMessageBytes = int64_t{512} << 20;
 
 struct Request {
   std::string type;

@@ -46,6 +46,8 @@ class RpcServer {
   // Binds the socket. After this, endpoint() is the concrete address.
   Status Bind();
   const std::string& endpoint() const { return endpoint_; }
+  // Largest request frame this server accepts (RpcServerOptions).
+  int64_t max_message_bytes() const { return options_.max_message_bytes; }
 
   void Handle(const std::string& type, Handler handler);
   // Called between messages, at least every tick_interval.

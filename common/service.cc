@@ -5,10 +5,12 @@
 
 namespace gantry {
 
-Status RunService(RpcServer& server, SignalFd& signals, const DataDir& dir, const ServiceInfo& info) {
+Status RunService(RpcServer& server, SignalFd& signals, const DataDir& dir, const ServiceInfo& given) {
+  ServiceInfo info = given;
+  info.max_message_bytes = server.max_message_bytes();
   server.Handle("ping", [&info](const Request&) -> Result<json> {
     return json{{"service", info.name}, {"pid", ::getpid()}, {"version", kVersion},
-                {"endpoints", info.endpoints}};
+                {"endpoints", info.endpoints}, {"max_message_bytes", info.max_message_bytes}};
   });
   server.Handle("shutdown", [&server](const Request&) -> Result<json> {
     spdlog::info("shutdown requested");

@@ -1,7 +1,10 @@
 // What every Gantry daemon does around its RpcServer, in one place:
-//   1. answers "ping" ({service, pid, version, endpoints}) and "shutdown";
+//   1. answers "ping" ({service, pid, version, endpoints, max_message_bytes})
+//      and "shutdown"; max_message_bytes is the API socket's real frame
+//      limit, which clients check before sending a large request;
 //   2. publishes <data>/run/<name>.json once its sockets are bound, so the CLI
-//      and `gantry up` find it, and removes the file when it exits;
+//      and `gantry up` find it (with max_message_bytes too), and removes the
+//      file when it exits;
 //   3. stops cleanly on SIGINT/SIGTERM (via a SignalFd created first thing in
 //      main(), before any thread exists) or after replying to "shutdown".
 #pragma once

@@ -23,6 +23,7 @@ Statement& Statement::operator=(Statement&& o) noexcept {
     if (stmt_) sqlite3_finalize(stmt_);
     db_ = o.db_;
     stmt_ = o.stmt_;
+    bind_error_ = std::move(o.bind_error_);
     o.stmt_ = nullptr;
   }
   return *this;
@@ -32,28 +33,36 @@ Statement::~Statement() {
   if (stmt_) sqlite3_finalize(stmt_);
 }
 
+void Statement::CheckBind(int rc, int i, const char* file, int line) {
+  if (rc == SQLITE_OK || !bind_error_.ok()) return;
+  bind_error_ = SqliteStatus(db_, rc, file, line).WithContext("binding parameter " + std::to_string(i));
+}
+
 Statement& Statement::Bind(int i, int64_t v) {
-  sqlite3_bind_int64(stmt_, i, v);
+  CheckBind(sqlite3_bind_int64(stmt_, i, v), i, __FILE__, __LINE__);
   return *this;
 }
 Statement& Statement::Bind(int i, double v) {
-  sqlite3_bind_double(stmt_, i, v);
+  CheckBind(sqlite3_bind_double(stmt_, i, v), i, __FILE__, __LINE__);
   return *this;
 }
 Statement& Statement::Bind(int i, std::string_view v) {
-  sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  CheckBind(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT), i, __FILE__,
+            __LINE__);
   return *this;
 }
 Statement& Statement::BindBlob(int i, std::string_view v) {
-  sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  CheckBind(sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT), i, __FILE__,
+            __LINE__);
   return *this;
 }
 Statement& Statement::BindNull(int i) {
-  sqlite3_bind_null(stmt_, i);
+  CheckBind(sqlite3_bind_null(stmt_, i), i, __FILE__, __LINE__);
   return *this;
 }
 
 Result<bool> Statement::Step() {
+  if (!bind_error_.ok()) return bind_error_;
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
@@ -70,6 +79,7 @@ Status Statement::Run() {
 
 Status Statement::Reset() {
   sqlite3_clear_bindings(stmt_);
+  bind_error_ = Status::Ok();
   return GANTRY_SQLITE_STATUS(db_, sqlite3_reset(stmt_));
 }
 

@@ -20,10 +20,15 @@ namespace gantry::sql {
 class Db;
 
 // A prepared statement. Bind parameters by 1-based index, Step() through rows.
+// Bind() chains; the first bind that fails (index out of range, value too
+// big) is remembered and returned by the next Step()/Run(), which then do
+// not execute the statement.
 class Statement {
  public:
   Statement() = default;
-  Statement(Statement&& o) noexcept : db_(o.db_), stmt_(o.stmt_) { o.stmt_ = nullptr; }
+  Statement(Statement&& o) noexcept : db_(o.db_), stmt_(o.stmt_), bind_error_(std::move(o.bind_error_)) {
+    o.stmt_ = nullptr;
+  }
   Statement& operator=(Statement&& o) noexcept;
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
@@ -53,8 +58,11 @@ class Statement {
  private:
   friend class Db;
   Statement(sqlite3* db, sqlite3_stmt* s) : db_(db), stmt_(s) {}
+  // Records the first failed bind.
+  void CheckBind(int rc, int i, const char* file, int line);
   sqlite3* db_ = nullptr;
   sqlite3_stmt* stmt_ = nullptr;
+  Status bind_error_;
 };
 
 class Db {

@@ -42,18 +42,28 @@ Coordinator::~Coordinator() {
   // Running attempts die with their Launch objects; Shutdown() is the clean path.
 }
 
-void Coordinator::Save(Job& job) {
-  job.updated_at = clock_.WallSeconds();
-  if (Status s = store_.Update(job); !s.ok()) {
-    spdlog::error("persisting job {}: {}", job.id, s.ToString());
+Status Coordinator::Save(Job& job, Job next) {
+  next.updated_at = clock_.WallSeconds();
+  if (Status s = store_.Update(next); !s.ok()) {
+    Status err = s.WithContext("persisting job " + job.id + " (" + std::string(JobStateName(next.state)) + ")");
+    spdlog::error("{}; the job stays {} and the change is retried", err.ToString(), JobStateName(job.state));
+    return err;
   }
+  job = std::move(next);
   events_.JobChanged(job, job.updated_at);
+  return Status::Ok();
 }
 
 void Coordinator::SetReason(Job& job, const std::string& reason) {
   if (job.reason == reason) return;
-  job.reason = reason;
-  Save(job);
+  Job next = job;
+  next.reason = reason;
+  (void)Save(job, std::move(next));  // logged; the next Schedule() tries again
+}
+
+Result<Job> Coordinator::Find(const std::string& job_id) {
+  if (auto it = active_.find(job_id); it != active_.end()) return it->second;
+  return store_.Get(job_id);
 }
 
 Status Coordinator::Recover() {
@@ -67,7 +77,16 @@ Status Coordinator::Recover() {
           spdlog::warn("killing orphaned attempt {} of job {} (pid {})", a.number, job.id, a.pid);
           ::kill(-a.pid, SIGKILL);
         }
-        Interrupt(job, a, ExitInfo{}, "coordinator_restart", "the coordinator restarted");
+        GANTRY_RETURN_IF_ERROR(Interrupt(job, a, ExitInfo{}, "coordinator_restart", "the coordinator restarted"));
+      }
+      if (job.state == JobState::kScheduled || job.state == JobState::kRunning) {
+        // Stored as started but no open attempt: the coordinator stopped
+        // between recording the start and recording the attempt.
+        Job next = job;
+        next.state = JobState::kQueued;
+        next.reason = "requeued: the coordinator restarted before attempt " + std::to_string(job.attempt) +
+                      " was recorded";
+        GANTRY_RETURN_IF_ERROR(Save(job, std::move(next)));
       }
       spdlog::info("job {} -> {} ({})", job.id, JobStateName(job.state), job.reason);
     }
@@ -81,7 +100,7 @@ Result<Job> Coordinator::Submit(const json& spec_json) {
   GANTRY_ASSIGN_OR_RETURN(JobSpec spec, JobSpec::Parse(spec_json));
   GANTRY_RETURN_IF_ERROR(spec.CheckFiles());
   if (spec.SlotsNeeded() > options_.slots) {
-    return Status::InvalidArgument(
+    return Status::ResourceExhausted(
         "job spec: resources.workers needs " + Plural(spec.SlotsNeeded(), "slot") +
         " (workers x slots_per_worker) but this cluster has only " + Plural(options_.slots, "slot") +
         "; lower resources.workers or start the cluster with more slots (gantry up --slots N)");
@@ -90,14 +109,15 @@ Result<Job> Coordinator::Submit(const json& spec_json) {
     return Status::InvalidArgument(
         "job spec: resources.device is cuda but this cluster declares no GPU slots; use cpu");
   }
-  GANTRY_RETURN_IF_ERROR(retention_.Apply(spec));
+  GANTRY_RETURN_IF_ERROR(retention_.Check(spec));
   Job job;
   job.id = NewJobId(clock_);
   job.spec = std::move(spec);
   job.priority = job.spec.priority;
   job.submitted_at = job.updated_at = clock_.WallSeconds();
   job.reason = "queued";
-  GANTRY_RETURN_IF_ERROR(store_.Insert(job));
+  GANTRY_RETURN_IF_ERROR(store_.Insert(job).WithContext("recording the job"));
+  retention_.Apply(job.spec);  // queued, never waits on storage
   events_.JobChanged(job, job.updated_at);
   spdlog::info("job {} ({}) queued: {} workers", job.id, job.spec.name, job.spec.resources.workers);
   std::string id = job.id;
@@ -115,19 +135,20 @@ Result<Job> Coordinator::Cancel(const std::string& job_id) {
     return done;  // already finished: cancelling is a no-op
   }
   Job& job = it->second;
-  job.cancel_requested = true;
+  Job next = job;
+  next.cancel_requested = true;
   auto run = running_.find(job_id);
   if (run == running_.end()) {
-    job.state = JobState::kCancelled;
-    job.finished_at = clock_.WallSeconds();
-    job.reason = "cancelled before it ran";
-    Save(job);
+    next.state = JobState::kCancelled;
+    next.finished_at = clock_.WallSeconds();
+    next.reason = "cancelled before it ran";
+    GANTRY_RETURN_IF_ERROR(Save(job, std::move(next)));
     Job out = job;
     active_.erase(it);
     return out;
   }
-  job.reason = "cancelling: stopping workers";
-  Save(job);
+  next.reason = "cancelling: stopping workers";
+  GANTRY_RETURN_IF_ERROR(Save(job, std::move(next)));
   RequestStop(run->second);
   return job;
 }
@@ -139,39 +160,26 @@ void Coordinator::RequestStop(Running& run) {
   run.launch->RequestStop();
 }
 
-Result<json> Coordinator::Describe(const std::string& job_id) {
-  Job job;
-  if (auto it = active_.find(job_id); it != active_.end()) {
-    job = it->second;
-  } else {
-    GANTRY_ASSIGN_OR_RETURN(job, store_.Get(job_id));
-  }
-  GANTRY_ASSIGN_OR_RETURN(auto attempts, store_.Attempts(job_id));
-  json out = {{"job", job.ToJson()}, {"spec", job.spec.ToJson()}, {"attempts", json::array()}};
-  for (const auto& a : attempts) out["attempts"].push_back(a.ToJson());
-  out["job_dir"] = dir_.JobDir(job_id);
+Result<JobView> Coordinator::Describe(const std::string& job_id) {
+  JobView view;
+  GANTRY_ASSIGN_OR_RETURN(view.job, Find(job_id));
+  GANTRY_ASSIGN_OR_RETURN(view.attempts, store_.Attempts(job_id));
+  view.job_dir = dir_.JobDir(job_id);
   if (auto run = running_.find(job_id); run != running_.end()) {
     auto now = clock_.Now();
-    json ranks = json::array();
-    for (const auto& [rank, p] : run->second.ranks) {
-      ranks.push_back({{"rank", rank}, {"step", p.step},
-                       {"seconds_since_heartbeat", std::chrono::duration<double>(now - p.seen).count()}});
+    ProgressView p;
+    for (const auto& [rank, r] : run->second.ranks) {
+      p.ranks.push_back({rank, r.step, std::chrono::duration<double>(now - r.seen).count()});
     }
-    out["progress"] = {{"ranks", ranks},
-                       {"seconds_since_heartbeat",
-                        std::chrono::duration<double>(now - run->second.last_heartbeat).count()}};
+    p.seconds_since_heartbeat = std::chrono::duration<double>(now - run->second.last_heartbeat).count();
+    view.progress = std::move(p);
   }
-  return out;
+  return view;
 }
 
-Result<json> Coordinator::ReadLog(const std::string& job_id, int attempt, int rank, bool launcher,
-                                  int64_t offset, int64_t max_bytes) {
-  Job job;
-  if (auto it = active_.find(job_id); it != active_.end()) {
-    job = it->second;
-  } else {
-    GANTRY_ASSIGN_OR_RETURN(job, store_.Get(job_id));
-  }
+Result<LogChunk> Coordinator::ReadLog(const std::string& job_id, int attempt, int rank, bool launcher,
+                                      int64_t offset, int64_t max_bytes) {
+  GANTRY_ASSIGN_OR_RETURN(Job job, Find(job_id));
   if (job.attempt == 0) {
     return Status::NotFound("job " + job_id + " has not started yet (" + std::string(JobStateName(job.state)) +
                             ": " + job.reason + ")");
@@ -184,48 +192,50 @@ Result<json> Coordinator::ReadLog(const std::string& job_id, int attempt, int ra
   if (rank < 0 || rank >= job.spec.resources.workers) {
     return Status::InvalidArgument("rank must be 0.." + std::to_string(job.spec.resources.workers - 1));
   }
-  std::string path = dir_.AttemptDir(job_id, attempt) + "/" +
-                     (launcher ? std::string("launcher.log") : "rank-" + std::to_string(rank) + ".log");
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return Status::NotFound("no log yet at " + path);
+  LogChunk chunk;
+  chunk.attempt = attempt;
+  chunk.rank = rank;
+  chunk.path = dir_.AttemptDir(job_id, attempt) + "/" +
+               (launcher ? std::string("launcher.log") : "rank-" + std::to_string(rank) + ".log");
+  FILE* f = std::fopen(chunk.path.c_str(), "rb");
+  if (!f) return Status::NotFound("no log yet at " + chunk.path);
   std::fseek(f, 0, SEEK_END);
   int64_t size = std::ftell(f);
   offset = std::clamp<int64_t>(offset, 0, size);
   int64_t n = std::min(max_bytes, size - offset);
-  std::vector<uint8_t> data(static_cast<size_t>(n));
+  chunk.data.resize(static_cast<size_t>(n));
   std::fseek(f, offset, SEEK_SET);
-  size_t got = std::fread(data.data(), 1, data.size(), f);
+  size_t got = std::fread(chunk.data.data(), 1, chunk.data.size(), f);
   std::fclose(f);
-  data.resize(got);
-  return json{{"attempt", attempt},
-              {"rank", rank},
-              {"path", path},
-              {"data", json::binary(std::move(data))},
-              {"next_offset", offset + static_cast<int64_t>(got)},
-              {"eof", offset + static_cast<int64_t>(got) >= size}};
+  chunk.data.resize(got);
+  chunk.next_offset = offset + static_cast<int64_t>(got);
+  chunk.eof = chunk.next_offset >= size;
+  return chunk;
 }
 
-Result<json> Coordinator::ListJobs(bool active_only, int limit) {
+Result<JobListing> Coordinator::ListJobs(bool active_only, int limit) {
   GANTRY_ASSIGN_OR_RETURN(auto jobs, store_.List(active_only, limit));
-  json arr = json::array();
+  JobListing out;
   for (auto& j : jobs) {
     // The in-memory copy is fresher for active jobs (reasons are cached).
     auto it = active_.find(j.id);
-    arr.push_back((it != active_.end() ? it->second : j).ToJson());
+    out.jobs.push_back(it != active_.end() ? it->second : std::move(j));
   }
-  return json{{"jobs", arr}};
+  return out;
 }
 
-json Coordinator::ClusterStatus() const {
-  int queued = 0;
+ClusterView Coordinator::ClusterStatus() const {
+  ClusterView v;
   for (const auto& [id, j] : active_) {
-    if (j.state == JobState::kQueued || j.state == JobState::kRestarting || j.state == JobState::kPreempted) ++queued;
+    if (j.state == JobState::kQueued || j.state == JobState::kRestarting || j.state == JobState::kPreempted) {
+      ++v.jobs_queued;
+    }
   }
-  return {{"slots_total", options_.slots},
-          {"slots_used", slots_used_},
-          {"slots_free", options_.slots - slots_used_},
-          {"jobs_running", running_.size()},
-          {"jobs_queued", queued}};
+  v.slots_total = options_.slots;
+  v.slots_used = slots_used_;
+  v.slots_free = options_.slots - slots_used_;
+  v.jobs_running = static_cast<int>(running_.size());
+  return v;
 }
 
 void Coordinator::Tick() {
@@ -236,23 +246,22 @@ void Coordinator::Tick() {
 void Coordinator::Reap() {
   auto now = clock_.Now();
   std::vector<std::string> done;
+  // An attempt whose outcome cannot be stored stays in running_ (its slots
+  // held): the next Tick polls its exit again and retries.
   for (auto& [id, run] : running_) {
     if (auto exit = run.launch->Poll()) {
-      Settle(active_.at(id), run, *exit);
-      done.push_back(id);
+      if (Settle(active_.at(id), run, *exit).ok()) done.push_back(id);
     } else if (run.stopping && now - run.stop_sent >= options_.stop_grace) {
       spdlog::warn("job {}: workers ignored SIGTERM for {} ms, killing", id, options_.stop_grace.count());
       ExitInfo e = run.launch->Kill();
-      Settle(active_.at(id), run, e);
-      done.push_back(id);
+      if (Settle(active_.at(id), run, e).ok()) done.push_back(id);
     } else if (!run.stopping && HungFor(active_.at(id), run, now) > 0) {
       double silent = HungFor(active_.at(id), run, now);
       spdlog::warn("job {}: no heartbeat for {:.0f} s, killing attempt {} as hung", id, silent, run.attempt.number);
       run.hung = true;
-      run.attempt.message = "no heartbeat for " + std::to_string(static_cast<int>(silent)) + " s";
+      run.hung_message = "no heartbeat for " + std::to_string(static_cast<int>(silent)) + " s";
       ExitInfo e = run.launch->Kill();
-      Settle(active_.at(id), run, e);
-      done.push_back(id);
+      if (Settle(active_.at(id), run, e).ok()) done.push_back(id);
     }
   }
   for (const auto& id : done) {
@@ -281,9 +290,11 @@ Status Coordinator::Heartbeat(const std::string& job_id, int attempt, int rank, 
   return Status::Ok();
 }
 
-void Coordinator::Settle(Job& job, Running& run, const ExitInfo& exit) {
+Status Coordinator::Settle(Job& current, Running& run, const ExitInfo& exit) {
   double now = clock_.WallSeconds();
-  Attempt& a = run.attempt;
+  // Worked on copies: a failed write leaves the job and attempt as they were.
+  Job job = current;
+  Attempt a = run.attempt;
   a.ended_at = now;
   a.exit_code = exit.exit_code;
   a.signal = exit.signal;
@@ -307,7 +318,7 @@ void Coordinator::Settle(Job& job, Running& run, const ExitInfo& exit) {
     a.outcome = "failed";
     if (run.hung) {
       a.failure_class = "hang";
-      a.message = "attempt " + std::to_string(a.number) + " hung: " + a.message;
+      a.message = "attempt " + std::to_string(a.number) + " hung: " + run.hung_message;
     } else {
       a.failure_class = exit.signal ? "signal" : "exit_code";
       a.message = "attempt " + std::to_string(a.number) + " failed: " + exit.ToString();
@@ -326,9 +337,16 @@ void Coordinator::Settle(Job& job, Running& run, const ExitInfo& exit) {
     }
   }
   if (IsTerminal(job.state)) job.finished_at = now;
-  if (Status s = store_.UpdateAttempt(a); !s.ok()) spdlog::error("persisting attempt: {}", s.ToString());
-  Save(job);
-  spdlog::info("job {} attempt {} ended ({}): {}", job.id, a.number, exit.ToString(), JobStateName(job.state));
+  if (Status s = store_.UpdateAttempt(a); !s.ok()) {
+    Status err = s.WithContext("persisting the end of attempt " + std::to_string(a.number) + " of job " + job.id);
+    spdlog::error("{}; retried on the next tick", err.ToString());
+    return err;
+  }
+  GANTRY_RETURN_IF_ERROR(Save(current, std::move(job)));
+  run.attempt = std::move(a);
+  spdlog::info("job {} attempt {} ended ({}): {}", current.id, run.attempt.number, exit.ToString(),
+               JobStateName(current.state));
+  return Status::Ok();
 }
 
 void Coordinator::Schedule() {
@@ -362,11 +380,13 @@ void Coordinator::Schedule() {
 
 void Coordinator::StartAttempt(Job& job) {
   double now = clock_.WallSeconds();
-  job.attempt++;
-  job.state = JobState::kScheduled;
-  job.reason = "launching attempt " + std::to_string(job.attempt);
-  job.started_at = now;
-  Save(job);
+  const Job before = job;
+  Job next = job;
+  next.attempt++;
+  next.state = JobState::kScheduled;
+  next.reason = "launching attempt " + std::to_string(next.attempt);
+  next.started_at = now;
+  if (!Save(job, std::move(next)).ok()) return;  // still queued; tried again next tick
 
   LaunchRequest req;
   req.job_id = job.id;
@@ -385,30 +405,54 @@ void Coordinator::StartAttempt(Job& job) {
   a.started_at = now;
   a.log_dir = req.log_dir;
 
-  Status s = MakeDirs(req.log_dir);
+  // The attempt is recorded before anything runs, so a crash after the
+  // launch finds it (Recover) and nothing runs that the store does not know.
+  Status s = store_.InsertAttempt(a);
+  if (!s.ok()) {
+    spdlog::error("job {}: recording attempt {}: {}; the job is requeued", job.id, a.number, s.ToString());
+    Job back = before;
+    back.reason = "requeued: could not record attempt " + std::to_string(a.number) + ": " + s.message();
+    if (!Save(job, std::move(back)).ok()) job = before;  // Recover requeues what the store still says
+    return;
+  }
+  s = MakeDirs(req.log_dir);
   if (s.ok()) s = WriteFileAtomic(req.spec_path, job.spec.ToJson().dump(2) + "\n");
   Result<std::unique_ptr<Launch>> launch = s.ok() ? launcher_.Start(req) : Result<std::unique_ptr<Launch>>(s);
   if (!launch.ok()) {
-    (void)store_.InsertAttempt(a);
     a.ended_at = now;
     a.outcome = "failed";
     a.failure_class = "launch_error";
     a.message = launch.status().message();
-    (void)store_.UpdateAttempt(a);
-    job.state = JobState::kFailed;
-    job.finished_at = now;
-    job.reason = "launch failed: " + launch.status().message();
-    Save(job);
+    Job failed = job;
+    failed.state = JobState::kFailed;
+    failed.finished_at = now;
+    failed.reason = "launch failed: " + launch.status().message();
+    Status st = store_.UpdateAttempt(a);
+    if (st.ok()) st = Save(job, std::move(failed));
+    if (!st.ok()) {
+      // Nothing runs; leave the job schedulable so the launch is tried again.
+      spdlog::error("job {}: recording the failed launch: {}", job.id, st.ToString());
+      job = before;
+      return;
+    }
     spdlog::error("job {}: {}", job.id, job.reason);
     active_.erase(job.id);  // `job` dangles after this line
     return;
   }
   a.pid = (*launch)->pid();
-  if (Status st = store_.InsertAttempt(a); !st.ok()) spdlog::error("persisting attempt: {}", st.ToString());
-  job.state = JobState::kRunning;
-  job.reason = "running attempt " + std::to_string(job.attempt) + " on " +
-               Plural(job.spec.resources.workers, "worker");
-  Save(job);
+  Job running = job;
+  running.state = JobState::kRunning;
+  running.reason = "running attempt " + std::to_string(running.attempt) + " on " +
+                   Plural(running.spec.resources.workers, "worker");
+  Status st = store_.UpdateAttempt(a);
+  if (st.ok()) st = Save(job, std::move(running));
+  if (!st.ok()) {
+    // An attempt the store cannot track must not run: stop it now.
+    spdlog::error("job {}: recording the start of attempt {}: {}; killing it", job.id, a.number, st.ToString());
+    (*launch)->Kill();
+    job = before;
+    return;
+  }
   slots_used_ += job.spec.SlotsNeeded();
   spdlog::info("job {} attempt {} started (pid {})", job.id, job.attempt, a.pid);
   Running run;
@@ -418,8 +462,8 @@ void Coordinator::StartAttempt(Job& job) {
   running_.emplace(job.id, std::move(run));
 }
 
-void Coordinator::Interrupt(Job& job, Attempt& a, const ExitInfo& exit, const std::string& failure_class,
-                            const std::string& what) {
+Status Coordinator::Interrupt(Job& job, Attempt a, const ExitInfo& exit, const std::string& failure_class,
+                              const std::string& what) {
   a.ended_at = clock_.WallSeconds();
   a.exit_code = exit.exit_code;
   a.signal = exit.signal;
@@ -427,16 +471,18 @@ void Coordinator::Interrupt(Job& job, Attempt& a, const ExitInfo& exit, const st
   a.outcome = checkpointed ? "preempted" : "interrupted";
   a.failure_class = failure_class;
   a.message = what + " during this attempt" + (checkpointed ? " (it checkpointed first)" : "");
-  (void)store_.UpdateAttempt(a);
+  GANTRY_RETURN_IF_ERROR(store_.UpdateAttempt(a).WithContext("persisting attempt " + std::to_string(a.number) +
+                                                             " of job " + job.id));
+  Job next = job;
   if (job.cancel_requested) {
-    job.state = JobState::kCancelled;
-    job.finished_at = a.ended_at;
-    job.reason = "cancelled";
+    next.state = JobState::kCancelled;
+    next.finished_at = a.ended_at;
+    next.reason = "cancelled";
   } else {
-    job.state = JobState::kQueued;
-    job.reason = "requeued: " + what + " during attempt " + std::to_string(a.number);
+    next.state = JobState::kQueued;
+    next.reason = "requeued: " + what + " during attempt " + std::to_string(a.number);
   }
-  Save(job);
+  return Save(job, std::move(next));
 }
 
 void Coordinator::Shutdown() {
@@ -462,7 +508,10 @@ void Coordinator::Shutdown() {
   for (auto& [id, run] : running_) {
     ExitInfo e = run.launch->Poll().value_or(ExitInfo{});
     if (run.launch->Poll() == std::nullopt) e = run.launch->Kill();
-    Interrupt(active_.at(id), run.attempt, e, "cluster_stop", "the cluster stopped");
+    if (Status s = Interrupt(active_.at(id), run.attempt, e, "cluster_stop", "the cluster stopped"); !s.ok()) {
+      // The store still says RUNNING: the next start's Recover() requeues it.
+      spdlog::error("job {}: {}", id, s.ToString());
+    }
   }
   running_.clear();
   slots_used_ = 0;

@@ -12,20 +12,32 @@
 //      submit order, and start each whose whole gang fits in the free slots.
 //      The first job that does not fit blocks the ones behind it (no
 //      backfill yet), and every waiting job records why it waits.
-// Every transition is written to the store before it is announced.
+// Every transition is written to the store before it is announced, and a
+// transition whose write fails does not happen: the in-memory job keeps its
+// old state, nothing is announced, and the step is retried (the next Tick
+// re-settles an ended attempt, re-schedules a job that could not start) or
+// the caller gets the error (Submit, Cancel). An attempt is never left
+// running unrecorded: if its start cannot be stored it is killed.
 //
-// Exit code 75 (kExitPreempted) means the ranks agreed to stop, saved a
-// checkpoint and left: the job goes PREEMPTED and is requeued at once,
-// without using up a restart.
+// The loop never waits on another service: retention policies go to storage
+// through an asynchronous RetentionSink, job events through a non-blocking
+// EventSink.
+//
+// Exit code kExitPreempted (common/exit_codes.h) means the ranks agreed to
+// stop, saved a checkpoint and left: the job goes PREEMPTED and is requeued
+// at once, without using up a restart.
 #pragma once
 
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/data_dir.h"
+#include "common/exit_codes.h"
 #include "coordinator/events.h"
 #include "coordinator/job_store.h"
 #include "coordinator/launcher.h"
@@ -33,8 +45,46 @@
 
 namespace gantry::coordinator {
 
-// Exit status of a worker that checkpointed and stopped on SIGTERM.
-inline constexpr int kExitPreempted = 75;
+// What Describe returns: the job, its attempts, where its files are and,
+// while it runs, the last heartbeat of each rank.
+struct RankProgressView {
+  int rank = 0;
+  int64_t step = 0;
+  double seconds_since_heartbeat = 0;
+};
+struct ProgressView {
+  std::vector<RankProgressView> ranks;
+  double seconds_since_heartbeat = 0;  // of the newest heartbeat (or since start)
+};
+struct JobView {
+  Job job;
+  std::vector<Attempt> attempts;
+  std::string job_dir;
+  std::optional<ProgressView> progress;  // set while an attempt runs
+};
+
+// ListJobs: the newest jobs, oldest first.
+struct JobListing {
+  std::vector<Job> jobs;
+};
+
+// ReadLog: a piece of one log file.
+struct LogChunk {
+  int attempt = 0;
+  int rank = 0;
+  std::string path;
+  std::vector<uint8_t> data;
+  int64_t next_offset = 0;
+  bool eof = false;
+};
+
+struct ClusterView {
+  int slots_total = 0;
+  int slots_used = 0;
+  int slots_free = 0;
+  int jobs_running = 0;
+  int jobs_queued = 0;  // QUEUED, RESTARTING and PREEMPTED
+};
 
 struct CoordinatorOptions {
   int slots = 2;                 // total slots on this machine (cores)
@@ -56,17 +106,24 @@ class Coordinator {
   // if still alive and their jobs requeued.
   Status Recover();
 
-  // Validates and queues a spec (JSON of a JobSpec). Returns the new job.
+  // Validates and queues a spec (the wire form of a JobSpec). Returns the
+  // new job; it may already be SCHEDULED/RUNNING (and announced so) when this
+  // returns. Errors: invalid_argument for a bad spec or retention policy,
+  // resource_exhausted for a gang larger than the cluster, the store's error
+  // when the job cannot be recorded (nothing is queued or announced then).
+  // The retention policy is checked here and handed to storage
+  // asynchronously (RetentionSink): a storage that is down delays the
+  // policy, not the submit.
   Result<Job> Submit(const json& spec);
   Result<Job> Cancel(const std::string& job_id);
   // Job, spec, attempts and log locations.
-  Result<json> Describe(const std::string& job_id);
-  Result<json> ListJobs(bool active_only, int limit);
+  Result<JobView> Describe(const std::string& job_id);
+  Result<JobListing> ListJobs(bool active_only, int limit);
   // Up to `max_bytes` of a rank's log (or the launcher's) from `offset`.
   // `attempt` 0 means the latest.
-  Result<json> ReadLog(const std::string& job_id, int attempt, int rank, bool launcher, int64_t offset,
-                       int64_t max_bytes);
-  json ClusterStatus() const;
+  Result<LogChunk> ReadLog(const std::string& job_id, int attempt, int rank, bool launcher, int64_t offset,
+                           int64_t max_bytes);
+  ClusterView ClusterStatus() const;
   // A rank of a running attempt reports its step. Keeps the attempt from
   // being judged hung (restart.hang_timeout_seconds).
   Status Heartbeat(const std::string& job_id, int attempt, int rank, int64_t step);
@@ -88,6 +145,7 @@ class Coordinator {
     Attempt attempt;
     bool stopping = false;
     bool hung = false;  // killed for missing heartbeats
+    std::string hung_message;  // "no heartbeat for N s"
     std::chrono::steady_clock::time_point started;
     std::chrono::steady_clock::time_point stop_sent;
     std::chrono::steady_clock::time_point last_heartbeat;  // started until one arrives
@@ -97,16 +155,20 @@ class Coordinator {
   void Reap();
   void Schedule();
   void StartAttempt(Job& job);
-  // Settles `job` after its attempt ended with `exit`.
-  void Settle(Job& job, Running& run, const ExitInfo& exit);
-  // Persists and announces a change of `job`.
-  void Save(Job& job);
+  // Settles `job` after its attempt ended with `exit`. On error nothing
+  // changed (in memory or announced) and the caller retries later.
+  Status Settle(Job& job, Running& run, const ExitInfo& exit);
+  // Persists `next` (a changed copy of `job`), then makes it `job` and
+  // announces it. On error `job` is unchanged and nothing is announced.
+  Status Save(Job& job, Job next);
   void SetReason(Job& job, const std::string& reason);
   void RequestStop(Running& run);
   // Ends attempt `a` of `job` because Gantry itself stopped (not the job's
   // fault) and requeues the job, or cancels it if that was asked.
-  void Interrupt(Job& job, Attempt& a, const ExitInfo& exit, const std::string& failure_class,
-                 const std::string& what);
+  Status Interrupt(Job& job, Attempt a, const ExitInfo& exit, const std::string& failure_class,
+                   const std::string& what);
+  // The job by id: the in-memory copy if active, else the stored one.
+  Result<Job> Find(const std::string& job_id);
   // Seconds `run` has been silent if that exceeds the job's hang timeout, else 0.
   static double HungFor(const Job& job, const Running& run, std::chrono::steady_clock::time_point now);
 

@@ -1,29 +1,30 @@
 #include "coordinator/events.h"
 
-#include "common/protocol.h"
+#include <spdlog/spdlog.h>
+
+#include "common/ingest_wire.h"
 
 namespace gantry::coordinator {
 
 MonitorEventSink::MonitorEventSink(zmq::context_t& ctx, const std::string& endpoint) {
   if (endpoint.empty()) return;
-  socket_ = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::push);
-  socket_->set(zmq::sockopt::linger, 1000);
-  socket_->set(zmq::sockopt::sndhwm, 10000);
-  socket_->connect(endpoint);
+  try {
+    auto s = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::push);
+    s->set(zmq::sockopt::linger, 1000);
+    s->set(zmq::sockopt::sndhwm, 10000);
+    s->connect(endpoint);
+    socket_ = std::move(s);
+  } catch (const zmq::error_t& e) {
+    // Events are for observers: a bad monitor endpoint must not stop the
+    // coordinator. Jobs still run; `gantry watch` falls back to polling.
+    spdlog::error("job events disabled: cannot connect to monitor {}: {}", endpoint, e.what());
+  }
 }
 
 void MonitorEventSink::JobChanged(const Job& job, double now) {
   if (!socket_) return;
-  json msg = {{"v", kProtocolVersion},
-              {"type", "job_state"},
-              {"id", ""},
-              {"body",
-               {{"job_id", job.id},
-                {"state", JobStateName(job.state)},
-                {"attempt", job.attempt},
-                {"reason", job.reason},
-                {"time", now}}}};
-  std::string bytes = ToMsgpack(msg);
+  std::string bytes =
+      EncodeJobStateMessage({job.id, std::string(JobStateName(job.state)), job.attempt, job.reason, now});
   try {
     if (!socket_->send(zmq::buffer(bytes), zmq::send_flags::dontwait)) ++dropped_;
   } catch (const zmq::error_t&) {

@@ -3,6 +3,7 @@
 // stores them and republishes them on the live feed, which `gantry watch`
 // follows); tests record them. Sending never blocks the scheduler: a
 // monitor that is down costs dropped events, not a stalled coordinator.
+// Messages are built by common/ingest_wire.h.
 #pragma once
 
 #include <memory>
@@ -21,7 +22,8 @@ class EventSink {
 
 class MonitorEventSink final : public EventSink {
  public:
-  // `endpoint` empty disables sending.
+  // `endpoint` empty disables sending; so does one that cannot be connected
+  // (logged). Never throws.
   MonitorEventSink(zmq::context_t& ctx, const std::string& endpoint);
   void JobChanged(const Job& job, double now) override;
   int64_t dropped() const { return dropped_; }

@@ -21,28 +21,4 @@ bool IsTerminal(JobState s) {
   return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
 }
 
-json Job::ToJson() const {
-  return {{"job_id", id},
-          {"name", spec.name},
-          {"state", JobStateName(state)},
-          {"priority", priority},
-          {"workers", spec.resources.workers},
-          {"slots", spec.SlotsNeeded()},
-          {"submitted_at", submitted_at},
-          {"updated_at", updated_at},
-          {"started_at", started_at},
-          {"finished_at", finished_at},
-          {"attempt", attempt},
-          {"restarts", restarts},
-          {"model", spec.checkpoint.model},
-          {"reason", reason}};
-}
-
-json Attempt::ToJson() const {
-  return {{"attempt", number},   {"started_at", started_at},   {"ended_at", ended_at},
-          {"pid", pid},          {"log_dir", log_dir},         {"outcome", outcome},
-          {"failure_class", failure_class}, {"exit_code", exit_code}, {"signal", signal},
-          {"message", message}};
-}
-
 }  // namespace gantry::coordinator

@@ -4,6 +4,7 @@
 // States (DESIGN.md): QUEUED → SCHEDULED → RUNNING → SUCCEEDED | FAILED |
 // CANCELLED, with RESTARTING between attempts (PREEMPTED arrives with
 // preemption). A job keeps one id for life; each launch is an attempt.
+// Their wire form is built in coordinator/service.cc.
 #pragma once
 
 #include <cstdint>
@@ -36,8 +37,6 @@ struct Job {
   bool cancel_requested = false;
   std::string reason;       // why it waits, or how it ended
   int64_t seq = 0;          // submit order, for FIFO among equal priority
-
-  json ToJson() const;
 };
 
 // One launch of a job.
@@ -53,8 +52,6 @@ struct Attempt {
   int exit_code = -1;
   int signal = 0;
   std::string message;
-
-  json ToJson() const;
 };
 
 }  // namespace gantry::coordinator

@@ -78,9 +78,15 @@ Result<Job> JobStore::Row(sql::Statement& q) {
   Job j;
   j.seq = q.ColumnInt(0);
   j.id = q.ColumnText(1);
-  json spec = json::parse(q.ColumnText(2), nullptr, false);
+  json spec = json::parse(q.ColumnText(2), nullptr, /*allow_exceptions=*/false);
+  if (spec.is_discarded() || !spec.is_object()) {
+    return Status::Corruption("job store: the stored spec of job " + j.id + " is not a JSON map");
+  }
   auto parsed = JobSpec::Parse(spec);
-  if (!parsed.ok()) return parsed.status().WithContext("stored spec of job " + j.id);
+  if (!parsed.ok()) {
+    return Status::Corruption("job store: the stored spec of job " + j.id + " is invalid: " +
+                              parsed.status().message());
+  }
   j.spec = std::move(parsed).value();
   auto state = JobStateFromName(q.ColumnText(3));
   if (!state) return Status::Corruption("job " + j.id + " has unknown state " + q.ColumnText(3));
@@ -125,7 +131,7 @@ Result<std::vector<Job>> JobStore::List(bool active_only, int limit) {
 
 Status JobStore::InsertAttempt(const Attempt& a) {
   GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
-      "INSERT INTO attempts (job_id, number, started_at, pid, log_dir) VALUES (?, ?, ?, ?, ?)"));
+      "INSERT OR REPLACE INTO attempts (job_id, number, started_at, pid, log_dir) VALUES (?, ?, ?, ?, ?)"));
   q.Bind(1, a.job_id).Bind(2, a.number).Bind(3, a.started_at).Bind(4, a.pid).Bind(5, a.log_dir);
   return q.Run();
 }
@@ -136,7 +142,11 @@ Status JobStore::UpdateAttempt(const Attempt& a) {
       "message=? WHERE job_id=? AND number=?"));
   q.Bind(1, a.ended_at).Bind(2, a.pid).Bind(3, a.outcome).Bind(4, a.failure_class);
   q.Bind(5, a.exit_code).Bind(6, a.signal).Bind(7, a.message).Bind(8, a.job_id).Bind(9, a.number);
-  return q.Run();
+  GANTRY_RETURN_IF_ERROR(q.Run());
+  if (db_.Changes() != 1) {
+    return Status::NotFound("attempt " + std::to_string(a.number) + " of job " + a.job_id + " not in the store");
+  }
+  return Status::Ok();
 }
 
 Result<std::vector<Attempt>> JobStore::Attempts(const std::string& job_id) {

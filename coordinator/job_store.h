@@ -2,7 +2,8 @@
 //
 // Every state change is written before it is acted on or acknowledged, so a
 // coordinator restarted after a crash finds each job where it left it. The
-// store is dumb persistence: the state machine lives in Coordinator.
+// store is dumb persistence: the state machine lives in Coordinator. Every
+// write returns its error; the coordinator fails the transition on one.
 //
 // Thread safety: not thread-safe; owned by the coordinator's loop thread.
 #pragma once
@@ -23,10 +24,14 @@ class JobStore {
   Status Insert(Job& job);
   // Writes every mutable field of `job` (state, attempt, reason, times...).
   Status Update(const Job& job);
+  // Errors: not_found; corruption when a stored row (state, spec JSON)
+  // cannot be read back.
   Result<Job> Get(const std::string& id);
   // All jobs, oldest first. `active_only` skips terminal jobs.
   Result<std::vector<Job>> List(bool active_only, int limit = 1000);
 
+  // Records attempt a.number of a.job_id, replacing a row left by an
+  // earlier try to start the same attempt.
   Status InsertAttempt(const Attempt& a);
   Status UpdateAttempt(const Attempt& a);
   Result<std::vector<Attempt>> Attempts(const std::string& job_id);

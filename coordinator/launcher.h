@@ -36,7 +36,7 @@ class Launch {
   // Asks the attempt to end now (cancel): ranks may not checkpoint.
   virtual void RequestStop() = 0;
   // Asks every rank to agree on a step, checkpoint and exit with
-  // kExitPreempted (75), so the job resumes where it stopped.
+  // kExitPreempted (common/exit_codes.h), so the job resumes where it stopped.
   virtual void RequestPreempt() = 0;
   // Kills every rank now (SIGKILL) and reaps them.
   virtual ExitInfo Kill() = 0;

@@ -10,7 +10,9 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/service.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   using namespace gantry;
   auto signals = SignalFd::Create();
   if (!signals.ok()) {
@@ -80,4 +82,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Components return Status; this is the last guard for what a library
+  // (ZeroMQ, the JSON library) throws, so the coordinator exits with a
+  // message instead of aborting.
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    spdlog::critical("gantry-coordinator: {}", e.what());
+    fprintf(stderr, "gantry-coordinator: %s\n", e.what());
+    return 1;
+  }
 }

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "common/exit_codes.h"
 #include "common/job_spec.h"
 
 namespace gantry::worker {
@@ -23,9 +24,9 @@ namespace gantry::worker {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitBadInput = 2;  // spec, arguments or data
-// Stopped by SIGTERM/SIGUSR1 after a checkpoint: requeue and resume
-// (EX_TEMPFAIL from sysexits.h: "try again later").
-inline constexpr int kExitPreempted = 75;
+// Stopped by SIGTERM/SIGUSR1 after a checkpoint: gantry::kExitPreempted
+// (common/exit_codes.h), shared with the coordinator.
+using gantry::kExitPreempted;
 
 struct WorkerOptions {
   std::string job_id;

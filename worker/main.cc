@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include "common/clock.h"
+#include "common/exit_codes.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "worker/checkpoint_client.h"

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/ingest_wire.h"
+
 namespace gantry::worker {
 
 MetricsPublisher::MetricsPublisher(zmq::context_t& ctx, const std::string& endpoint,
@@ -28,12 +30,8 @@ MetricsPublisher::~MetricsPublisher() {
 }
 
 std::string MetricsPublisher::Encode(const MetricsSource& source, const MetricsPoint& point) {
-  json body = {{"job_id", source.job_id},        {"attempt", source.attempt},
-               {"rank", source.rank},            {"world_size", source.world_size},
-               {"step", point.step},             {"total_steps", point.total_steps},
-               {"epoch", point.epoch},           {"time", point.time},
-               {"values", point.values}};
-  return ToMsgpack({{"v", kProtocolVersion}, {"type", "metrics"}, {"id", ""}, {"body", body}});
+  return EncodeMetricsMessage({source.job_id, source.attempt, source.rank, source.world_size, point.step,
+                               point.total_steps, point.epoch, point.time, point.values});
 }
 
 bool MetricsPublisher::Publish(const MetricsPoint& point) {

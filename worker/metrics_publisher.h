@@ -1,8 +1,7 @@
 // MetricsPublisher: pushes training metrics to the monitor's ingest socket.
 //
-// One ZeroMQ PUSH socket connected to the monitor. Each point is one frame:
-// ToMsgpack({v: 1, type: "metrics", id: "", body: {job_id, attempt, rank,
-// world_size, step, total_steps, epoch, time, values: {...}}}).
+// One ZeroMQ PUSH socket connected to the monitor. Each point is one
+// `metrics` frame built by common/ingest_wire.h (EncodeMetricsMessage).
 // Publishing never blocks training: sends are non-blocking, and a point that
 // does not fit under the send high-water mark (monitor down or slow) is
 // dropped and counted. On destruction the socket lingers up to kLinger so the

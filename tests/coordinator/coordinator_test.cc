@@ -60,9 +60,9 @@ class CoordinatorTest : public ::testing::Test {
   std::string State(const std::string& id) {
     auto d = coord_->Describe(id);
     EXPECT_TRUE(d.ok()) << d.status().ToString();
-    return d.ok() ? (*d)["job"]["state"].get<std::string>() : "";
+    return d.ok() ? std::string(JobStateName(d->job.state)) : "";
   }
-  std::string Reason(const std::string& id) { return (*coord_->Describe(id))["job"]["reason"]; }
+  std::string Reason(const std::string& id) { return coord_->Describe(id)->job.reason; }
 
   std::filesystem::path root_;
   ManualClock clock_;
@@ -84,7 +84,7 @@ TEST_F(CoordinatorTest, RunsJobToSuccess) {
   EXPECT_EQ(State(id), "SUCCEEDED");
   EXPECT_EQ(coord_->slots_used(), 0);
   auto d = coord_->Describe(id);
-  EXPECT_EQ((*d)["attempts"][0]["outcome"], "succeeded");
+  EXPECT_EQ(d->attempts[0].outcome, "succeeded");
   // Events announced in order.
   std::vector<std::string> states;
   for (auto& [jid, s] : sink_.events) states.push_back(s);
@@ -120,12 +120,14 @@ TEST_F(CoordinatorTest, HigherPriorityGoesFirst) {
 TEST_F(CoordinatorTest, RefusesJobsThatCanNeverFit) {
   auto r = coord_->Submit(Spec(3));
   ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted) << r.status().ToString();
   EXPECT_NE(r.status().message().find("resources.workers needs 3 slots"), std::string::npos) << r.status().message();
   auto bad = coord_->Submit({{"name", "x"}, {"data", {{"path", "/nonexistent"}}}});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("data.path"), std::string::npos);
   auto list = coord_->ListJobs(false, 10);
-  EXPECT_TRUE((*list)["jobs"].empty()) << "nothing may be queued";
+  EXPECT_TRUE(list->jobs.empty()) << "nothing may be queued";
+  EXPECT_TRUE(sink_.events.empty()) << "nothing may be announced";
 }
 
 TEST_F(CoordinatorTest, CancelQueuedAndRunning) {
@@ -146,7 +148,7 @@ TEST_F(CoordinatorTest, CancelQueuedAndRunning) {
   coord_->Tick();
   EXPECT_EQ(State(running), "CANCELLED");
   EXPECT_FALSE(launcher_.attempts[running]->killed);
-  EXPECT_EQ((*coord_->Describe(running))["attempts"][0]["outcome"], "cancelled");
+  EXPECT_EQ(coord_->Describe(running)->attempts[0].outcome, "cancelled");
 }
 
 TEST_F(CoordinatorTest, CancelEscalatesToKillAfterGrace) {
@@ -194,13 +196,15 @@ TEST_F(CoordinatorTest, SilentAttemptIsKilledAsHung) {
   coord_->Tick();
   EXPECT_EQ(State(id), "RUNNING") << "heartbeats 50 s ago: slow, not hung";
   auto d = coord_->Describe(id);
-  EXPECT_EQ((*d)["progress"]["ranks"][1]["step"], 118);
+  ASSERT_TRUE(d->progress.has_value());
+  ASSERT_EQ(d->progress->ranks.size(), 2u);
+  EXPECT_EQ(d->progress->ranks[1].step, 118);
   clock_.Advance(15s);
   coord_->Tick();
   EXPECT_TRUE(launcher_.attempts[id]->killed);
   EXPECT_EQ(State(id), "FAILED");
   d = coord_->Describe(id);
-  EXPECT_EQ((*d)["attempts"][0]["failure_class"], "hang");
+  EXPECT_EQ(d->attempts[0].failure_class, "hang");
   EXPECT_NE(Reason(id).find("no heartbeat for 65 s"), std::string::npos) << Reason(id);
   EXPECT_FALSE(coord_->Heartbeat(id, 1, 0, 130).ok()) << "heartbeat for a finished attempt";
 }
@@ -210,13 +214,13 @@ TEST_F(CoordinatorTest, PreemptedExitRequeuesWithoutUsingARestart) {
   launcher_.Finish(id, ExitInfo{kExitPreempted, 0});
   coord_->Tick();
   auto d = coord_->Describe(id);
-  EXPECT_EQ((*d)["attempts"][0]["outcome"], "preempted");
+  EXPECT_EQ(d->attempts[0].outcome, "preempted");
   EXPECT_EQ(State(id), "RUNNING") << "requeued and relaunched at once";
   EXPECT_EQ(launcher_.started.back().attempt, 2);
-  EXPECT_EQ((*d)["job"]["restarts"], 0);
+  EXPECT_EQ(d->job.restarts, 0);
 }
 
-TEST_F(CoordinatorTest, RetentionFromTheSpecReachesStorageBeforeQueueing) {
+TEST_F(CoordinatorTest, RetentionFromTheSpecIsCheckedThenQueuedForStorage) {
   Submit(1);
   EXPECT_TRUE(retention_.applied.empty()) << "no keep_* fields: every version is kept";
   json spec = Spec(1);
@@ -229,7 +233,14 @@ TEST_F(CoordinatorTest, RetentionFromTheSpecReachesStorageBeforeQueueing) {
   retention_.refuse = true;
   auto refused = coord_->Submit(spec);
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ((*coord_->ListJobs(false, 10))["jobs"].size(), 2u) << "a refused policy queues nothing";
+  EXPECT_EQ(coord_->ListJobs(false, 10)->jobs.size(), 2u) << "a refused policy queues nothing";
+  retention_.refuse = false;
+  spec["checkpoint"]["best_metric"] = "";
+  auto no_metric = coord_->Submit(spec);
+  ASSERT_FALSE(no_metric.ok()) << "keep_best without a metric is refused locally, as storage would";
+  EXPECT_EQ(no_metric.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(no_metric.status().message().find("best_metric"), std::string::npos) << no_metric.status().message();
+  EXPECT_EQ(retention_.applied.size(), 1u);
 }
 
 TEST_F(CoordinatorTest, LaunchErrorFailsTheJob) {
@@ -249,8 +260,8 @@ TEST_F(CoordinatorTest, QueueSurvivesRestart) {
   coord_->Tick();
   EXPECT_EQ(State(running), "RUNNING") << "recovered job runs again at once: it is first in line";
   auto d = coord_->Describe(running);
-  EXPECT_EQ((*d)["attempts"][0]["outcome"], "interrupted");
-  EXPECT_EQ((*d)["job"]["attempt"], 2);
+  EXPECT_EQ(d->attempts[0].outcome, "interrupted");
+  EXPECT_EQ(d->job.attempt, 2);
   EXPECT_EQ(State(q1), "QUEUED");
   EXPECT_EQ(State(q2), "QUEUED");
   launcher_.Finish(running, ExitInfo{0, 0});
@@ -264,7 +275,7 @@ TEST_F(CoordinatorTest, ShutdownRequeuesRunningJobs) {
   coord_->Shutdown();
   EXPECT_TRUE(launcher_.attempts[id]->preempt_requested) << "workers get the chance to checkpoint";
   EXPECT_EQ(State(id), "QUEUED");
-  EXPECT_EQ((*coord_->Describe(id))["attempts"][0]["outcome"], "preempted");
+  EXPECT_EQ(coord_->Describe(id)->attempts[0].outcome, "preempted");
   EXPECT_NE(Reason(id).find("requeued"), std::string::npos);
 }
 
@@ -275,10 +286,9 @@ TEST_F(CoordinatorTest, LogsAreReadInChunks) {
   std::ofstream(dir + "/rank-0.log") << "hello from rank 0\n";
   auto r = coord_->ReadLog(id, 0, 0, false, 6, 4);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  auto data = (*r)["data"].get_binary();
-  EXPECT_EQ(std::string(data.begin(), data.end()), "from");
-  EXPECT_EQ((*r)["next_offset"], 10);
-  EXPECT_FALSE((*r)["eof"].get<bool>());
+  EXPECT_EQ(std::string(r->data.begin(), r->data.end()), "from");
+  EXPECT_EQ(r->next_offset, 10);
+  EXPECT_FALSE(r->eof);
   EXPECT_FALSE(coord_->ReadLog(id, 0, 5, false, 0, 100).ok()) << "rank out of range";
 }
 

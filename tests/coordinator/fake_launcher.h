@@ -65,10 +65,13 @@ class FakeLauncher final : public Launcher {
 
 class FakeRetention final : public RetentionSink {
  public:
-  Status Apply(const JobSpec& spec) override {
+  Status Check(const JobSpec& spec) override {
+    GANTRY_RETURN_IF_ERROR(CheckRetention(spec));
+    return refuse ? Status::InvalidArgument("set_retention: refused by the test") : Status::Ok();
+  }
+  void Apply(const JobSpec& spec) override {
     json body = RetentionRequest(spec);
     if (!body.is_null()) applied.push_back(body);
-    return refuse ? Status::InvalidArgument("set_retention: metric must be set") : Status::Ok();
   }
   std::vector<json> applied;
   bool refuse = false;
