@@ -6,6 +6,7 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -23,9 +24,12 @@ Result<T> In(Result<T> r, const std::string& what) {
 
 // Optional boolean field: `fallback` when absent or null.
 Result<bool> GetBool(const json& obj, std::string_view key, bool fallback);
-// {model, ref} of a request, ref defaulting to "latest"; `what` names the
-// request in errors. `ref` may be "vN", "N", an alias, "latest" or an
-// integer N (returned as "N").
+// The `ref` field: a string ("latest", "vN", "N" or an alias) or an
+// integer N >= 1, which reads as "vN". `fallback` when absent (nullopt:
+// required); `what` names the request in errors.
+Result<std::string> GetRef(const json& obj, const std::string& what, std::optional<std::string> fallback);
+// {model, ref} of a request, ref defaulting to "latest" (see GetRef); `what`
+// names the request in errors.
 Result<std::pair<std::string, std::string>> GetModelRef(const json& obj, const std::string& what);
 
 }  // namespace gantry

@@ -1,17 +1,12 @@
 // The naming, retention, maintenance and interop requests of the storage
 // service (see storage_service.h).
+#include "common/fields.h"
 #include "storage/storage_json.h"
 #include "storage/storage_service.h"
 #include "storage/torch_io.h"
 
 namespace gantry::storage {
 namespace {
-
-template <typename T>
-Result<T> In(Result<T> r, const std::string& what) {
-  if (!r.ok()) return r.status().WithContext(what);
-  return r;
-}
 
 Status CheckFormat(const json& body, const std::string& what) {
   GANTRY_ASSIGN_OR_RETURN(std::string format, In(GetString(body, "format", "torch"), what));

@@ -39,13 +39,4 @@ void RegisterStorageHandlers(RpcServer& server, Registry& registry);
 // called by RegisterStorageHandlers.
 void RegisterStorageAdminHandlers(RpcServer& server, Registry& registry);
 
-// Optional boolean field: `fallback` when absent or null.
-Result<bool> GetBool(const json& obj, std::string_view key, bool fallback);
-// {model, ref} of a request, ref defaulting to "latest"; `what` names the request in errors.
-Result<std::pair<std::string, std::string>> GetModelRef(const json& obj, const std::string& what);
-// The `ref` field: a string ("latest", "vN", "N" or an alias) or an
-// integer N >= 1, which reads as "vN". `fallback` when absent (nullopt:
-// required); `what` names the request in errors.
-Result<std::string> GetRef(const json& obj, const std::string& what, std::optional<std::string> fallback);
-
 }  // namespace gantry::storage

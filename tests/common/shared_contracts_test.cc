@@ -63,7 +63,8 @@ TEST(Fields, GetBoolAndModelRef) {
   ASSERT_TRUE(mr.ok());
   EXPECT_EQ(mr->second, "latest");
   EXPECT_EQ(GetModelRef(json{{"model", "m"}, {"ref", "v3"}}, "x")->second, "v3");
-  EXPECT_EQ(GetModelRef(json{{"model", "m"}, {"ref", 3}}, "x")->second, "3") << "an integer ref is version N";
+  EXPECT_EQ(GetModelRef(json{{"model", "m"}, {"ref", 3}}, "x")->second, "v3") << "an integer ref is version N";
+  EXPECT_EQ(GetModelRef(json{{"model", "m"}, {"ref", 0}}, "x").status().code(), StatusCode::kInvalidArgument);
   auto missing = GetModelRef(json::object(), "lineage");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kInvalidArgument);
