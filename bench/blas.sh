@@ -5,7 +5,7 @@
 # system's libblas.so.3 alternative is left as it is). Alternating rounds,
 # medians; this is how docs/dependencies.md picked the variant.
 #   GANTRY_BUILD_DIR (default build/)  ROUNDS (3)  STEPS (468 = one epoch at 2 ranks)
-# Figures: samples/s of each variant vs the chosen one (serial), 2 ranks x 1
+# Figures: samples/s of the chosen variant (OpenMP) vs each other one, 2 ranks x 1
 # thread and 1 rank x 2 threads; the chosen one vs the reference BLAS.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +18,7 @@ LIB=/usr/lib/x86_64-linux-gnu
 TMP=$(mktemp -d /tmp/gantry-bench-blas.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 VARIANTS=()
-for v in openblas-serial openblas-pthread openblas-openmp blas; do
+for v in openblas-openmp openblas-serial openblas-pthread blas; do
   [ -e "$LIB/$v/libblas.so.3" ] && VARIANTS+=("$v")
 done
 
@@ -61,7 +61,7 @@ d = defaultdict(list)
 for line in open(sys.argv[1]):
     v, shape, x = line.split(); d[(v, shape)].append(float(x))
 sp = lambda v: {"min": round(min(v)), "median": round(st.median(v)), "max": round(max(v))}
-chosen = "openblas-serial"
+chosen = "openblas-openmp"
 for (v, shape), xs in sorted(d.items()):
     if v == chosen or (chosen, shape) not in d: continue
     base = d[(chosen, shape)]

@@ -46,8 +46,8 @@ void LogBlas(int threads) {
   if (SetBlasThreads(blas, threads)) blas = DetectBlas();
   if (blas.kind == BlasKind::kReference || blas.kind == BlasKind::kNone) {
     spdlog::warn("BLAS: {}: matrix products run 10-20x slower than with OpenBLAS; install "
-                 "libopenblas0-serial and select it (scripts/lib.sh does: update-alternatives --set "
-                 "libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-serial/libblas.so.3), "
+                 "libopenblas0-openmp and select it (scripts/lib.sh does: update-alternatives --set "
+                 "libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3), "
                  "see docs/worker.md", DescribeBlas(blas));
   } else {
     spdlog::info("BLAS: {}", DescribeBlas(blas));
