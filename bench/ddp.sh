@@ -10,6 +10,7 @@
 #   demo_job_vs_ddp_loop               DDP's bare loop time / Gantry's whole demo job,
 #                                      submit -> SUCCEEDED through `gantry up` (> 1: Gantry faster)
 #   throughput_2rank_vs_1rank          Gantry samples/s, 2 ranks / 1 rank
+#   independent_pair_vs_1rank          two 1-rank runs at once / 1 rank: the ceiling
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${GANTRY_BUILD_DIR:-$ROOT/build}
@@ -76,9 +77,29 @@ ddp_loop() {
 # The whole demo job through a real cluster: seconds from submit to SUCCEEDED
 # by the coordinator's own timestamps.
 "$GANTRY" --data-dir "$CLUSTER" up --detach --port-base 0 >/dev/null
+if [ "$(nice)" -lt 0 ]; then  # the services too (their own session since --detach)
+  for svc in coordinator storage monitor; do
+    pid=$("$GANTRY" --data-dir "$CLUSTER" status --json | "$PY" -c "import json,sys; print(json.load(sys.stdin)['services']['$svc']['pid'])")
+    echo "$(nice)" >"/proc/$pid/autogroup" 2>/dev/null || true
+  done
+fi
+# Run under a raised priority (docs/performance.md: `nice -n -19` in its own
+# scheduler autogroup), the job's ranks must get the same as the DDP peer:
+# the launcher starts mpirun in a new session, i.e. a new autogroup at nice 0.
+boost() {  # boost JOB_ID: the attempt's autogroup gets this script's nice value
+  local n pid
+  n=$(nice)
+  [ "$n" -lt 0 ] || return 0
+  for _ in $(seq 200); do
+    pid=$("$GANTRY" --data-dir "$CLUSTER" job show "$1" --json |
+          "$PY" -c 'import json,sys; a=json.load(sys.stdin)["attempts"]; print(a[-1]["pid"] if a else 0)')
+    if [ "$pid" -gt 0 ]; then echo "$n" >"/proc/$pid/autogroup" 2>/dev/null || true; return 0; fi
+  done
+}
 demo_job() {
   local id
   id=$("$GANTRY" --data-dir "$CLUSTER" submit "$ROOT/configs/jobs/fashion_mnist.yaml" -q)
+  boost "$id"
   "$GANTRY" --data-dir "$CLUSTER" wait "$id" --timeout 300 >/dev/null
   "$GANTRY" --data-dir "$CLUSTER" job show "$id" --json | "$PY" -c '
 import json, sys
@@ -92,12 +113,17 @@ for r in $(seq "$ROUNDS"); do
   echo "gantry2 $(gantry_loop 2 "$SPEC2")" >>"$RAW"
   echo "ddp2 $(ddp_loop 2)" >>"$RAW"
   echo "gantry1 $(gantry_loop 1 "$SPEC1")" >>"$RAW"
+  # The machine's ceiling for 2 ranks: two independent 1-rank runs at once
+  # (no communication, no synchronisation), their samples/s added.
+  gantry_loop 1 "$SPEC1" >"$TMP/pair-a" & pair=$!
+  gantry_loop 1 "$SPEC1" >"$TMP/pair-b"; wait "$pair"
+  echo "pair $(cut -d' ' -f1 "$TMP/pair-a") $(cut -d' ' -f1 "$TMP/pair-b")" >>"$RAW"
   echo "job $(demo_job)" >>"$RAW"
 done
 
 "$PY" - "$RAW" "$ROUNDS" <<'PY'
 import json, sys, statistics as st
-g2, g1, ddp, job, start, ddp_loop, blas, ddp_blas = [], [], [], [], [], [], set(), set()
+g2, g1, ddp, job, start, ddp_loop, pair, blas, ddp_blas = [], [], [], [], [], [], [], set(), set()
 for line in open(sys.argv[1]):
     kind, rest = line.split(" ", 1)
     if kind == "gantry2": v, b = rest.split(); g2.append(float(v)); blas.add(b)
@@ -105,6 +131,7 @@ for line in open(sys.argv[1]):
     elif kind == "ddp2":
         d = json.loads(rest); ddp.append(d["samples_per_sec"]); ddp_loop.append(d["loop_seconds"]); ddp_blas.add(d["blas"])
     elif kind == "job": a, b = rest.split(); job.append(float(a)); start.append(float(b))
+    elif kind == "pair": a, b = rest.split(); pair.append(float(a) + float(b))
 sp = lambda v: {"min": round(min(v), 3), "median": round(st.median(v), 3), "max": round(max(v), 3)}
 def emit(metric, value, g, b, note):
     print(json.dumps({"bench": "ddp", "metric": metric, "value": round(value, 3), "unit": "x", "n": len(g),
@@ -118,4 +145,7 @@ emit("demo_job_vs_ddp_loop", st.median(ddp_loop) / st.median(job), job, ddp_loop
      "goal >= 1; submit -> RUNNING median %.3f s" % st.median(start))
 emit("throughput_2rank_vs_1rank", st.median(g2) / st.median(g1), g2, g1,
      "samples/s; gantry = 2 ranks, baseline = 1 rank, 1 thread each, demo job loop; goal >= 1.8")
+emit("independent_pair_vs_1rank", st.median(pair) / st.median(g1), pair, g1,
+     "samples/s; gantry = two independent 1-rank runs at the same time, added (the machine's ceiling for "
+     "2 ranks: no communication), baseline = 1 rank")
 PY
