@@ -74,7 +74,8 @@ bool SetBlasThreads(const BlasInfo& info, int threads) {
 std::string DescribeBlas(const BlasInfo& b) {
   switch (b.kind) {
     case BlasKind::kNone:
-      return "no BLAS loaded (sgemm_ not found)";
+      // e.g. a LibTorch that links MKL statically (PyTorch's own builds).
+      return "no shared BLAS provides sgemm_ (LibTorch may carry its own, e.g. MKL linked statically)";
     case BlasKind::kOpenBlas: {
       std::string s = b.config.empty() ? "OpenBLAS" : b.config;
       s += " (" + (b.threading.empty() ? std::string("?") : b.threading) + ", " + std::to_string(b.threads) +

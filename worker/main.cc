@@ -44,7 +44,7 @@ int Fail(const Status& st, const char* what) {
 void LogBlas(int threads) {
   BlasInfo blas = DetectBlas();
   if (SetBlasThreads(blas, threads)) blas = DetectBlas();
-  if (blas.kind == BlasKind::kReference || blas.kind == BlasKind::kNone) {
+  if (blas.kind == BlasKind::kReference) {
     spdlog::warn("BLAS: {}: matrix products run 10-20x slower than with OpenBLAS; install "
                  "libopenblas0-openmp and select it (scripts/lib.sh does: update-alternatives --set "
                  "libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3), "
