@@ -3,7 +3,7 @@
 
 GANTRY_PACKAGES=(
   build-essential cmake pkg-config ccache
-  libtorch-dev
+  libtorch-dev libopenblas0-openmp
   libopenmpi-dev openmpi-bin
   libzmq3-dev cppzmq-dev
   libsqlite3-dev
@@ -37,11 +37,40 @@ install_packages() {
   done
   if [ ${#missing[@]} -eq 0 ]; then
     log "all ${#GANTRY_PACKAGES[@]} Debian packages present"
-    return
+  else
+    log "installing ${#missing[@]} missing Debian packages: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
   fi
-  log "installing ${#missing[@]} missing Debian packages: ${missing[*]}"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  select_blas
+}
+
+# Makes OpenBLAS (OpenMP build) the libblas.so.3 that LibTorch calls.
+# Debian's LibTorch calls whatever the libblas.so.3-x86_64-linux-gnu
+# alternative points at; the reference Netlib BLAS it may fall back to trains
+# the demo job 10x slower (docs/dependencies.md says why OpenMP). This
+# changes the system-wide default for every program that links libblas.so.3;
+# an administrator's manual choice of a BLAS other than OpenBLAS and the
+# reference (MKL, BLIS) is kept.
+# Set GANTRY_KEEP_BLAS=1 to leave the alternatives alone. Idempotent.
+GANTRY_BLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
+select_blas() {
+  [ "${GANTRY_KEEP_BLAS:-0}" = 1 ] && return
+  local name current mode
+  # All three: libblas.so.3 loads libopenblas.so.0 through the system path,
+  # so leaving that one on another build mixes two OpenBLAS builds.
+  for name in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
+    local alt=$name-x86_64-linux-gnu
+    current=$(update-alternatives --query "$alt" 2>/dev/null | sed -n 's/^Value: //p')
+    mode=$(update-alternatives --query "$alt" 2>/dev/null | sed -n 's/^Status: //p')
+    [ "$current" = "$GANTRY_BLAS_DIR/$name" ] && continue
+    if [ "$mode" = manual ] && [ -n "$current" ] && [[ "$current" != */blas/* && "$current" != */lapack/* && "$current" != */openblas-* ]]; then
+      log "keeping $alt -> $current (chosen by hand; Gantry's default is $GANTRY_BLAS_DIR)"
+      continue
+    fi
+    log "selecting OpenBLAS (OpenMP) as $name (was ${current:-none})"
+    as_root update-alternatives --set "$alt" "$GANTRY_BLAS_DIR/$name"
+  done
 }
 
 # build DIR [extra cmake args...]

@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 #include <torch/torch.h>
 #include <csignal>
+#include <cstdlib>
 
 #include <zmq.hpp>
 
@@ -15,6 +16,7 @@
 #include "common/exit_codes.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "worker/blas_info.h"
 #include "worker/checkpoint_client.h"
 #include "worker/cli_options.h"
 #include "worker/heartbeat.h"
@@ -35,6 +37,22 @@ using namespace gantry::worker;
 int Fail(const Status& st, const char* what) {
   spdlog::error("{}: {}", what, st.ToString());
   return ExitCodeFor(st);
+}
+
+// BLAS threads follow train.threads like LibTorch's own (an OpenBLAS
+// pthread pool is sized per core when the library loads, and 2 ranks on 2
+// cores would each start 2); then names the BLAS, warning about the slow one.
+void LogBlas(int threads) {
+  BlasInfo blas = DetectBlas();
+  if (SetBlasThreads(blas, threads)) blas = DetectBlas();
+  if (blas.kind == BlasKind::kReference) {
+    spdlog::warn("BLAS: {}: matrix products run 10-20x slower than with OpenBLAS; install "
+                 "libopenblas0-openmp and select it (scripts/lib.sh does: update-alternatives --set "
+                 "libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3), "
+                 "see docs/worker.md", DescribeBlas(blas));
+  } else {
+    spdlog::info("BLAS: {}", DescribeBlas(blas));
+  }
 }
 
 int Run(int argc, char** argv) {
@@ -60,6 +78,7 @@ int Run(int argc, char** argv) {
   auto spec = LoadJobSpec(opt.spec_path);
   if (!spec.ok()) return Fail(spec.status(), "bad job spec");
   torch::set_num_threads(spec->train.threads);
+  LogBlas(spec->train.threads);
 
   // Data is rank-independent; reading it before MPI_Init means a bad file
   // ends the rank before any peer can block on it (mpirun ends the job).
@@ -78,6 +97,12 @@ int Run(int argc, char** argv) {
   auto stop = StopSignal::Install();
   if (!stop.ok()) return Fail(stop.status(), "installing signal handlers");
 
+  // A rank waiting in a collective yields the core instead of spinning
+  // through its whole time slice: when the kernel puts both ranks of a job
+  // on one core (other work on the host), a spinning rank made its peer
+  // wait ~20 ms per allreduce, 12x slower steps (docs/performance.md). The
+  // launcher's or user's own setting wins.
+  ::setenv("OMPI_MCA_mpi_yield_when_idle", "1", /*overwrite=*/0);
   auto session = MpiSession::Create(&argc, &argv);
   if (!session.ok()) return Fail(session.status(), "starting MPI");
   MpiSession& mpi = **session;
