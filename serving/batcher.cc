@@ -4,6 +4,17 @@
 #include <utility>
 
 namespace gantry::serving {
+namespace {
+
+// A throwing DoneFn must not take the worker (and every later request) down.
+void Deliver(const DoneFn& done, Result<RowsResult> result) {
+  try {
+    done(std::move(result));
+  } catch (...) {  // the caller's bug; nothing left to tell it
+  }
+}
+
+}  // namespace
 
 Batcher::Batcher(BatcherOptions options, BatchFn fn)
     : options_(std::move(options)), fn_(std::move(fn)) {
@@ -29,6 +40,7 @@ Status Batcher::Submit(std::vector<float> rows, DoneFn done) {
         "batcher: a request needs whole rows of " + std::to_string(rs) + " elements (got " +
         std::to_string(rows.size()) + ")"));
   }
+  if (!done) return refuse(Status::InvalidArgument("batcher: no completion callback"));
   const size_t n = rows.size() / rs;
   if (n > options_.max_batch) {
     return refuse(Status::InvalidArgument(
@@ -78,7 +90,9 @@ void Batcher::Stop(StopMode mode) {
     left.swap(queue_);
     queued_rows_ = 0;
   }
-  for (auto& p : left) p.done(Status::Unavailable("serving stopped before the request ran"));
+  for (auto& p : left) {
+    Deliver(p.done, Status::Unavailable("serving stopped before the request ran"));
+  }
 }
 
 void Batcher::Notify() {
@@ -169,7 +183,7 @@ void Batcher::RunBatch(std::vector<Pending>& batch) {
     if (!out.ok()) ++stats_.failed_batches;
   }
   if (!out.ok()) {
-    for (auto& p : batch) p.done(out.status());
+    for (auto& p : batch) Deliver(p.done, out.status());
     return;
   }
   const size_t out_rs = out->data.size() / rows;
@@ -183,7 +197,7 @@ void Batcher::RunBatch(std::vector<Pending>& batch) {
     const auto begin = out->data.begin() + static_cast<std::ptrdiff_t>(offset * out_rs);
     r.data.assign(begin, begin + static_cast<std::ptrdiff_t>(p.n * out_rs));
     offset += p.n;
-    p.done(std::move(r));
+    Deliver(p.done, std::move(r));
   }
 }
 

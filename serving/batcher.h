@@ -38,7 +38,8 @@
 // Thread safety: Submit, Stop, Notify and stats may be called from any thread.
 // DoneFn runs on the worker thread (or on the thread calling Stop(kFail) for
 // requests failed there), never under the batcher's lock; it may Submit
-// again but must not call Stop. BatchFn runs on the worker thread only.
+// again but must not call Stop. An exception from it is swallowed (the
+// worker keeps serving); it should not throw. BatchFn runs on the worker thread only.
 #pragma once
 
 #include <chrono>

@@ -422,7 +422,8 @@ ApiResult<InferRequest> DecodeInferRequest(std::string_view body, const ModelMet
     req.inputs.push_back(std::move(*by_spec[s]));
   }
   if (const json* outputs = Find(j, "outputs")) {
-    if (!outputs->is_array()) return Malformed("outputs", "expected an array, got " + TypeName(*outputs));
+    if (!outputs->is_array())
+      return Malformed("outputs", "expected an array, got " + TypeName(*outputs));
     for (size_t i = 0; i < outputs->size(); ++i) {
       const std::string field = "outputs[" + std::to_string(i) + "]";
       const json& o = (*outputs)[i];

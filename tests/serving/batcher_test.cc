@@ -225,5 +225,13 @@ TEST(Batcher, BatchFnFailuresReachEveryRequestOfTheBatch) {
   EXPECT_EQ(b.stats().failed_batches, 3u);
 }
 
+TEST(Batcher, ThrowingCallbackDoesNotStopTheWorker) {
+  Batcher b(Opts(4), SumFn());
+  EXPECT_EQ(b.Submit(Rows(1, 1), DoneFn()).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(b.Submit(Rows(1, 1), [](Result<RowsResult>) { throw std::runtime_error("x"); }).ok());
+  auto after = b.Submit(Rows(1, 1)).get();
+  EXPECT_TRUE(after.ok()) << after.status().ToString();
+}
+
 }  // namespace
 }  // namespace gantry::serving

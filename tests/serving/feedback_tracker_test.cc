@@ -15,7 +15,8 @@ TEST(FeedbackTracker, AccuracyPrecisionRecallOverTheWindow) {
   FeedbackTracker t(o);
   // (predicted, true): 0→0, 0→0, 0→1, 1→1, 1→0, 2→2
   const std::vector<std::pair<int, int>> cases = {{0, 0}, {0, 0}, {0, 1}, {1, 1}, {1, 0}, {2, 2}};
-  for (size_t i = 0; i < cases.size(); ++i) t.RecordPrediction("r" + std::to_string(i), cases[i].first);
+  for (size_t i = 0; i < cases.size(); ++i)
+    t.RecordPrediction("r" + std::to_string(i), cases[i].first);
   for (size_t i = 0; i < cases.size(); ++i)
     ASSERT_TRUE(t.RecordFeedback("r" + std::to_string(i), cases[i].second).ok());
   const FeedbackSnapshot s = t.Snapshot();
@@ -24,7 +25,8 @@ TEST(FeedbackTracker, AccuracyPrecisionRecallOverTheWindow) {
   ASSERT_TRUE(s.accuracy.has_value());
   EXPECT_DOUBLE_EQ(*s.accuracy, 4.0 / 6.0);
   ASSERT_EQ(s.per_class.size(), 3u);
-  const ClassStats& c0 = s.per_class.at(0);  // predicted 0 three times, 2 right; truly 0 three times
+  // Class 0: predicted three times, 2 right; truly 0 three times.
+  const ClassStats& c0 = s.per_class.at(0);
   EXPECT_DOUBLE_EQ(*c0.precision, 2.0 / 3.0);
   EXPECT_DOUBLE_EQ(*c0.recall, 2.0 / 3.0);
   EXPECT_EQ(c0.support, 3u);

@@ -105,9 +105,12 @@ TEST(InferCodec, RefusesMalformedBodies) {
 }
 
 TEST(InferCodec, RefusesUnknownAndDuplicateInputs) {
-  ExpectError(R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]})",
-              400, ErrorKind::kMalformed, "inputs[0].name: unknown input \"x\" (model tiny takes \"input\")");
-  const std::string in = R"({"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]})";
+  ExpectError(
+      R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]})",
+      400, ErrorKind::kMalformed,
+      "inputs[0].name: unknown input \"x\" (model tiny takes \"input\")");
+  const std::string in =
+      R"({"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]})";
   ExpectError(R"({"inputs": [)" + in + "," + in + "]}", 400, ErrorKind::kMalformed,
               "inputs[1].name: input \"input\" given twice");
 }
