@@ -32,6 +32,8 @@ ApiResult<json> ParseObject(std::string_view body, const char* what) {
     j = json::parse(body.begin(), body.end());
   } catch (const json::parse_error& e) {
     return Malformed(what, std::string("invalid JSON at byte ") + std::to_string(e.byte));
+  } catch (const json::exception& e) {
+    return Malformed(what, std::string("invalid JSON: ") + e.what());
   }
   if (!j.is_object()) return Malformed(what, "expected a JSON object, got " + TypeName(j));
   return j;
@@ -477,7 +479,7 @@ std::string EncodeInferResponse(const InferResponse& r) {
   for (const auto& t : r.outputs) outs.push_back(EncodeTensor(t));
   j["outputs"] = std::move(outs);
   if (!r.parameters.empty()) j["parameters"] = EncodeParameters(r.parameters);
-  return j.dump();
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 ApiResult<InferResponse> DecodeInferResponse(std::string_view body) {
@@ -527,7 +529,7 @@ std::string EncodeModelMetadata(const ModelMetadata& m) {
             {"platform", m.platform},
             {"inputs", specs(m.inputs)},
             {"outputs", specs(m.outputs)}};
-  return j.dump();
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string EncodeError(const ApiError& error) {

@@ -171,6 +171,10 @@ TEST(InferCodec, RefusesNonFiniteWithTheElementIndex) {
   // The index is the flat row-major one, also for nested data.
   ExpectError(Body("FP32", "[2, 4]", R"([[1, 2, 3, 4], [5, "nan", 7, 8]])"), 400,
               ErrorKind::kNonFinite, "inputs[0].data[5]: nan is not allowed (element 5)");
+  // A number beyond double is refused too, however the parser takes it.
+  auto huge = DecodeInferRequest(Body("FP64", "[1, 4]", "[1, 1e400, 3, 4]"), Tiny());
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.error().http_status, 400);
   // 1e39 is a fine FP64.
   EXPECT_TRUE(DecodeInferRequest(Body("FP64", "[1, 4]", "[1, 1e39, 3, 4]"), Tiny()).ok());
 }
