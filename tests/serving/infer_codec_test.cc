@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 namespace gantry::serving {
@@ -202,6 +203,37 @@ TEST(InferCodec, SurvivesDeepNesting) {
   auto r = DecodeInferRequest(Body("FP32", "[1, 4]", deep), Tiny());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().http_status, 400);
+}
+
+TEST(InferCodec, MutatedBodiesNeverCrash) {
+  const std::string valid =
+      Body("FP32", "[2, 1, 2, 2]", "[[[[1, 2], [3, 4]]], [[[5, 6], [7, 8]]]]",
+           R"(, "parameters": {"a": 1}, "outputs": [{"name": "logits"}])");
+  const std::string alphabet = "[]{}\",:-0123456789.eE truefalsnul\xff";
+  std::mt19937 rng(7);
+  int accepted = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string body = valid;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const size_t pos = rng() % body.size();
+      switch (rng() % 3) {
+        case 0: body[pos] = alphabet[rng() % alphabet.size()]; break;
+        case 1: body.erase(pos, 1 + rng() % 8); break;
+        default: body.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
+      }
+      if (body.empty()) body = "{";
+    }
+    auto r = DecodeInferRequest(body, Tiny());
+    if (r.ok()) {
+      ++accepted;
+      EXPECT_EQ(r->inputs.size(), 1u);
+    } else {
+      EXPECT_TRUE(r.error().http_status == 400 || r.error().http_status == 413) << body;
+      EXPECT_FALSE(EncodeError(r.error()).empty());
+    }
+  }
+  EXPECT_LT(accepted, 3000);
 }
 
 TEST(InferCodec, ResponseRoundTrips) {
