@@ -1,0 +1,237 @@
+// The dynamic batcher: batch formation up to max_batch, max_delay on a manual
+// clock, the bounded queue, stop modes and BatchFn failures. Synchronisation
+// is by gates, futures and polled counters, never by sleeping.
+#include "serving/batcher.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <stdexcept>
+
+#include "serving/api_error.h"
+#include "tests/serving/serving_test_util.h"
+
+namespace gantry::serving {
+namespace {
+using namespace std::chrono_literals;
+using testing::Gate;
+using testing::Ready;
+using testing::SumFn;
+using testing::WaitFor;
+
+BatcherOptions Opts(size_t max_batch, size_t row_size = 2) {
+  BatcherOptions o;
+  o.row_size = row_size;
+  o.max_batch = max_batch;
+  return o;
+}
+
+std::vector<float> Rows(size_t n, float v, size_t row_size = 2) {
+  return std::vector<float>(n * row_size, v);
+}
+
+TEST(Batcher, QueuedRequestsRunAsOneBatchUpToMaxBatch) {
+  Gate gate;
+  auto fn = std::make_shared<SumFn>(&gate);
+  Batcher b(Opts(8), [fn](const BatchInput& in) { return (*fn)(in); });
+  auto first = b.Submit(Rows(1, 1));
+  ASSERT_TRUE(gate.WaitEntered(1));  // the worker is busy with the first
+  std::vector<std::future<Result<RowsResult>>> rest;
+  for (int i = 0; i < 10; ++i) rest.push_back(b.Submit(Rows(1, static_cast<float>(i))));
+  EXPECT_EQ(b.stats().queued_rows, 10u);
+  gate.Open();
+  ASSERT_TRUE(Ready(first));
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(Ready(rest[i]));
+    auto r = rest[i].get();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->rows, 1u);
+    EXPECT_EQ(r->row_size, 1u);
+    EXPECT_FLOAT_EQ(r->data[0], 2.0f * static_cast<float>(i));  // its own row, not a neighbour's
+    EXPECT_EQ(r->batch_rows, i < 8 ? 8u : 2u);
+  }
+  EXPECT_EQ(fn->sizes(), (std::vector<size_t>{1, 8, 2}));
+  EXPECT_EQ(b.stats().batches, 3u);
+  EXPECT_EQ(b.stats().rows, 11u);
+}
+
+TEST(Batcher, RequestsAreNeverSplit) {
+  Gate gate;
+  auto fn = std::make_shared<SumFn>(&gate);
+  Batcher b(Opts(4), [fn](const BatchInput& in) { return (*fn)(in); });
+  auto first = b.Submit(Rows(1, 0));
+  ASSERT_TRUE(gate.WaitEntered(1));
+  auto a = b.Submit(Rows(3, 1));
+  auto c = b.Submit(Rows(3, 2));
+  gate.Open();
+  ASSERT_TRUE(Ready(a) && Ready(c));
+  auto ra = a.get();
+  ASSERT_TRUE(ra.ok());
+  EXPECT_EQ(ra->data, (std::vector<float>{2, 2, 2}));
+  EXPECT_EQ(fn->sizes(), (std::vector<size_t>{1, 3, 3}));
+}
+
+TEST(Batcher, RefusesRequestsLargerThanMaxBatchAndPartialRows) {
+  Batcher b(Opts(4), SumFn());
+  auto big = b.Submit(Rows(5, 1)).get();
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(big.status().message().find("5 rows exceed max_batch 4"), std::string::npos);
+  auto partial = b.Submit(std::vector<float>{1, 2, 3}).get();
+  EXPECT_EQ(partial.status().code(), StatusCode::kInvalidArgument);
+  auto empty = b.Submit(std::vector<float>{}).get();
+  EXPECT_EQ(empty.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(b.stats().rejected, 3u);
+}
+
+TEST(Batcher, MaxDelayWaitsOnTheInjectedClock) {
+  ManualClock clock;
+  BatcherOptions o = Opts(8);
+  o.max_delay = 100ms;
+  o.clock = &clock;
+  auto fn = std::make_shared<SumFn>();
+  Batcher b(o, [fn](const BatchInput& in) { return (*fn)(in); });
+  auto a = b.Submit(Rows(1, 1));
+  ASSERT_TRUE(WaitFor([&] { return b.stats().waits >= 1; }));
+  clock.Advance(60ms);
+  b.Notify();
+  auto c = b.Submit(Rows(2, 1));  // waits for the oldest's deadline, not its own
+  const uint64_t waits = b.stats().waits;
+  ASSERT_TRUE(WaitFor([&] { return b.stats().waits > waits; }));
+  clock.Advance(39ms);  // 99 ms after the first request
+  b.Notify();
+  const uint64_t waits2 = b.stats().waits;
+  ASSERT_TRUE(WaitFor([&] { return b.stats().waits > waits2; }));
+  EXPECT_EQ(b.stats().batches, 0u);
+  EXPECT_EQ(a.wait_for(0s), std::future_status::timeout);
+  clock.Advance(1ms);  // the deadline
+  b.Notify();
+  ASSERT_TRUE(Ready(a) && Ready(c));
+  auto ra = a.get();
+  ASSERT_TRUE(ra.ok());
+  EXPECT_EQ(ra->batch_rows, 3u);
+  EXPECT_EQ(fn->sizes(), (std::vector<size_t>{3}));
+}
+
+TEST(Batcher, FullBatchDoesNotWaitForMaxDelay) {
+  ManualClock clock;
+  BatcherOptions o = Opts(4);
+  o.max_delay = 1h;
+  o.clock = &clock;
+  auto fn = std::make_shared<SumFn>();
+  Batcher b(o, [fn](const BatchInput& in) { return (*fn)(in); });
+  auto a = b.Submit(Rows(1, 1));
+  ASSERT_TRUE(WaitFor([&] { return b.stats().waits >= 1; }));
+  auto c = b.Submit(Rows(3, 1));  // fills max_batch: runs without the clock moving
+  ASSERT_TRUE(Ready(a) && Ready(c));
+  EXPECT_EQ(fn->sizes(), (std::vector<size_t>{4}));
+}
+
+TEST(Batcher, FullQueueAnswersResourceExhaustedAtOnce) {
+  Gate gate;
+  BatcherOptions o = Opts(2);
+  o.max_queued_requests = 2;
+  o.max_queued_rows = 3;
+  Batcher b(o, SumFn(&gate));
+  auto running = b.Submit(Rows(1, 1));
+  ASSERT_TRUE(gate.WaitEntered(1));
+  auto q1 = b.Submit(Rows(2, 1));
+  auto rows_full = b.Submit(Rows(2, 1)).get();  // 2 + 2 rows > 3
+  ASSERT_FALSE(rows_full.ok());
+  EXPECT_EQ(rows_full.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(ApiErrorFromStatus(rows_full.status()).http_status, 503);
+  auto q2 = b.Submit(Rows(1, 1));
+  auto requests_full = b.Submit(Rows(1, 1)).get();  // a third queued request
+  ASSERT_FALSE(requests_full.ok());
+  EXPECT_EQ(requests_full.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(requests_full.status().message().find("serving queue full"), std::string::npos);
+  EXPECT_EQ(b.stats().rejected, 2u);
+  gate.Open();
+  ASSERT_TRUE(Ready(q1) && Ready(q2));
+  EXPECT_TRUE(q1.get().ok());
+  EXPECT_TRUE(q2.get().ok());
+  EXPECT_TRUE(b.Submit(Rows(2, 1)).get().ok());  // room again
+}
+
+TEST(Batcher, StopFailFailsPendingWithUnavailable) {
+  Gate gate;
+  Batcher b(Opts(2), SumFn(&gate));
+  auto running = b.Submit(Rows(2, 1));
+  ASSERT_TRUE(gate.WaitEntered(1));
+  auto p1 = b.Submit(Rows(1, 1));
+  auto p2 = b.Submit(Rows(2, 1));
+  std::thread stopper([&] { b.Stop(StopMode::kFail); });
+  ASSERT_TRUE(WaitFor([&] { return b.stopping(); }));
+  auto late = b.Submit(Rows(1, 1)).get();
+  EXPECT_EQ(late.status().code(), StatusCode::kUnavailable);
+  gate.Open();
+  stopper.join();
+  ASSERT_TRUE(Ready(running));
+  EXPECT_TRUE(running.get().ok());  // the batch in flight finishes
+  for (auto* f : {&p1, &p2}) {
+    ASSERT_TRUE(Ready(*f));
+    auto r = f->get();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  }
+  EXPECT_EQ(b.stats().batches, 1u);
+}
+
+TEST(Batcher, StopDrainRunsPending) {
+  Gate gate;
+  auto fn = std::make_shared<SumFn>(&gate);
+  ManualClock clock;
+  BatcherOptions o = Opts(2);
+  o.max_delay = 1h;  // drain does not wait for company
+  o.clock = &clock;
+  Batcher b(o, [fn](const BatchInput& in) { return (*fn)(in); });
+  auto running = b.Submit(Rows(2, 1));
+  ASSERT_TRUE(gate.WaitEntered(1));
+  auto p1 = b.Submit(Rows(2, 1));
+  auto p2 = b.Submit(Rows(1, 1));
+  std::thread stopper([&] { b.Stop(StopMode::kDrain); });
+  ASSERT_TRUE(WaitFor([&] { return b.stopping(); }));
+  gate.Open();
+  stopper.join();
+  for (auto* f : {&running, &p1, &p2}) {
+    ASSERT_TRUE(Ready(*f));
+    EXPECT_TRUE(f->get().ok());
+  }
+  EXPECT_EQ(fn->sizes(), (std::vector<size_t>{2, 2, 1}));
+  EXPECT_EQ(b.Submit(Rows(1, 1)).get().status().code(), StatusCode::kUnavailable);
+}
+
+TEST(Batcher, BatchFnFailuresReachEveryRequestOfTheBatch) {
+  Gate gate;
+  int calls = 0;
+  Batcher b(Opts(4), [&](const BatchInput&) -> Result<BatchOutput> {
+    if (++calls == 1) {
+      gate.Pass();
+      return Status::Internal("forward failed");
+    }
+    if (calls == 2) throw std::runtime_error("boom");
+    return BatchOutput{{1, 2, 3}, "v"};  // 3 elements for 2 rows
+  });
+  auto a = b.Submit(Rows(1, 1));
+  ASSERT_TRUE(gate.WaitEntered(1));
+  gate.Open();
+  EXPECT_EQ(a.get().status().message(), "forward failed");
+  auto thrown = b.Submit(Rows(1, 1)).get();
+  EXPECT_EQ(thrown.status().code(), StatusCode::kInternal);
+  EXPECT_NE(thrown.status().message().find("boom"), std::string::npos);
+  auto wrong = b.Submit(Rows(2, 1)).get();
+  EXPECT_EQ(wrong.status().code(), StatusCode::kInternal);
+  EXPECT_NE(wrong.status().message().find("3 elements for 2 rows"), std::string::npos);
+  EXPECT_EQ(b.stats().failed_batches, 3u);
+}
+
+TEST(Batcher, ThrowingCallbackDoesNotStopTheWorker) {
+  Batcher b(Opts(4), SumFn());
+  EXPECT_EQ(b.Submit(Rows(1, 1), DoneFn()).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(b.Submit(Rows(1, 1), [](Result<RowsResult>) { throw std::runtime_error("x"); }).ok());
+  auto after = b.Submit(Rows(1, 1)).get();
+  EXPECT_TRUE(after.ok()) << after.status().ToString();
+}
+
+}  // namespace
+}  // namespace gantry::serving
