@@ -5,6 +5,7 @@
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <thread>
 
@@ -142,6 +143,32 @@ TEST_F(HttpServerTest, MalformedRequestsGet400AndServerKeepsServing) {
     EXPECT_TRUE(c.closed());
     EXPECT_TRUE(Healthy());
   }
+}
+
+TEST_F(HttpServerTest, RandomBytesNeverCrashTheServer) {
+  StartServer();
+  std::mt19937 rng(7);
+  const std::string prefixes[] = {"", "GET ", "GET /healthz HTTP/1.1\r\n", "POST /api/echo HTTP/1.1\r\nContent-Length: 5\r\n"};
+  for (int i = 0; i < 200; ++i) {
+    std::string req = prefixes[i % 4];
+    int n = static_cast<int>(rng() % 300);
+    for (int j = 0; j < n; ++j) {
+      // Mostly printable, with CR/LF and arbitrary bytes mixed in.
+      uint32_t r = rng() % 16;
+      req += r == 0 ? '\r' : r == 1 ? '\n' : r == 2 ? static_cast<char>(rng() % 256) : static_cast<char>(32 + rng() % 95);
+    }
+    req += "\r\n\r\n";
+    RawConn c(server_->port());
+    ASSERT_TRUE(c.connected());
+    c.Send(req);
+    std::string got = c.ReadUntil("\r\n\r\n", 5000ms);
+    if (!got.empty()) {
+      EXPECT_EQ(got.substr(0, 9), "HTTP/1.1 ") << got;
+      int status = std::atoi(got.substr(9, 3).c_str());
+      EXPECT_TRUE(status == 200 || (status >= 400 && status < 500)) << "status " << status << " for " << req;
+    }
+  }
+  EXPECT_TRUE(Healthy());
 }
 
 TEST_F(HttpServerTest, OversizedHeaderAndBodyGet413) {
