@@ -1,6 +1,7 @@
 #include "monitor/http/server.h"
 
 #include <atomic>
+#include <mutex>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -26,6 +27,10 @@ struct Shared {
   HttpServerOptions options;
   std::shared_ptr<const Router> router;
   std::atomic<size_t> connections{0};
+  // Guards posting from publisher threads against Stop() destroying the
+  // io_context: a wake posts only while holding post_mu and !stopping.
+  std::mutex post_mu;
+  bool stopping = false;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -112,7 +117,9 @@ class Session : public std::enable_shared_from_this<Session> {
     broadcaster_ = std::move(res.event_stream);
     std::weak_ptr<Session> weak = weak_from_this();
     auto executor = stream_.get_executor();
-    sse_client_ = broadcaster_->Subscribe([weak, executor] {
+    sse_client_ = broadcaster_->Subscribe([weak, executor, shared = shared_] {
+      std::lock_guard<std::mutex> lock(shared->post_mu);
+      if (shared->stopping) return;
       if (auto self = weak.lock()) {
         asio::post(executor, [self] { self->PumpEvents(); });
       }
@@ -126,6 +133,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ScheduleHeartbeat() {
+    if (shared_->options.sse_heartbeat.count() <= 0) return;  // disabled
     heartbeat_.expires_after(shared_->options.sse_heartbeat);
     // The pending heartbeat is what keeps a streaming session alive between
     // writes; Close() cancels it.
@@ -241,6 +249,10 @@ Status HttpServer::Start() {
   }
   impl_->port = acc.local_endpoint().port();
   impl_->started = true;
+  {
+    std::lock_guard<std::mutex> lock(impl_->shared->post_mu);
+    impl_->shared->stopping = false;
+  }
   impl_->DoAccept();
   int n = o.threads > 0 ? o.threads : 1;
   for (int i = 0; i < n; ++i) {
@@ -256,6 +268,10 @@ size_t HttpServer::connections() const { return impl_->shared->connections.load(
 void HttpServer::Stop() {
   if (!impl_ || !impl_->started) return;
   impl_->started = false;
+  {
+    std::lock_guard<std::mutex> lock(impl_->shared->post_mu);
+    impl_->shared->stopping = true;
+  }
   impl_->ioc->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();

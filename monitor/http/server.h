@@ -42,7 +42,7 @@ struct HttpServerOptions {
   size_t max_connections = 128;
   std::chrono::milliseconds read_timeout{10'000};
   std::chrono::milliseconds write_timeout{10'000};
-  std::chrono::milliseconds sse_heartbeat{15'000};
+  std::chrono::milliseconds sse_heartbeat{15'000};  // <= 0: no heartbeat
   // Bearer token for mutating routes; empty refuses them all (403).
   std::string token;
 };

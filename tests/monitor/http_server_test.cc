@@ -2,6 +2,7 @@
 // limits, token, traversal, keep-alive, slow clients and Server-Sent Events.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -340,7 +341,14 @@ TEST_F(HttpServerTest, StopClosesConnectionsAndFreesThePort) {
   RawConn c(server_->port());
   ASSERT_TRUE(c.Send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n"));
   ASSERT_NE(c.ReadUntil(":ok\n\n", 5000ms).find(":ok"), std::string::npos);
+  // A publisher keeps going while the server stops (no post into a dead io_context).
+  std::atomic<bool> done{false};
+  std::thread publisher([&] {
+    while (!done) events_->Publish("tick", "x");
+  });
   server_->Stop();
+  done = true;
+  publisher.join();
   c.ReadUntil("never", 5000ms);
   EXPECT_TRUE(c.closed());
   EXPECT_EQ(events_->stats().clients, 0u);
