@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/process.h"
+#include "monitor/http/metrics_route.h"
 #include "monitor/http/server.h"
 #include "monitor/prometheus/snapshot.h"
 #include "tests/monitor/http_test_client.h"
@@ -170,6 +171,17 @@ TEST(SnapshotTest, PromtoolCheckMetricsIsClean) {
   EXPECT_NE(Shell("promtool check metrics < " + dir.path() + "/bad.txt").first, 0);
 }
 
+TEST(MetricsRouteTest, AnswersThePageOr500) {
+  auto ok = http::MetricsRoute([] { return Result<MetricsSnapshot>(TrickySnapshot()); })(http::HttpRequest{});
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(ok.body.find("gantry_queue_depth 7\n"), std::string::npos);
+  auto bad = http::MetricsRoute([] { return Result<MetricsSnapshot>(Status::Unavailable("store closed")); })(
+      http::HttpRequest{});
+  EXPECT_EQ(bad.status, 500);
+  EXPECT_NE(bad.body.find("store closed"), std::string::npos);
+}
+
 uint16_t FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -189,13 +201,9 @@ uint16_t FreePort() {
 TEST(PrometheusScrapeTest, RealPrometheusScrapesTheMetricsPage) {
   if (!OnPath("prometheus")) GTEST_SKIP() << "prometheus not installed (Debian package 'prometheus')";
   auto router = std::make_shared<http::Router>();
-  ASSERT_TRUE(router->Add("GET", "/metrics", [](const http::HttpRequest&) {
-    auto page = RenderPrometheus(TrickySnapshot());
-    if (!page.ok()) return http::HttpResponse::Error(500, page.status().message());
-    http::HttpResponse r = http::HttpResponse::Text(200, std::move(page).value());
-    r.content_type = std::string(TextWriter::kContentType);
-    return r;
-  }).ok());
+  ASSERT_TRUE(router->Add("GET", "/metrics", http::MetricsRoute([] {
+    return Result<MetricsSnapshot>(TrickySnapshot());
+  })).ok());
   http::HttpServerOptions options;
   options.port = 0;
   http::HttpServer server(options, router);
