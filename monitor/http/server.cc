@@ -115,13 +115,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void StartEventStream(HttpResponse res) {
     broadcaster_ = std::move(res.event_stream);
+    // The wake may outlive the io_context (the broadcaster outlives the
+    // server): it holds no executor, only a weak session and Shared.
     std::weak_ptr<Session> weak = weak_from_this();
-    auto executor = stream_.get_executor();
-    sse_client_ = broadcaster_->Subscribe([weak, executor, shared = shared_] {
+    sse_client_ = broadcaster_->Subscribe([weak, shared = shared_] {
       std::lock_guard<std::mutex> lock(shared->post_mu);
       if (shared->stopping) return;
       if (auto self = weak.lock()) {
-        asio::post(executor, [self] { self->PumpEvents(); });
+        asio::post(self->stream_.get_executor(), [self] { self->PumpEvents(); });
       }
     });
     if (!sse_client_) return SendError(503, "too many event-stream clients");
