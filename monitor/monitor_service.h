@@ -47,7 +47,7 @@ inline constexpr size_t kMaxFramesPerWakeup = 1000;
 // RpcServer tick for the api server: bounds how late an age-due flush runs.
 inline constexpr std::chrono::milliseconds kFlushTick{10};
 
-// Default and largest useful get_metrics limit.
+// get_metrics limit when the request names none.
 inline constexpr int64_t kDefaultMetricsLimit = 100000;
 
 // A get_metrics query: points of job_id with step > after_step, at most
