@@ -33,18 +33,22 @@ std::string EncodeRequest(std::string_view type, std::string_view id, std::strin
   });
 }
 
-Result<Request> DecodeRequest(std::string_view bytes) {
+Result<Request> DecodeRequest(std::string_view bytes) { return DecodeRequest(bytes, nullptr); }
+
+Result<Request> DecodeRequest(std::string_view bytes, std::string* id) {
   GANTRY_ASSIGN_OR_RETURN(json j, ParseMsgpack(bytes));
   if (!j.is_object()) return Status::InvalidArgument("request must be a map");
+  Request req;
+  // The id first: every later error can then be addressed to it.
+  GANTRY_ASSIGN_OR_RETURN(req.id, GetString(j, "id", ""));
+  if (id != nullptr) *id = req.id;
   GANTRY_ASSIGN_OR_RETURN(int64_t v, GetInt(j, "v"));
   if (v != kProtocolVersion) {
     return Status::InvalidArgument("protocol version " + std::to_string(v) +
                                    " not supported (this service speaks " +
                                    std::to_string(kProtocolVersion) + ")");
   }
-  Request req;
   GANTRY_ASSIGN_OR_RETURN(req.type, GetString(j, "type"));
-  GANTRY_ASSIGN_OR_RETURN(req.id, GetString(j, "id", ""));
   GANTRY_ASSIGN_OR_RETURN(req.auth, GetString(j, "auth", ""));
   auto it = j.find("body");
   if (it != j.end() && !it->is_null()) {

@@ -57,6 +57,11 @@ std::string EncodeRequest(const Request& req);
 // need not copy it into one.
 std::string EncodeRequest(std::string_view type, std::string_view id, std::string_view auth, const json& body);
 Result<Request> DecodeRequest(std::string_view bytes);
+// As above; also sets `*id` as soon as the envelope's string `id` has been
+// read, so an error reply to a request that fails later (wrong `v`, missing
+// `type`, bad `body`) can echo it. `*id` stays empty when the bytes are not
+// a map or `id` is absent or not a string.
+Result<Request> DecodeRequest(std::string_view bytes, std::string* id);
 std::string EncodeReply(const Reply& rep);
 Result<Reply> DecodeReply(std::string_view bytes);
 

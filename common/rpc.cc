@@ -47,17 +47,12 @@ void RpcServer::AddFd(int fd, std::function<void()> fn) {
 
 std::string RpcServer::Dispatch(std::string_view payload) {
   Reply rep;
-  auto req = DecodeRequest(payload);
+  // Sets rep.id as soon as the id is read, so a later error still echoes it.
+  auto req = DecodeRequest(payload, &rep.id);
   if (!req.ok()) {
     rep.status = req.status();
-    // Best effort: echo the id if the map was readable.
-    auto j = ParseMsgpack(payload);
-    if (j.ok() && j->is_object() && j->contains("id") && (*j)["id"].is_string()) {
-      rep.id = (*j)["id"].get<std::string>();
-    }
     return EncodeReply(rep);
   }
-  rep.id = req->id;
   auto it = handlers_.find(req->type);
   if (it == handlers_.end()) {
     rep.status = Status::InvalidArgument("unknown message type '" + req->type + "'");
@@ -78,28 +73,44 @@ std::string RpcServer::Dispatch(std::string_view payload) {
 }
 
 void RpcServer::HandleOne() {
+  // A multipart message arrives whole, so reading on without waiting gets
+  // all of its frames.
   std::vector<zmq::message_t> frames;
+  size_t total = 0;
   while (true) {
     zmq::message_t m;
     if (!socket_.recv(m, zmq::recv_flags::dontwait)) break;
-    bool more = m.more();
-    frames.push_back(std::move(m));
+    ++total;
+    const bool more = m.more();
+    if (frames.size() < kMaxFrames) frames.push_back(std::move(m));
     if (!more) break;
-    if (frames.size() > 16) {
-      // Drain the rest of an absurd message and drop it.
-      while (socket_.recv(m, zmq::recv_flags::dontwait) && m.more()) {
-      }
-      return;
-    }
   }
-  // [identity, (routing...,) empty, payload]
-  if (frames.size() < 3 || frames[frames.size() - 2].size() != 0) {
-    spdlog::debug("dropping message with bad framing ({} frames)", frames.size());
+  if (total == 0) return;
+  // [identity, (routing...,) empty, request]: the first empty frame after
+  // the identity ends the routing envelope.
+  size_t delim = 1;
+  while (delim < frames.size() && frames[delim].size() != 0) ++delim;
+  if (delim + 1 >= frames.size()) {
+    dropped_.fetch_add(1);
+    spdlog::debug("dropping message with bad framing ({} frames, no empty delimiter followed by a request)",
+                  total);
     return;
   }
-  const auto& payload = frames.back();
-  std::string reply = Dispatch(std::string_view(static_cast<const char*>(payload.data()), payload.size()));
-  for (size_t i = 0; i + 1 < frames.size(); ++i) {
+  const auto& first = frames[delim + 1];
+  const std::string_view payload(static_cast<const char*>(first.data()), first.size());
+  const size_t body_frames = total - delim - 1;
+  std::string reply;
+  if (body_frames == 1) {
+    reply = Dispatch(payload);
+  } else {
+    Reply rep;
+    (void)DecodeRequest(payload, &rep.id);  // only for the id to echo
+    rep.status = Status::InvalidArgument(
+        "request has " + std::to_string(body_frames) +
+        " frames after the empty delimiter; a request is exactly one frame (put everything in its body)");
+    reply = EncodeReply(rep);
+  }
+  for (size_t i = 0; i <= delim; ++i) {
     zmq::message_t copy(frames[i].data(), frames[i].size());
     (void)socket_.send(copy, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
   }

@@ -8,16 +8,28 @@
 //      [identity, ..., empty, reply] with the same request id.
 //   3. The client waits up to its timeout for the reply whose id matches;
 //      on timeout it drops the socket (late replies die with it).
-// A frame that does not decode gets an error reply when it can be addressed
-// and is dropped otherwise; frames above max_message_bytes are refused by
-// ZeroMQ itself. Handlers never see malformed input and may not throw past
-// the server (an exception becomes an `internal` error reply).
+// Malformed input, in the order the server checks it:
+//   - no empty delimiter after the routing frames, or nothing after it: the
+//     message cannot be answered in a way a DEALER/REQ peer would read, so
+//     it is dropped and counted (messages_dropped());
+//   - more than one frame after the delimiter: an invalid_argument reply
+//     naming the frame count (the request is not run);
+//   - a request frame that does not decode (bad MessagePack, not a map,
+//     wrong `v`, missing `type`, `body` not a map) or an unknown `type`: an
+//     invalid_argument reply.
+// Every error reply echoes the request's `id` when the frame decoded far
+// enough to read it (a map whose `id` is a string), else carries id "".
+// Frames above max_message_bytes are refused by ZeroMQ itself (the peer is
+// disconnected; the server never sees them). Handlers never see malformed
+// input and may not throw past the server (an exception becomes an
+// `internal` error reply).
 //
 // Thread safety: an RpcServer runs on the thread that calls Serve(); Stop()
 // may be called from any thread. An RpcClient belongs to one thread.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -65,7 +77,15 @@ class RpcServer {
   // Decodes and dispatches one request payload; public for tests.
   std::string Dispatch(std::string_view payload);
 
+  // Messages dropped without a reply (bad framing) since construction.
+  // Safe to read from any thread.
+  int64_t messages_dropped() const { return dropped_.load(); }
+
  private:
+  // Frames of one message kept for routing and the payload; the rest of a
+  // longer message is read and discarded (its reply says how many it had).
+  static constexpr size_t kMaxFrames = 16;
+
   void HandleOne();
 
   zmq::socket_t socket_;
@@ -81,6 +101,7 @@ class RpcServer {
   };
   std::vector<Extra> extra_;
   std::atomic<bool> stop_{false};
+  std::atomic<int64_t> dropped_{0};
 };
 
 class RpcClient {

@@ -80,7 +80,8 @@ Status MetricsStore::Write(const std::vector<MetricsPoint>& points, const std::v
   return tx.Commit();
 }
 
-Result<json> MetricsStore::Points(const std::string& job_id, int64_t after_step, int64_t limit) {
+Result<std::vector<MetricsPoint>> MetricsStore::Points(const std::string& job_id, int64_t after_step,
+                                                      int64_t limit) {
   // Rows of one point were inserted together, so ordering by (step, rowid)
   // keeps them adjacent; a point ends where (attempt, rank, step, epoch,
   // time) changes.
@@ -88,7 +89,7 @@ Result<json> MetricsStore::Points(const std::string& job_id, int64_t after_step,
       "SELECT attempt, rank, step, epoch, time, name, value, total_steps FROM metrics"
       " WHERE job_id = ?1 AND step > ?2 ORDER BY step, rowid"));
   q.Bind(1, job_id).Bind(2, after_step);
-  json points = json::array();
+  std::vector<MetricsPoint> points;
   while (true) {
     GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
@@ -97,36 +98,56 @@ Result<json> MetricsStore::Points(const std::string& job_id, int64_t after_step,
     const double time = q.ColumnDouble(4);
     bool same = false;
     if (!points.empty()) {
-      const json& last = points.back();
-      same = last["attempt"] == attempt && last["rank"] == rank && last["step"] == step &&
-             last["epoch"] == epoch && last["time"].get<double>() == time;
+      const MetricsPoint& last = points.back();
+      same = last.attempt == attempt && last.rank == rank && last.step == step && last.epoch == epoch &&
+             last.time == time;
     }
     if (!same) {
       if (static_cast<int64_t>(points.size()) >= limit) break;
-      points.push_back({{"rank", rank}, {"attempt", attempt}, {"step", step}, {"epoch", epoch},
-                        {"time", time}, {"values", json::object()}});
-      if (const int64_t total = q.ColumnInt(7); total > 0) points.back()["total_steps"] = total;
+      MetricsPoint p;
+      p.job_id = job_id;
+      p.attempt = attempt;
+      p.rank = rank;
+      p.step = step;
+      p.epoch = epoch;
+      p.time = time;
+      p.total_steps = q.ColumnInt(7);
+      points.push_back(std::move(p));
     }
-    points.back()["values"][q.ColumnText(5)] =
-        q.ColumnIsNull(6) ? std::numeric_limits<double>::quiet_NaN() : q.ColumnDouble(6);
+    points.back().values.emplace_back(
+        q.ColumnText(5), q.ColumnIsNull(6) ? std::numeric_limits<double>::quiet_NaN() : q.ColumnDouble(6));
   }
   return points;
 }
 
-Result<json> MetricsStore::Events(const std::string& job_id) {
+Result<std::vector<JobEvent>> MetricsStore::Events(const std::string& job_id) {
   GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
       "SELECT state, attempt, reason, time FROM job_events WHERE job_id = ?1 ORDER BY rowid"));
   q.Bind(1, job_id);
-  json events = json::array();
+  std::vector<JobEvent> events;
   while (true) {
     GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
-    json e = {{"state", q.ColumnText(0)}, {"time", q.ColumnDouble(3)}};
-    if (!q.ColumnIsNull(1)) e["attempt"] = q.ColumnInt(1);
-    if (!q.ColumnIsNull(2)) e["reason"] = q.ColumnText(2);
+    JobEvent e;
+    e.job_id = job_id;
+    e.state = q.ColumnText(0);
+    if (!q.ColumnIsNull(1)) e.attempt = q.ColumnInt(1);
+    if (!q.ColumnIsNull(2)) e.reason = q.ColumnText(2);
+    e.time = q.ColumnDouble(3);
     events.push_back(std::move(e));
   }
   return events;
+}
+
+Result<bool> MetricsStore::HasJob(const std::string& job_id) {
+  // Both lookups use an index that starts with job_id.
+  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
+      "SELECT EXISTS(SELECT 1 FROM metrics WHERE job_id = ?1)"
+      " OR EXISTS(SELECT 1 FROM job_events WHERE job_id = ?1)"));
+  q.Bind(1, job_id);
+  GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return Status::Internal("monitor.db: EXISTS query returned no row");
+  return q.ColumnInt(0) != 0;
 }
 
 }  // namespace gantry::monitor

@@ -28,11 +28,17 @@ class MetricsStore {
   // Inserts everything in one transaction: all or nothing.
   Status Write(const std::vector<MetricsPoint>& points, const std::vector<JobEvent>& events);
 
+  // Reads return the records ingest parsed (ingest_message.h), so a point or
+  // an event has one struct from the wire to the reply.
+  //
   // Points of `job_id` with step > after_step, ordered by step then arrival,
-  // at most `limit` of them: [{rank, attempt, step, epoch, time, values}].
-  Result<json> Points(const std::string& job_id, int64_t after_step, int64_t limit);
-  // Events of `job_id` in arrival order: [{state, attempt?, reason?, time}].
-  Result<json> Events(const std::string& job_id);
+  // at most `limit` of them; each point's values in the order they were
+  // written, NaN as NaN; total_steps 0 when the worker did not report it.
+  Result<std::vector<MetricsPoint>> Points(const std::string& job_id, int64_t after_step, int64_t limit);
+  // Events of `job_id` in arrival order.
+  Result<std::vector<JobEvent>> Events(const std::string& job_id);
+  // True when the store holds any point or event of `job_id`.
+  Result<bool> HasJob(const std::string& job_id);
 
  private:
   explicit MetricsStore(sql::Db db) : db_(std::move(db)) {}

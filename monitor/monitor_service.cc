@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "monitor/monitor_api.h"
+
 namespace gantry::monitor {
 namespace {
 
@@ -15,13 +17,6 @@ Result<std::string> BindSocket(zmq::socket_t& socket, std::string addr, const ch
     return Status::Unavailable(std::string("cannot bind ") + what + " " + addr + ": " + e.what() +
                                " (is another Gantry service using this port?)");
   }
-}
-
-Result<std::string> JobId(const json& body, const char* request) {
-  auto id = GetString(body, "job_id");
-  if (!id.ok()) return id.status().WithContext(request);
-  if (id->empty()) return Status::InvalidArgument(std::string(request) + ": field 'job_id' is empty");
-  return id;
 }
 
 }  // namespace
@@ -45,9 +40,7 @@ Status MonitorService::Bind() {
 }
 
 void MonitorService::Attach(RpcServer& server) {
-  server.Handle("get_metrics", [this](const Request& r) { return GetMetrics(r.body); });
-  server.Handle("get_events", [this](const Request& r) { return GetEvents(r.body); });
-  server.Handle("stats", [this](const Request&) -> Result<json> { return Stats(); });
+  RegisterApiHandlers(server, *this);
   server.AddSocket(&ingest_, [this] { DrainIngest(kMaxFramesPerWakeup); });
   server.OnTick([this] { Tick(); });
 }
@@ -119,33 +112,41 @@ Status MonitorService::Shutdown() {
   return Flush();
 }
 
-Result<json> MonitorService::GetMetrics(const json& body) {
-  GANTRY_ASSIGN_OR_RETURN(std::string job_id, JobId(body, "get_metrics"));
-  auto after = GetInt(body, "after_step", -1);
-  if (!after.ok()) return after.status().WithContext("get_metrics");
-  auto limit = GetInt(body, "limit", 100000);
-  if (!limit.ok()) return limit.status().WithContext("get_metrics");
-  if (*limit < 1) {
-    return Status::InvalidArgument("get_metrics: limit must be >= 1 (got " + std::to_string(*limit) + ")");
+Status MonitorService::CheckKnown(const std::string& job_id, const char* request) {
+  GANTRY_ASSIGN_OR_RETURN(bool known, store_.HasJob(job_id));
+  if (known) return Status::Ok();
+  return Status::NotFound(std::string(request) + ": the monitor has no metrics or events of job '" + job_id +
+                          "' (a job is known once a point or state event of it arrived)");
+}
+
+Result<std::vector<MetricsPoint>> MonitorService::GetMetrics(const MetricsQuery& query) {
+  if (query.job_id.empty()) return Status::InvalidArgument("get_metrics: field 'job_id' is empty");
+  if (query.limit < 1) {
+    return Status::InvalidArgument("get_metrics: limit must be >= 1 (got " + std::to_string(query.limit) + ")");
   }
   // A query sees everything received so far.
   GANTRY_RETURN_IF_ERROR(Flush().WithContext("get_metrics"));
-  GANTRY_ASSIGN_OR_RETURN(json points, store_.Points(job_id, *after, *limit));
-  return json{{"job_id", job_id}, {"points", std::move(points)}};
+  GANTRY_ASSIGN_OR_RETURN(auto points, store_.Points(query.job_id, query.after_step, query.limit));
+  // A known job may have no points (yet, or after after_step).
+  if (points.empty()) GANTRY_RETURN_IF_ERROR(CheckKnown(query.job_id, "get_metrics"));
+  return points;
 }
 
-Result<json> MonitorService::GetEvents(const json& body) {
-  GANTRY_ASSIGN_OR_RETURN(std::string job_id, JobId(body, "get_events"));
+Result<std::vector<JobEvent>> MonitorService::GetEvents(const std::string& job_id) {
+  if (job_id.empty()) return Status::InvalidArgument("get_events: field 'job_id' is empty");
   GANTRY_RETURN_IF_ERROR(Flush().WithContext("get_events"));
-  GANTRY_ASSIGN_OR_RETURN(json events, store_.Events(job_id));
-  return json{{"job_id", job_id}, {"events", std::move(events)}};
+  GANTRY_ASSIGN_OR_RETURN(auto events, store_.Events(job_id));
+  if (events.empty()) GANTRY_RETURN_IF_ERROR(CheckKnown(job_id, "get_events"));
+  return events;
 }
 
-json MonitorService::Stats() const {
-  return {{"points_ingested", points_ingested_},
-          {"events_ingested", events_ingested_},
-          {"messages_dropped", messages_dropped_},
-          {"buffered", buffer_.size()}};
+MonitorStats MonitorService::Stats() const {
+  MonitorStats s;
+  s.points_ingested = points_ingested_;
+  s.events_ingested = events_ingested_;
+  s.messages_dropped = messages_dropped_;
+  s.buffered = static_cast<int64_t>(buffer_.size());
+  return s;
 }
 
 }  // namespace gantry::monitor

@@ -5,11 +5,12 @@
 //           max_ingest_bytes are dropped by ZeroMQ (ZMQ_MAXMSGSIZE).
 //   feed    PUB; every valid ingest message is republished at once as
 //           [topic "job/<job_id>", ToMsgpack({type, body})].
-//   api     the RpcServer passed to Attach():
-//     get_metrics {job_id, after_step? = -1, limit? = 100000}
-//                 -> {job_id, points: [{rank, attempt, step, epoch, time, values}]}
-//     get_events  {job_id} -> {job_id, events: [{state, attempt?, reason?, time}]}
-//     stats       {} -> {points_ingested, events_ingested, messages_dropped, buffered}
+//   api     the RpcServer passed to Attach(); its handlers (monitor_api.h)
+//           turn get_metrics, get_events and stats into the typed calls
+//           GetMetrics(), GetEvents() and Stats() below.
+//
+// A job is known to the monitor once the store holds a point or a state
+// event of it; queries about any other job are not_found.
 //
 // Life of an ingest message:
 //   1. the PULL socket is readable: Attach()'s callback drains up to
@@ -28,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 #include <zmq.hpp>
 
 #include "common/clock.h"
@@ -44,6 +46,25 @@ inline constexpr int64_t kMaxIngestBytes = 1 << 20;
 inline constexpr size_t kMaxFramesPerWakeup = 1000;
 // RpcServer tick for the api server: bounds how late an age-due flush runs.
 inline constexpr std::chrono::milliseconds kFlushTick{10};
+
+// get_metrics limit when the request names none.
+inline constexpr int64_t kDefaultMetricsLimit = 100000;
+
+// A get_metrics query: points of job_id with step > after_step, at most
+// `limit` (>= 1) of them.
+struct MetricsQuery {
+  std::string job_id;
+  int64_t after_step = -1;
+  int64_t limit = kDefaultMetricsLimit;
+};
+
+// Counters since start.
+struct MonitorStats {
+  int64_t points_ingested = 0;
+  int64_t events_ingested = 0;
+  int64_t messages_dropped = 0;  // malformed, multipart or over the buffer bound
+  int64_t buffered = 0;          // received, not yet written
+};
 
 struct MonitorOptions {
   std::string ingest_bind = "tcp://127.0.0.1:7602";
@@ -76,12 +97,17 @@ class MonitorService {
   // and flushes, so nothing received is lost on a clean stop.
   Status Shutdown();
 
-  Result<json> GetMetrics(const json& body);
-  Result<json> GetEvents(const json& body);
-  json Stats() const;
+  // Both see everything received so far (they flush first). invalid_argument
+  // for an empty job_id or a limit below 1; not_found for a job the store
+  // has neither points nor events of.
+  Result<std::vector<MetricsPoint>> GetMetrics(const MetricsQuery& query);
+  Result<std::vector<JobEvent>> GetEvents(const std::string& job_id);
+  MonitorStats Stats() const;
 
  private:
   void DrainIngest(size_t max_frames);
+  // not_found unless the store knows `job_id`; `request` prefixes errors.
+  Status CheckKnown(const std::string& job_id, const char* request);
   void Publish(const std::string& topic, const std::string& payload);
 
   zmq::socket_t ingest_;

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/config.h"
+#include "tests/support/test_support.h"
 
 namespace gantry {
 namespace {
@@ -98,8 +99,8 @@ TEST(JobSpec, RelativePathsResolveAgainstSpecDirectory) {
 }
 
 TEST(JobSpec, CheckFilesReportsMissingData) {
-  auto dir = std::filesystem::temp_directory_path() / ("gantry-spec-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  testing::TempDir tmp;
+  const std::filesystem::path dir = tmp.path();
   auto s = ParseYaml(kValid, {"data.path=" + dir.string()});
   ASSERT_TRUE(s.ok());
   Status missing = s->CheckFiles();
@@ -112,7 +113,6 @@ TEST(JobSpec, CheckFilesReportsMissingData) {
   auto gone = ParseYaml(kValid, {"data.path=/nonexistent/dir"});
   ASSERT_TRUE(gone.ok());
   EXPECT_NE(gone->CheckFiles().message().find("data.path"), std::string::npos);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Config, OverrideSyntaxErrors) {

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "common/fs.h"
+#include "tests/support/test_support.h"
 
 namespace gantry {
 namespace {
@@ -21,8 +22,8 @@ SpawnOptions Opts(std::vector<std::string> argv, std::map<std::string, std::stri
 }
 
 TEST(Process, ExitCodeAndOutput) {
-  std::string out = (std::filesystem::temp_directory_path() / ("gantry-proc-" + std::to_string(::getpid()))).string();
-  std::filesystem::remove(out);
+  testing::TempDir dir;
+  const std::string out = dir.File("out");
   auto c = ChildProcess::Spawn(Opts({"sh", "-c", "echo hello; echo err >&2; exit 3"}, {}, out));
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   ExitInfo e = c->Wait();
@@ -50,8 +51,8 @@ TEST(Process, TerminateKillsTheWholeGroup) {
 }
 
 TEST(Process, EnvIsPassed) {
-  std::string out = (std::filesystem::temp_directory_path() / ("gantry-env-" + std::to_string(::getpid()))).string();
-  std::filesystem::remove(out);
+  testing::TempDir dir;
+  const std::string out = dir.File("out");
   auto c = ChildProcess::Spawn(Opts({"sh", "-c", "printf %s \"$GANTRY_X\""}, {{"GANTRY_X", "42"}}, out));
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(c->Wait().ok());

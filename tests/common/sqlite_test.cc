@@ -2,19 +2,14 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
+#include "tests/support/test_support.h"
 
 namespace gantry::sql {
 namespace {
 
-std::string TempDb(const char* name) {
-  auto p = std::filesystem::temp_directory_path() / (std::string(name) + "-" + std::to_string(::getpid()) + ".db");
-  std::filesystem::remove(p);
-  return p.string();
-}
-
 TEST(Sqlite, MigratesOnceAndPersists) {
-  std::string path = TempDb("gantry-sqlite");
+  gantry::testing::TempDir dir;
+  const std::string path = dir.File("gantry-sqlite.db");
   std::vector<std::string> migrations = {"CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER);"};
   {
     auto db = Db::Open(path);
@@ -37,7 +32,8 @@ TEST(Sqlite, MigratesOnceAndPersists) {
 }
 
 TEST(Sqlite, TransactionRollsBackUnlessCommitted) {
-  auto db = Db::Open(TempDb("gantry-tx"));
+  gantry::testing::TempDir dir;
+  auto db = Db::Open(dir.File("gantry-tx.db"));
   ASSERT_TRUE(db.ok());
   ASSERT_TRUE(db->Exec("CREATE TABLE t (v INTEGER)").ok());
   {
@@ -56,7 +52,8 @@ TEST(Sqlite, TransactionRollsBackUnlessCommitted) {
 }
 
 TEST(Sqlite, ErrorsBecomeStatus) {
-  auto db = Db::Open(TempDb("gantry-err"));
+  gantry::testing::TempDir dir;
+  auto db = Db::Open(dir.File("gantry-err.db"));
   ASSERT_TRUE(db.ok());
   auto bad = db->Prepare("SELEC nonsense");
   ASSERT_FALSE(bad.ok());

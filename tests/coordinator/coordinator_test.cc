@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "tests/coordinator/fake_launcher.h"
+#include "tests/support/test_support.h"
 
 namespace gantry::coordinator {
 namespace {
@@ -18,10 +19,7 @@ using namespace std::chrono_literals;
 class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = std::filesystem::temp_directory_path() /
-            ("gantry-coord-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(root_);
+    root_ = tmp_.path();
     std::filesystem::create_directories(root_ / "data");
     for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
                           "t10k-labels-idx1-ubyte.gz"}) {
@@ -30,8 +28,7 @@ class CoordinatorTest : public ::testing::Test {
     Open();
   }
   void TearDown() override {
-    coord_.reset();
-    std::filesystem::remove_all(root_);
+    coord_.reset();  // before tmp_ removes its files
   }
   void Open(int slots = 2) {
     coord_.reset();
@@ -64,7 +61,8 @@ class CoordinatorTest : public ::testing::Test {
   }
   std::string Reason(const std::string& id) { return coord_->Describe(id)->job.reason; }
 
-  std::filesystem::path root_;
+  gantry::testing::TempDir tmp_;
+  std::filesystem::path root_;  // tmp_'s path
   ManualClock clock_;
   FakeLauncher launcher_;
   RecordingSink sink_;

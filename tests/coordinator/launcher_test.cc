@@ -1,9 +1,20 @@
+// LocalMpiLauncher: its command line, and a real process group started
+// through it. A shell script written by each test stands in for mpirun: it
+// records its arguments, starts a "rank" in its own process group (as mpirun
+// does with ranks that share its group), traps SIGTERM and SIGUSR1, and
+// writes "<who> <signal>" lines to a file before exiting with a known code.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
+#include "common/process.h"
 #include "coordinator/launcher.h"
+#include "tests/support/test_support.h"
 
 namespace gantry::coordinator {
 namespace {
@@ -32,23 +43,170 @@ TEST(LocalMpiLauncher, CommandLineCarriesJobAndEndpoints) {
   EXPECT_EQ(has({"--allow-run-as-root"}), ::geteuid() == 0);
 }
 
-TEST(LocalMpiLauncher, StartsAndReapsARealProcessGroup) {
-  // A stand-in for mpirun: the launcher only needs an executable.
-  std::string dir = ::testing::TempDir() + "gantry-launch-" + std::to_string(::getpid());
-  LocalMpiLauncher l({"/bin/sh", "-c", {}});
-  LaunchRequest r;
-  r.job_id = "j-2";
-  r.workers = 1;
-  r.log_dir = dir;
-  // "/bin/sh -np 1 ..." fails fast with a usage error: exit code != 0.
-  auto launch = l.Start(r);
-  ASSERT_TRUE(launch.ok()) << launch.status().ToString();
-  std::optional<ExitInfo> e;
-  for (int i = 0; i < 500 && !e; ++i) {
-    e = (*launch)->Poll();
-    if (!e) usleep(10000);
+using gantry::testing::TempDir;
+using gantry::testing::WaitFor;
+
+constexpr int kStoppedExit = 3;  // the stand-in's exit code on SIGTERM
+
+// The stand-in mpirun. It and its rank append "launcher TERM", "rank USR1",
+// ... to $dir/signals; the rank exits 0 on either signal, the launcher
+// waits for it, then exits kStoppedExit on SIGTERM and kExitPreempted on
+// SIGUSR1. Once their traps are set, $dir/ready holds "<launcher pid>
+// <rank pid>" and $dir/rank.ready exists.
+const char* kStandIn = R"sh(#!/bin/sh
+dir="$(dirname "$0")"
+echo "$@" > "$dir/argv"
+trap 'echo "launcher TERM" >> "$dir/signals"; wait; exit 3' TERM
+trap 'echo "launcher USR1" >> "$dir/signals"; wait; exit 75' USR1
+(
+  trap 'echo "rank TERM" >> "$dir/signals"; exit 0' TERM
+  trap 'echo "rank USR1" >> "$dir/signals"; exit 0' USR1
+  sleep 600 &
+  touch "$dir/rank.ready"
+  wait
+) &
+echo "$$ $!" > "$dir/ready.tmp"
+mv "$dir/ready.tmp" "$dir/ready"
+while :; do wait; sleep 1; done
+)sh";
+
+// A stand-in that ignores SIGTERM and SIGUSR1 and starts a rank in a
+// session of its own (as OpenMPI does): only Kill() can end it all.
+// $dir/ready holds "<launcher pid> <rank pid>" (and $dir/rank.ready exists).
+const char* kStubborn = R"sh(#!/bin/sh
+dir="$(dirname "$0")"
+trap '' TERM USR1
+setsid sleep 600 &
+touch "$dir/rank.ready"
+echo "$$ $!" > "$dir/ready.tmp"
+mv "$dir/ready.tmp" "$dir/ready"
+while :; do wait; done
+)sh";
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class LocalLaunchTest : public ::testing::Test {
+ protected:
+  // Writes `script` as the stand-in mpirun and starts it through the launcher.
+  std::unique_ptr<Launch> Start(const char* script, const std::string& job_id) {
+    const std::string path = dir_.path() + "/mpirun";
+    std::ofstream(path) << script;
+    EXPECT_EQ(::chmod(path.c_str(), 0755), 0);
+    LocalMpiLauncher launcher({path, "/opt/gantry/bin/gantry-worker", {}});
+    LaunchRequest r;
+    r.job_id = job_id;
+    r.attempt = 1;
+    r.workers = 2;
+    r.log_dir = dir_.path() + "/logs";
+    auto launch = launcher.Start(r);
+    EXPECT_TRUE(launch.ok()) << launch.status().ToString();
+    return launch.ok() ? std::move(launch).value() : nullptr;
   }
+  // Waits for the stand-in's ready files: {launcher pid, rank pid}.
+  std::pair<pid_t, pid_t> Ready() {
+    const std::string path = dir_.path() + "/ready";
+    const std::string rank_ready = dir_.path() + "/rank.ready";
+    EXPECT_TRUE(WaitFor([&] { return !Slurp(path).empty() && ::access(rank_ready.c_str(), F_OK) == 0; },
+                        std::chrono::seconds(10)))
+        << "the stand-in never got ready; its output: " << Slurp(dir_.path() + "/logs/launcher.log");
+    std::istringstream in(Slurp(path));
+    pid_t launcher = -1, rank = -1;
+    in >> launcher >> rank;
+    return {launcher, rank};
+  }
+  // Polls the launch until it ends (at most 10 s).
+  static std::optional<ExitInfo> AwaitExit(Launch& launch) {
+    std::optional<ExitInfo> e;
+    WaitFor([&] { return (e = launch.Poll()).has_value(); }, std::chrono::seconds(10));
+    return e;
+  }
+  std::string Signals() const { return Slurp(dir_.path() + "/signals"); }
+
+  TempDir dir_;
+};
+
+TEST_F(LocalLaunchTest, StartRunsTheCommandLineInAProcessGroupOfItsOwn) {
+  auto launch = Start(kStandIn, "j-start");
+  ASSERT_NE(launch, nullptr);
+  auto [launcher, rank] = Ready();
+  EXPECT_EQ(launcher, launch->pid());
+  EXPECT_EQ(::getpgid(launch->pid()), launch->pid()) << "mpirun leads its own process group";
+  EXPECT_EQ(::getpgid(rank), launch->pid()) << "the rank is in mpirun's group";
+  EXPECT_NE(::getpgid(0), launch->pid());
+  const std::string argv = Slurp(dir_.path() + "/argv");
+  EXPECT_NE(argv.find("-np 2"), std::string::npos) << argv;
+  EXPECT_NE(argv.find("/opt/gantry/bin/gantry-worker --job-id j-start --attempt 1"), std::string::npos) << argv;
+  EXPECT_FALSE(launch->Poll().has_value()) << "still running";
+  ExitInfo e = launch->Kill();
+  EXPECT_EQ(e.signal, SIGKILL);
+  EXPECT_FALSE(GroupAlive(launch->pid()));
+}
+
+TEST_F(LocalLaunchTest, RequestStopSendsSigtermToTheWholeGroup) {
+  auto launch = Start(kStandIn, "j-stop");
+  ASSERT_NE(launch, nullptr);
+  auto [launcher, rank] = Ready();
+  launch->RequestStop();
+  auto e = AwaitExit(*launch);
+  ASSERT_TRUE(e.has_value()) << "the stand-in did not exit on SIGTERM";
+  EXPECT_EQ(e->signal, 0) << e->ToString();
+  EXPECT_EQ(e->exit_code, kStoppedExit) << e->ToString();
+  EXPECT_TRUE(WaitFor([&] { return Signals().find("rank TERM") != std::string::npos; })) << Signals();
+  EXPECT_NE(Signals().find("launcher TERM"), std::string::npos) << Signals();
+  EXPECT_EQ(Signals().find("USR1"), std::string::npos) << Signals();
+  EXPECT_TRUE(WaitFor([&] { return !GroupAlive(launcher); })) << "a member of the group outlived the stop";
+  EXPECT_FALSE(ProcessAlive(rank));
+}
+
+TEST_F(LocalLaunchTest, RequestPreemptSendsSigusr1ToTheWholeGroup) {
+  auto launch = Start(kStandIn, "j-preempt");
+  ASSERT_NE(launch, nullptr);
+  auto [launcher, rank] = Ready();
+  launch->RequestPreempt();
+  auto e = AwaitExit(*launch);
+  ASSERT_TRUE(e.has_value()) << "the stand-in did not exit on SIGUSR1";
+  EXPECT_EQ(e->signal, 0) << e->ToString();
+  EXPECT_EQ(e->exit_code, 75) << e->ToString();  // kExitPreempted
+  EXPECT_TRUE(WaitFor([&] { return Signals().find("rank USR1") != std::string::npos; })) << Signals();
+  EXPECT_NE(Signals().find("launcher USR1"), std::string::npos) << Signals();
+  EXPECT_EQ(Signals().find("TERM"), std::string::npos) << Signals();
+  EXPECT_TRUE(WaitFor([&] { return !GroupAlive(launcher); }));
+  EXPECT_FALSE(ProcessAlive(rank));
+}
+
+// Kill() ends what ignores every polite signal, including a rank that left
+// mpirun's process group.
+TEST_F(LocalLaunchTest, KillEndsTheGroupAndRanksInOtherGroups) {
+  auto launch = Start(kStubborn, "j-kill");
+  ASSERT_NE(launch, nullptr);
+  auto [launcher, rank] = Ready();
+  ASSERT_TRUE(ProcessAlive(rank));
+  // setsid(2) runs in the rank just after the fork that $! names.
+  ASSERT_TRUE(WaitFor([&] { return ::getpgid(rank) == rank; })) << "the rank runs in a session of its own";
+  launch->RequestStop();
+  launch->RequestPreempt();
+  EXPECT_FALSE(launch->Poll().has_value()) << "the stand-in ignores SIGTERM and SIGUSR1";
+  ExitInfo e = launch->Kill();
+  EXPECT_EQ(e.signal, SIGKILL) << e.ToString();
+  EXPECT_FALSE(GroupAlive(launcher)) << "Kill() returns once the group is gone";
+  // The rank was SIGKILLed too; init reaps it a moment later.
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(rank); })) << "rank " << rank << " survived Kill()";
+  if (ProcessAlive(rank)) ::kill(rank, SIGKILL);  // leave nothing behind
+  ASSERT_TRUE(launch->Poll().has_value());
+  EXPECT_EQ(launch->Poll()->signal, SIGKILL);
+}
+
+TEST_F(LocalLaunchTest, AnExitOfItsOwnIsReportedWithItsCode) {
+  auto launch = Start("#!/bin/sh\nexit 7\n", "j-exit");
+  ASSERT_NE(launch, nullptr);
+  auto e = AwaitExit(*launch);
   ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->exit_code, 7) << e->ToString();
   EXPECT_FALSE(e->ok());
 }
 

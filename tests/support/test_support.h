@@ -15,6 +15,8 @@
 namespace gantry::testing {
 
 // A fresh folder under $TMPDIR (or /tmp), removed with everything in it.
+// The one temporary folder of all tests: every file a test creates goes in
+// one, so nothing is left behind.
 class TempDir {
  public:
   TempDir() {
@@ -30,6 +32,8 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   const std::string& path() const { return path_; }
+  // path()/name.
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
 
  private:
   std::string path_;

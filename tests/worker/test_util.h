@@ -14,28 +14,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/test_support.h"
 #include "worker/communicator.h"
 
 namespace gantry::worker::testing {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "gantry-worker-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using TempDir = gantry::testing::TempDir;
 
 // IDX header for unsigned bytes with `dims`.
 inline std::string IdxHeader(const std::vector<uint32_t>& dims) {
