@@ -149,7 +149,9 @@ int Watch(Context& ctx, const std::string& id, bool as_json) {
     auto history = ctx.Call(kMonitor, "get_metrics", {{"job_id", id}});
     if (history.ok()) {
       for (const auto& p : (*history)["points"]) show(p);
-    } else if (warn) {
+    } else if (warn && history.status().code() != StatusCode::kNotFound) {
+      // not_found: the monitor has seen nothing of the job yet (it was just
+      // submitted); the feed brings its points.
       std::fprintf(stderr, "gantry: no metrics history (%s)\n", history.status().message().c_str());
     }
   };

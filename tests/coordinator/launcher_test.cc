@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/exit_codes.h"
 #include "common/process.h"
 #include "coordinator/launcher.h"
 #include "tests/support/test_support.h"
@@ -171,7 +172,7 @@ TEST_F(LocalLaunchTest, RequestPreemptSendsSigusr1ToTheWholeGroup) {
   auto e = AwaitExit(*launch);
   ASSERT_TRUE(e.has_value()) << "the stand-in did not exit on SIGUSR1";
   EXPECT_EQ(e->signal, 0) << e->ToString();
-  EXPECT_EQ(e->exit_code, 75) << e->ToString();  // kExitPreempted
+  EXPECT_EQ(e->exit_code, kExitPreempted) << e->ToString();
   EXPECT_TRUE(WaitFor([&] { return Signals().find("rank USR1") != std::string::npos; })) << Signals();
   EXPECT_NE(Signals().find("launcher USR1"), std::string::npos) << Signals();
   EXPECT_EQ(Signals().find("TERM"), std::string::npos) << Signals();
