@@ -1,13 +1,13 @@
-#include "worker/csv_reader.h"
+#include "data/csv_reader.h"
 
 #include <charconv>
 #include <cmath>
 #include <string_view>
 #include <unordered_set>
 
-#include "worker/gzip_file.h"
+#include "data/gzip_file.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 namespace {
 
 std::string_view Trim(std::string_view s) {
@@ -164,4 +164,4 @@ Result<CsvTable> ReadCsv(const std::string& path, const CsvOptions& options) {
   return out;
 }
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

@@ -25,7 +25,7 @@
 
 #include "common/status.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 
 // Gantry trains classifiers; a label beyond this is more likely a wrong
 // data.label_column (an id or a measurement) than a real class.
@@ -49,4 +49,4 @@ struct CsvTable {
 
 Result<CsvTable> ReadCsv(const std::string& path, const CsvOptions& options);
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

@@ -1,14 +1,14 @@
-#include "worker/dataset.h"
+#include "data/dataset.h"
 
 #include <filesystem>
 
 #include "common/fs.h"
-#include "worker/csv_reader.h"
-#include "worker/fingerprint.h"
-#include "worker/idx_reader.h"
-#include "worker/shard_dataset.h"
+#include "data/csv_reader.h"
+#include "data/fingerprint.h"
+#include "data/idx_reader.h"
+#include "data/shard_dataset.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 namespace {
 
 namespace fs = std::filesystem;
@@ -179,4 +179,4 @@ Result<DataSplits> LoadData(const DataSpec& given) {
   return std::move(out.splits);
 }
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

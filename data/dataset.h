@@ -16,6 +16,13 @@
 // can still make them differ, which the fingerprint exposes (compare it
 // across ranks before training).
 //
+// Part of the data library (gantry::data), below the components: the worker
+// trains on it, and serving and drift detection are meant to read the same
+// formats through it. It depends on common/ only, plus LibTorch and zlib:
+// LibTorch because every reader hands back torch tensors (features float32
+// [N, ...], labels int64 [N]), the form the trainer and the model library
+// consume, so no user has to copy plain buffers into tensors again.
+//
 // Thread safety: free functions; results belong to the caller.
 #pragma once
 
@@ -28,7 +35,7 @@
 #include "common/job_spec.h"
 #include "common/status.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 
 struct TensorDataset {
   torch::Tensor features;   // float32 [N, ...]
@@ -58,4 +65,4 @@ inline Result<DataSplits> LoadData(const JobSpec& spec) { return LoadData(spec.d
 // "[1, 28, 28]", for messages.
 std::string ShapeString(const std::vector<int64_t>& shape);
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

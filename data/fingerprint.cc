@@ -1,4 +1,4 @@
-#include "worker/fingerprint.h"
+#include "data/fingerprint.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -6,9 +6,9 @@
 #include <memory>
 #include <vector>
 
-#include "worker/sha256.h"
+#include "data/sha256.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 namespace {
 
 // Keeps one entry per manifest line whatever a file name contains.
@@ -64,4 +64,4 @@ void DataFingerprint::AddSetting(const std::string& key, const std::string& valu
 
 std::string DataFingerprint::Hex() const { return Sha256::HexOf(manifest_); }
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

@@ -24,7 +24,7 @@
 
 #include "common/status.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 
 class DataFingerprint {
  public:
@@ -52,4 +52,4 @@ class DataFingerprint {
   std::string manifest_;
 };
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

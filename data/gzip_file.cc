@@ -1,4 +1,4 @@
-#include "worker/gzip_file.h"
+#include "data/gzip_file.h"
 
 #include <zlib.h>
 
@@ -8,7 +8,7 @@
 #include <type_traits>
 #include <vector>
 
-namespace gantry::worker {
+namespace gantry::data {
 namespace {
 
 struct GzCloser {
@@ -50,4 +50,4 @@ Result<std::string> ReadGzipOrPlain(const std::string& path, int64_t max_bytes,
   return out;
 }
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

@@ -13,10 +13,10 @@
 
 #include "common/status.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 
 // Errors are InvalidArgument and start with "<what> <path>: ".
 Result<std::string> ReadGzipOrPlain(const std::string& path, int64_t max_bytes,
                                     const std::string& what);
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

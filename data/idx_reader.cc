@@ -1,4 +1,4 @@
-#include "worker/idx_reader.h"
+#include "data/idx_reader.h"
 
 #include <zlib.h>
 
@@ -6,7 +6,7 @@
 #include <cstring>
 #include <memory>
 
-namespace gantry::worker {
+namespace gantry::data {
 namespace {
 
 constexpr uint8_t kTypeUnsignedByte = 0x08;
@@ -136,4 +136,4 @@ Result<Dataset> LoadIdxDataset(const std::string& images_path, const std::string
   return ds;
 }
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

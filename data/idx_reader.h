@@ -21,7 +21,7 @@
 
 #include "common/status.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 
 // Fashion-MNIST's training-set pixel statistics. Fixed rather than computed
 // per run so that every checkpoint of a model sees inputs on the same scale
@@ -54,4 +54,4 @@ struct Dataset {
 Result<Dataset> LoadIdxDataset(const std::string& images_path, const std::string& labels_path,
                                int64_t limit = 0);
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

@@ -1,8 +1,8 @@
-#include "worker/sha256.h"
+#include "data/sha256.h"
 
 #include <cstring>
 
-namespace gantry::worker {
+namespace gantry::data {
 namespace {
 
 constexpr std::array<uint32_t, 64> kRound = {
@@ -108,4 +108,4 @@ std::string Sha256::HexOf(std::string_view s) {
   return Hex(h.Finish());
 }
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

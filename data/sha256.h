@@ -2,7 +2,7 @@
 //
 // Used for the data fingerprint (fingerprint.h), which needs a digest that is
 // collision resistant and identical on every platform, without adding a
-// crypto library to the worker for ~100 lines of arithmetic.
+// crypto library to Gantry for ~100 lines of arithmetic.
 //
 // Thread safety: an object is used by one thread at a time.
 #pragma once
@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-namespace gantry::worker {
+namespace gantry::data {
 
 class Sha256 {
  public:
@@ -38,4 +38,4 @@ class Sha256 {
   uint64_t total_ = 0;  // bytes fed so far
 };
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

@@ -1,13 +1,13 @@
-#include "worker/shard_dataset.h"
+#include "data/shard_dataset.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <map>
 
-#include "worker/csv_reader.h"
-#include "worker/idx_reader.h"
+#include "data/csv_reader.h"
+#include "data/idx_reader.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 namespace {
 
 namespace fs = std::filesystem;
@@ -154,4 +154,4 @@ Result<ShardData> LoadShards(const std::string& dir, const ShardOptions& options
   return out;
 }
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

@@ -25,7 +25,7 @@
 
 #include "common/status.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 
 struct Shard {
   enum class Kind { kCsv, kIdx };
@@ -62,4 +62,4 @@ struct ShardData {
 // disagree on their header or image size; every error names the shard.
 Result<ShardData> LoadShards(const std::string& dir, const ShardOptions& options);
 
-}  // namespace gantry::worker
+}  // namespace gantry::data

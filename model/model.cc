@@ -1,14 +1,13 @@
-#include "worker/model.h"
+#include "model/model.h"
 
 #include <torch/torch.h>
 
 #include <map>
 
-#include "worker/dataset.h"
-#include "worker/models.h"
-#include "worker/script_model.h"
+#include "model/models.h"
+#include "model/script_model.h"
 
-namespace gantry::worker {
+namespace gantry::model {
 namespace {
 
 // A builtin torch::nn::Sequential. nn::Module's named_modules() is pre-order
@@ -180,4 +179,4 @@ Result<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec, const std::vec
   return model;
 }
 
-}  // namespace gantry::worker
+}  // namespace gantry::model

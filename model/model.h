@@ -13,6 +13,10 @@
 //   - InputShape() is the per-sample shape the model expects when it can say
 //     (builtins: the shape they were built for; TorchScript: its input_shape
 //     attribute); otherwise the data decides.
+// Part of the model library (gantry::model), below the components: the
+// worker trains these models and serving will load them
+// (checkpoint_model.h). It depends on common/ and LibTorch only.
+//
 // Ownership: CreateModel() returns a model owned by the caller; tensors it
 // hands out share storage with it. Thread safety: one thread at a time.
 #pragma once
@@ -29,7 +33,7 @@
 #include "common/job_spec.h"
 #include "common/status.h"
 
-namespace gantry::worker {
+namespace gantry::model {
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
@@ -67,7 +71,7 @@ class Model {
 // classes: builtin (built for that shape) or TorchScript (loaded, and its
 // InputShape(), when it has one, must hold as many values as a sample). The
 // result passed Check() for InputShape().value_or(sample_shape); the caller
-// views its data that way (TensorDataset::ViewSamplesAs). Builtins are
+// views its data that way (data/dataset.h, TensorDataset::ViewSamplesAs). Builtins are
 // initialised from the current torch::manual_seed.
 Result<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec, const std::vector<int64_t>& sample_shape,
                                            int64_t num_classes);
@@ -76,4 +80,4 @@ Result<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec, const std::vec
 std::unique_ptr<Model> WrapSequential(torch::nn::Sequential net, std::string description,
                                       std::vector<int64_t> input_shape);
 
-}  // namespace gantry::worker
+}  // namespace gantry::model

@@ -1,16 +1,11 @@
-#include "worker/models.h"
+#include "model/models.h"
 
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/pooling.h>
-#include <torch/optim/adam.h>
-#include <torch/optim/adamw.h>
-#include <torch/optim/sgd.h>
 
-#include "worker/idx_reader.h"
-
-namespace gantry::worker {
+namespace gantry::model {
 namespace {
 
 // Width of the CNN's fully connected layer when model.hidden is empty.
@@ -46,13 +41,13 @@ torch::nn::Sequential Cnn(const std::vector<int64_t>& hidden, int64_t channels, 
   return net;
 }
 
-std::string Shape(const std::vector<int64_t>& shape) {
+}  // namespace
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
 }
-
-}  // namespace
 
 Result<torch::nn::Sequential> BuildSequential(const ModelSpec& spec, const std::vector<int64_t>& sample_shape,
                                               int64_t num_classes) {
@@ -61,7 +56,7 @@ Result<torch::nn::Sequential> BuildSequential(const ModelSpec& spec, const std::
   }
   int64_t inputs = sample_shape.empty() ? 0 : 1;
   for (int64_t d : sample_shape) inputs *= d > 0 ? d : 0;
-  if (inputs <= 0) return Status::InvalidArgument("model: bad input sample shape " + Shape(sample_shape));
+  if (inputs <= 0) return Status::InvalidArgument("model: bad input sample shape " + ShapeString(sample_shape));
   if (num_classes < 1) {
     return Status::InvalidArgument("model: the data must have at least one class (got " +
                                    std::to_string(num_classes) + ")");
@@ -71,7 +66,7 @@ Result<torch::nn::Sequential> BuildSequential(const ModelSpec& spec, const std::
     if (spec.builtin == "cnn") {
       if (sample_shape.size() != 3) {
         return Status::InvalidArgument("job spec: model.builtin cnn needs image samples [channels, rows, cols] "
-                                       "but the data gives " + Shape(sample_shape) +
+                                       "but the data gives " + ShapeString(sample_shape) +
                                        "; use mlp, or a TorchScript model that declares input_shape");
       }
       const int64_t rows = sample_shape[1], cols = sample_shape[2];
@@ -88,39 +83,4 @@ Result<torch::nn::Sequential> BuildSequential(const ModelSpec& spec, const std::
                                  spec.builtin + "')");
 }
 
-Result<torch::nn::Sequential> BuildModel(const ModelSpec& spec, int64_t rows, int64_t cols) {
-  if (!spec.torchscript.empty()) {
-    return Status::InvalidArgument("job spec: model.torchscript is not supported by this worker yet "
-                                   "(use model.builtin mlp or cnn)");
-  }
-  if (rows <= 0 || cols <= 0) {
-    return Status::InvalidArgument("model: bad input size " + std::to_string(rows) + "x" +
-                                   std::to_string(cols));
-  }
-  return BuildSequential(spec, {1, rows, cols}, kNumClasses);
-}
-
-Result<std::unique_ptr<torch::optim::Optimizer>> BuildOptimizer(
-    const OptimizerSpec& spec, const std::vector<torch::Tensor>& params) {
-  try {
-    if (spec.name == "sgd") {
-      return std::unique_ptr<torch::optim::Optimizer>(new torch::optim::SGD(
-          params,
-          torch::optim::SGDOptions(spec.lr).momentum(spec.momentum).weight_decay(spec.weight_decay)));
-    }
-    if (spec.name == "adam") {
-      return std::unique_ptr<torch::optim::Optimizer>(new torch::optim::Adam(
-          params, torch::optim::AdamOptions(spec.lr).weight_decay(spec.weight_decay)));
-    }
-    if (spec.name == "adamw") {
-      return std::unique_ptr<torch::optim::Optimizer>(new torch::optim::AdamW(
-          params, torch::optim::AdamWOptions(spec.lr).weight_decay(spec.weight_decay)));
-    }
-  } catch (const std::exception& e) {
-    return Status::InvalidArgument(std::string("job spec: train.optimizer: ") + e.what());
-  }
-  return Status::InvalidArgument("job spec: train.optimizer.name must be one of sgd, adam, adamw (got '" +
-                                 spec.name + "')");
-}
-
-}  // namespace gantry::worker
+}  // namespace gantry::model

@@ -1,4 +1,4 @@
-// Builtin models and optimizers, built from a job spec.
+// Builtin models, built from a job spec's `model` block.
 //
 // Models are torch::nn::Sequential so that parameter names ("1.weight",
 // "3.bias", ...) match the same nn.Sequential in PyTorch: a checkpoint
@@ -15,15 +15,14 @@
 #pragma once
 
 #include <torch/nn/modules/container/sequential.h>
-#include <torch/optim/optimizer.h>
 
-#include <memory>
+#include <string>
 #include <vector>
 
 #include "common/job_spec.h"
 #include "common/status.h"
 
-namespace gantry::worker {
+namespace gantry::model {
 
 // `sample_shape` is one input sample without the batch dimension ([1, 28, 28]
 // for Fashion-MNIST, [F] for F CSV features); the model outputs
@@ -31,12 +30,7 @@ namespace gantry::worker {
 Result<torch::nn::Sequential> BuildSequential(const ModelSpec& spec, const std::vector<int64_t>& sample_shape,
                                               int64_t num_classes);
 
-// Images of `rows` x `cols` with one channel and kNumClasses classes.
-// Superseded by CreateModel() (model.h); kept while the trainer still calls it.
-Result<torch::nn::Sequential> BuildModel(const ModelSpec& spec, int64_t rows, int64_t cols);
+// "[1, 28, 28]", for messages.
+std::string ShapeString(const std::vector<int64_t>& shape);
 
-// SGD (momentum, weight decay), Adam or AdamW over `params`.
-Result<std::unique_ptr<torch::optim::Optimizer>> BuildOptimizer(
-    const OptimizerSpec& spec, const std::vector<torch::Tensor>& params);
-
-}  // namespace gantry::worker
+}  // namespace gantry::model

@@ -1,8 +1,8 @@
-#include "worker/script_model.h"
+#include "model/script_model.h"
 
 #include <torch/torch.h>
 
-namespace gantry::worker {
+namespace gantry::model {
 namespace {
 
 constexpr const char* kHowTo =
@@ -97,4 +97,4 @@ NamedTensors ScriptModel::Walk(bool params, bool buffers) const {
   return out;
 }
 
-}  // namespace gantry::worker
+}  // namespace gantry::model

@@ -24,9 +24,9 @@
 #include <string>
 #include <vector>
 
-#include "worker/model.h"
+#include "model/model.h"
 
-namespace gantry::worker {
+namespace gantry::model {
 
 class ScriptModel final : public Model {
  public:
@@ -55,4 +55,4 @@ class ScriptModel final : public Model {
   std::optional<std::vector<int64_t>> input_shape_;
 };
 
-}  // namespace gantry::worker
+}  // namespace gantry::model
