@@ -147,6 +147,36 @@ Result<model::ModelManifest> ManifestFrom(const json& meta, const std::string& w
   return m;
 }
 
+// The reverse of CheckpointFromReply (below).
+Result<json> CheckpointToReply(const LoadedCheckpoint& c) {
+  const model::ModelManifest& m = c.manifest;
+  json meta = {{"job_name", c.job_name},
+               {"world_size", c.world_size},
+               {"model", m.description},
+               {"model_builtin", m.builtin},
+               {"model_hidden", m.hidden},
+               {"model_torchscript", m.torchscript},
+               {"input_shape", m.input_shape},
+               {"num_classes", m.num_classes}};
+  if (m.normalize) meta["normalize"] = {{"mean", m.normalize->mean}, {"std", m.normalize->std}};
+  json reply = {{"model", c.model}, {"version", c.version}, {"job_id", c.job_id}, {"attempt", c.attempt},
+                {"step", c.step},   {"epoch", c.epoch},     {"metrics", c.metrics}, {"meta", std::move(meta)}};
+  if (const auto& ts = c.trainer_state) {
+    reply["trainer_state"] = {{"format", ts->format},         {"step", ts->step},
+                              {"epoch", ts->epoch},           {"epoch_offset", ts->epoch_offset},
+                              {"samples_seen", ts->samples_seen}, {"world_size", ts->world_size},
+                              {"batch_size", ts->batch_size}, {"preempted", ts->preempted}};
+    if (ts->seed) reply["trainer_state"]["seed"] = *ts->seed;
+  }
+  json tensors = json::array();
+  for (const auto& [name, t] : c.tensors) {
+    GANTRY_ASSIGN_OR_RETURN(json j, TensorToJson(name, t));
+    tensors.push_back(std::move(j));
+  }
+  reply["tensors"] = std::move(tensors);
+  return reply;
+}
+
 }  // namespace
 
 Result<LoadedCheckpoint> CheckpointFromReply(const json& reply) {
@@ -178,35 +208,6 @@ Result<LoadedCheckpoint> CheckpointFromReply(const json& reply) {
   if (!tensors.ok()) return tensors.status().WithContext("checkpoint " + where);
   c.tensors = std::move(tensors).value();
   return c;
-}
-
-Result<json> CheckpointToReply(const LoadedCheckpoint& c) {
-  const model::ModelManifest& m = c.manifest;
-  json meta = {{"job_name", c.job_name},
-               {"world_size", c.world_size},
-               {"model", m.description},
-               {"model_builtin", m.builtin},
-               {"model_hidden", m.hidden},
-               {"model_torchscript", m.torchscript},
-               {"input_shape", m.input_shape},
-               {"num_classes", m.num_classes}};
-  if (m.normalize) meta["normalize"] = {{"mean", m.normalize->mean}, {"std", m.normalize->std}};
-  json reply = {{"model", c.model}, {"version", c.version}, {"job_id", c.job_id}, {"attempt", c.attempt},
-                {"step", c.step},   {"epoch", c.epoch},     {"metrics", c.metrics}, {"meta", std::move(meta)}};
-  if (const auto& ts = c.trainer_state) {
-    reply["trainer_state"] = {{"format", ts->format},         {"step", ts->step},
-                              {"epoch", ts->epoch},           {"epoch_offset", ts->epoch_offset},
-                              {"samples_seen", ts->samples_seen}, {"world_size", ts->world_size},
-                              {"batch_size", ts->batch_size}, {"preempted", ts->preempted}};
-    if (ts->seed) reply["trainer_state"]["seed"] = *ts->seed;
-  }
-  json tensors = json::array();
-  for (const auto& [name, t] : c.tensors) {
-    GANTRY_ASSIGN_OR_RETURN(json j, TensorToJson(name, t));
-    tensors.push_back(std::move(j));
-  }
-  reply["tensors"] = std::move(tensors);
-  return reply;
 }
 
 Result<std::string> EncodeCheckpoint(const LoadedCheckpoint& ckpt) {

@@ -127,9 +127,8 @@ Result<model::TensorMap> TensorsFromJson(const json& tensors);
 // fields stay empty (older checkpoints); a field of the wrong type is
 // Corruption naming the field.
 Result<LoadedCheckpoint> CheckpointFromReply(const json& reply);
-// The reverse, for handing a loaded checkpoint to other ranks.
-Result<json> CheckpointToReply(const LoadedCheckpoint& ckpt);
-// CheckpointToReply as MessagePack bytes, and back.
+// A checkpoint as load_checkpoint reply bytes (MessagePack), for handing a
+// loaded checkpoint to the other ranks, and back.
 Result<std::string> EncodeCheckpoint(const LoadedCheckpoint& ckpt);
 Result<LoadedCheckpoint> DecodeCheckpoint(std::string_view bytes);
 

@@ -1,10 +1,10 @@
-#include "worker/csv_reader.h"
+#include "data/csv_reader.h"
 
 #include <gtest/gtest.h>
 
-#include "tests/worker/data_test_util.h"
+#include "tests/support/data_test_util.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 namespace {
 
 using data_testing::Contains;
@@ -94,4 +94,4 @@ TEST(CsvReader, MissingFileSaysCannotOpen) {
 }
 
 }  // namespace
-}  // namespace gantry::worker
+}  // namespace gantry::data

@@ -1,10 +1,10 @@
-#include "worker/dataset.h"
+#include "data/dataset.h"
 
 #include <gtest/gtest.h>
 
-#include "tests/worker/data_test_util.h"
+#include "tests/support/data_test_util.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 namespace {
 
 using data_testing::Contains;
@@ -165,4 +165,4 @@ TEST(TensorDataset, ViewSamplesAs) {
 }
 
 }  // namespace
-}  // namespace gantry::worker
+}  // namespace gantry::data

@@ -1,11 +1,11 @@
-#include "worker/fingerprint.h"
+#include "data/fingerprint.h"
 
 #include <gtest/gtest.h>
 
-#include "tests/worker/data_test_util.h"
-#include "worker/sha256.h"
+#include "tests/support/data_test_util.h"
+#include "data/sha256.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 namespace {
 
 using data_testing::Contains;
@@ -78,4 +78,4 @@ TEST(DataFingerprint, MissingFileIsAnError) {
 }
 
 }  // namespace
-}  // namespace gantry::worker
+}  // namespace gantry::data

@@ -1,16 +1,17 @@
-#include "worker/idx_reader.h"
+#include "data/idx_reader.h"
 
 #include <gtest/gtest.h>
 
-#include "tests/worker/test_util.h"
+#include "tests/support/data_test_util.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 namespace {
 
-using testing::IdxHeader;
-using testing::TempDir;
-using testing::WriteBytes;
-using testing::WriteIdx;
+using data_testing::IdxHeader;
+using data_testing::PathIn;
+using data_testing::TempDir;
+using data_testing::WriteBytes;
+using data_testing::WriteIdx;
 
 std::vector<uint8_t> Iota(size_t n) {
   std::vector<uint8_t> v(n);
@@ -23,14 +24,14 @@ class IdxReaderTest : public ::testing::TestWithParam<bool> {};
 TEST_P(IdxReaderTest, ReadsImagesAndLabels) {
   const bool gzip = GetParam();
   TempDir dir;
-  WriteIdx(dir.File("img"), {3, 4, 5}, Iota(60), gzip);
-  auto a = ReadIdx(dir.File("img"));
+  WriteIdx(PathIn(dir, "img"), {3, 4, 5}, Iota(60), gzip);
+  auto a = ReadIdx(PathIn(dir, "img"));
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(a->dims, (std::vector<int64_t>{3, 4, 5}));
   EXPECT_EQ(a->data, Iota(60));
 
-  WriteIdx(dir.File("lab"), {3}, {0, 9, 4}, gzip);
-  auto ds = LoadIdxDataset(dir.File("img"), dir.File("lab"));
+  WriteIdx(PathIn(dir, "lab"), {3}, {0, 9, 4}, gzip);
+  auto ds = LoadIdxDataset(PathIn(dir, "img"), PathIn(dir, "lab"));
   ASSERT_TRUE(ds.ok()) << ds.status().ToString();
   EXPECT_EQ(ds->size(), 3);
   EXPECT_EQ(ds->images.sizes(), (std::vector<int64_t>{3, 1, 4, 5}));
@@ -46,13 +47,13 @@ INSTANTIATE_TEST_SUITE_P(PlainAndGzip, IdxReaderTest, ::testing::Values(false, t
 
 TEST(IdxReader, LimitKeepsFirstSamples) {
   TempDir dir;
-  WriteIdx(dir.File("img.gz"), {5, 2, 2}, Iota(20), true);
-  WriteIdx(dir.File("lab.gz"), {5}, {1, 2, 3, 4, 5}, true);
-  auto ds = LoadIdxDataset(dir.File("img.gz"), dir.File("lab.gz"), 2);
+  WriteIdx(PathIn(dir, "img.gz"), {5, 2, 2}, Iota(20), true);
+  WriteIdx(PathIn(dir, "lab.gz"), {5}, {1, 2, 3, 4, 5}, true);
+  auto ds = LoadIdxDataset(PathIn(dir, "img.gz"), PathIn(dir, "lab.gz"), 2);
   ASSERT_TRUE(ds.ok()) << ds.status().ToString();
   EXPECT_EQ(ds->size(), 2);
   EXPECT_EQ(ds->labels[1].item<int64_t>(), 2);
-  auto all = LoadIdxDataset(dir.File("img.gz"), dir.File("lab.gz"), 100);
+  auto all = LoadIdxDataset(PathIn(dir, "img.gz"), PathIn(dir, "lab.gz"), 100);
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 5);
 }
@@ -68,62 +69,62 @@ void ExpectRefused(const std::string& path, const std::string& reason) {
 
 TEST(IdxReader, RefusesMalformedFiles) {
   TempDir dir;
-  ExpectRefused(dir.File("missing.gz"), "cannot open");
+  ExpectRefused(PathIn(dir, "missing.gz"), "cannot open");
 
-  WriteBytes(dir.File("short"), std::string("\0\0", 2), false);
-  ExpectRefused(dir.File("short"), "too short");
+  WriteBytes(PathIn(dir, "short"), std::string("\0\0", 2), false);
+  ExpectRefused(PathIn(dir, "short"), "too short");
 
-  WriteBytes(dir.File("magic"), "PK\x03\x04 not an idx file", false);
-  ExpectRefused(dir.File("magic"), "bad magic");
+  WriteBytes(PathIn(dir, "magic"), "PK\x03\x04 not an idx file", false);
+  ExpectRefused(PathIn(dir, "magic"), "bad magic");
 
   std::string floats = IdxHeader({1});
   floats[2] = 0x0d;
-  WriteBytes(dir.File("floats"), floats + "abcd", false);
-  ExpectRefused(dir.File("floats"), "element type 0x0d");
+  WriteBytes(PathIn(dir, "floats"), floats + "abcd", false);
+  ExpectRefused(PathIn(dir, "floats"), "element type 0x0d");
 
   std::string nodims = IdxHeader({});
-  WriteBytes(dir.File("nodims"), nodims, false);
-  ExpectRefused(dir.File("nodims"), "number of dimensions 0");
+  WriteBytes(PathIn(dir, "nodims"), nodims, false);
+  ExpectRefused(PathIn(dir, "nodims"), "number of dimensions 0");
 
-  WriteBytes(dir.File("cut-header"), IdxHeader({10, 28, 28}).substr(0, 9), false);
-  ExpectRefused(dir.File("cut-header"), "header cut short");
+  WriteBytes(PathIn(dir, "cut-header"), IdxHeader({10, 28, 28}).substr(0, 9), false);
+  ExpectRefused(PathIn(dir, "cut-header"), "header cut short");
 
-  WriteIdx(dir.File("missing-bytes.gz"), {2, 3, 3}, Iota(17), true);
-  ExpectRefused(dir.File("missing-bytes.gz"), "2x3x3 = 18 bytes of data but the file holds 17");
+  WriteIdx(PathIn(dir, "missing-bytes.gz"), {2, 3, 3}, Iota(17), true);
+  ExpectRefused(PathIn(dir, "missing-bytes.gz"), "2x3x3 = 18 bytes of data but the file holds 17");
 
-  WriteIdx(dir.File("extra-bytes"), {2}, Iota(3), false);
-  ExpectRefused(dir.File("extra-bytes"), "holds 3");
+  WriteIdx(PathIn(dir, "extra-bytes"), {2}, Iota(3), false);
+  ExpectRefused(PathIn(dir, "extra-bytes"), "holds 3");
 
   // A huge declared size must be refused from the header, not allocated.
-  WriteIdx(dir.File("huge"), {0xffffffffu, 0xffffffffu}, Iota(4), false);
-  ExpectRefused(dir.File("huge"), "bytes of data but the file holds 4");
+  WriteIdx(PathIn(dir, "huge"), {0xffffffffu, 0xffffffffu}, Iota(4), false);
+  ExpectRefused(PathIn(dir, "huge"), "bytes of data but the file holds 4");
 
   // A gzip stream cut in the middle.
-  WriteIdx(dir.File("full.gz"), {100, 28, 28}, Iota(78400), true);
-  auto whole = std::filesystem::file_size(dir.File("full.gz"));
-  std::filesystem::copy_file(dir.File("full.gz"), dir.File("truncated.gz"));
-  std::filesystem::resize_file(dir.File("truncated.gz"), whole / 2);
-  ExpectRefused(dir.File("truncated.gz"), "gzip");
+  WriteIdx(PathIn(dir, "full.gz"), {100, 28, 28}, Iota(78400), true);
+  auto whole = std::filesystem::file_size(PathIn(dir, "full.gz"));
+  std::filesystem::copy_file(PathIn(dir, "full.gz"), PathIn(dir, "truncated.gz"));
+  std::filesystem::resize_file(PathIn(dir, "truncated.gz"), whole / 2);
+  ExpectRefused(PathIn(dir, "truncated.gz"), "gzip");
 }
 
 TEST(IdxReader, RefusesMismatchedPairs) {
   TempDir dir;
-  WriteIdx(dir.File("img"), {3, 2, 2}, Iota(12), false);
-  WriteIdx(dir.File("lab2"), {2}, {1, 2}, false);
-  auto ds = LoadIdxDataset(dir.File("img"), dir.File("lab2"));
+  WriteIdx(PathIn(dir, "img"), {3, 2, 2}, Iota(12), false);
+  WriteIdx(PathIn(dir, "lab2"), {2}, {1, 2}, false);
+  auto ds = LoadIdxDataset(PathIn(dir, "img"), PathIn(dir, "lab2"));
   ASSERT_FALSE(ds.ok());
   EXPECT_NE(ds.status().message().find("holds 2 labels but"), std::string::npos) << ds.status().message();
 
-  WriteIdx(dir.File("lab-range"), {3}, {1, 10, 2}, false);
-  ds = LoadIdxDataset(dir.File("img"), dir.File("lab-range"));
+  WriteIdx(PathIn(dir, "lab-range"), {3}, {1, 10, 2}, false);
+  ds = LoadIdxDataset(PathIn(dir, "img"), PathIn(dir, "lab-range"));
   ASSERT_FALSE(ds.ok());
   EXPECT_NE(ds.status().message().find("label 10 at index 1"), std::string::npos) << ds.status().message();
 
   // Swapped files: images where labels belong.
-  ds = LoadIdxDataset(dir.File("lab2"), dir.File("img"));
+  ds = LoadIdxDataset(PathIn(dir, "lab2"), PathIn(dir, "img"));
   ASSERT_FALSE(ds.ok());
   EXPECT_NE(ds.status().message().find("images must have 3 dimensions"), std::string::npos);
 }
 
 }  // namespace
-}  // namespace gantry::worker
+}  // namespace gantry::data

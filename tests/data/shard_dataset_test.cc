@@ -1,12 +1,12 @@
-#include "worker/shard_dataset.h"
+#include "data/shard_dataset.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
-#include "tests/worker/data_test_util.h"
+#include "tests/support/data_test_util.h"
 
-namespace gantry::worker {
+namespace gantry::data {
 namespace {
 
 using data_testing::Contains;
@@ -132,4 +132,4 @@ TEST(ShardDataset, RefusesEmptyMixedAndInconsistentDirectories) {
 }
 
 }  // namespace
-}  // namespace gantry::worker
+}  // namespace gantry::data

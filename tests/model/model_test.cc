@@ -1,12 +1,11 @@
-#include "worker/model.h"
+#include "model/model.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "worker/lr_schedule.h"
-#include "worker/models.h"
+#include "model/models.h"
 
-namespace gantry::worker {
+namespace gantry::model {
 namespace {
 
 std::vector<std::string> Names(const NamedTensors& t) {
@@ -113,55 +112,5 @@ TEST(Model, CheckReportsWrongClassCountAndKeepsTrainingMode) {
   EXPECT_TRUE(Has(st, "does the model expect samples of shape [5]?")) << st.message();
 }
 
-TEST(Model, BuiltinTrainsWithEveryOptimizerAndSchedule) {
-  // Two Gaussian blobs per class in 5 dimensions.
-  torch::manual_seed(3);
-  auto labels = torch::arange(96, torch::kInt64).remainder(3);
-  auto x = torch::randn({96, 5}) * 0.3 + torch::one_hot(labels, 5).to(torch::kFloat32) * 2;
-  for (const char* name : {"sgd", "adam", "adamw"}) {
-    torch::manual_seed(4);
-    auto m = CreateModel(Builtin("mlp", {16}), {5}, 3);
-    ASSERT_TRUE(m.ok());
-    OptimizerSpec o;
-    o.name = name;
-    o.lr = std::string(name) == "sgd" ? 0.1 : 0.02;
-    auto opt = BuildOptimizer(o, (*m)->Parameters());
-    ASSERT_TRUE(opt.ok());
-    LrScheduleSpec ls;
-    ls.name = "cosine";
-    ls.warmup_steps = 5;
-    auto sched = LrSchedule::Create(ls, o.lr);
-    ASSERT_TRUE(sched.ok());
-    double first = 0, last = 0;
-    for (int64_t step = 1; step <= 40; ++step) {
-      sched->Apply(**opt, step, 40);
-      (*opt)->zero_grad();
-      auto loss = torch::nn::functional::cross_entropy(*(*m)->Forward(x), labels);
-      loss.backward();
-      (*opt)->step();
-      if (step == 1) first = loss.item<double>();
-      last = loss.item<double>();
-    }
-    EXPECT_LT(last, 0.5 * first) << name << ": " << first << " -> " << last;
-  }
-}
-
-// The trainer still calls BuildModel(spec, rows, cols) until it moves to
-// CreateModel; it must build what it always built.
-TEST(Model, LegacyBuildModelUnchanged) {
-  auto mlp = BuildModel(Builtin("mlp", {256, 128}), 28, 28);
-  ASSERT_TRUE(mlp.ok()) << mlp.status().ToString();
-  auto names = (*mlp)->named_parameters().keys();
-  EXPECT_EQ(names.front(), "1.weight");
-  EXPECT_EQ(names.back(), "5.bias");
-  EXPECT_EQ((*mlp)->forward(torch::zeros({2, 1, 28, 28})).sizes(), (std::vector<int64_t>{2, 10}));
-  auto cnn = BuildModel(Builtin("cnn", {64}), 30, 17);
-  ASSERT_TRUE(cnn.ok()) << cnn.status().ToString();
-  EXPECT_EQ((*cnn)->forward(torch::zeros({2, 1, 30, 17})).sizes(), (std::vector<int64_t>{2, 10}));
-  ModelSpec script;
-  script.torchscript = "/models/net.pt";
-  EXPECT_FALSE(BuildModel(script, 28, 28).ok());
-}
-
 }  // namespace
-}  // namespace gantry::worker
+}  // namespace gantry::model

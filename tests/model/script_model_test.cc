@@ -1,7 +1,7 @@
 // TorchScript models written in Python, trained from C++. The fixture
 // modules are scripted by Debian's python3-torch (/usr/bin/python3, see
 // Python(); the tests skip with the reason when it is missing).
-#include "worker/script_model.h"
+#include "model/script_model.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -10,17 +10,18 @@
 #include <fstream>
 #include <sstream>
 
-#include "tests/worker/data_test_util.h"
-#include "worker/dataset.h"
-#include "worker/models.h"
+#include "data/dataset.h"
+#include "model/models.h"
+#include "tests/support/data_test_util.h"
 
-namespace gantry::worker {
+namespace gantry::model {
 namespace {
 
 using data_testing::Contains;
 using data_testing::PathIn;
 using data_testing::TempDir;
 using data_testing::WriteFile;
+using data::TensorDataset;
 
 // Debian's interpreter, where python3-torch installs; $GANTRY_TEST_PYTHON
 // overrides it (another Python with torch, or a missing one to see the skip).
@@ -165,11 +166,14 @@ TEST_F(ScriptModelTest, TrainsFromCppAndLossDecreases) {
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     ASSERT_TRUE(data.ViewSamplesAs(*(*m)->InputShape()).ok());
     Model& model = **m;
-    OptimizerSpec o;
-    o.name = name;
-    o.lr = std::string(name) == "sgd" ? 0.1 : 0.01;
-    auto opt = BuildOptimizer(o, model.Parameters());
-    ASSERT_TRUE(opt.ok());
+    // The optimizers BuildOptimizer (worker/optimizer.h) makes for sgd and adamw.
+    std::unique_ptr<torch::optim::Optimizer> optimizer;
+    if (std::string(name) == "sgd") {
+      optimizer = std::make_unique<torch::optim::SGD>(model.Parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+    } else {
+      optimizer = std::make_unique<torch::optim::AdamW>(model.Parameters(), torch::optim::AdamWOptions(0.01));
+    }
+    auto* opt = &optimizer;
     const torch::Tensor running_mean = model.NamedBuffers()[0].second.clone();
     model.SetTraining(true);
     std::vector<double> losses;
@@ -240,4 +244,4 @@ TEST_F(ScriptModelTest, RefusesUnusableModules) {
 }
 
 }  // namespace
-}  // namespace gantry::worker
+}  // namespace gantry::model
