@@ -43,10 +43,12 @@ class FileStore final : public CheckpointStore {
     ::close(fd);
     return SavedCheckpoint{"m", ++n_};
   }
-  Result<std::optional<json>> LoadLatestOfJob(const std::string&, const std::string&) override {
-    return std::optional<json>();
+  Result<std::optional<LoadedCheckpoint>> LoadLatestOfJob(const std::string&, const std::string&) override {
+    return std::optional<LoadedCheckpoint>();
   }
-  Result<json> LoadRef(const std::string&, const std::string&, bool) override { return Status::NotFound("-"); }
+  Result<LoadedCheckpoint> LoadRef(const std::string&, const std::string&, bool) override {
+    return Status::NotFound("-");
+  }
 
  private:
   int64_t n_ = 0;

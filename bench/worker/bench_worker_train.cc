@@ -13,6 +13,7 @@
 #include "data/idx_reader.h"
 #include "model/models.h"
 #include "worker/mpi_communicator.h"
+#include "worker/optimizer.h"
 #include "worker/reducer.h"
 
 using namespace gantry;
