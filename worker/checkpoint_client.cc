@@ -51,9 +51,9 @@ Result<json> TensorToJson(const std::string& name, const torch::Tensor& t) {
   }
 }
 
-Result<std::map<std::string, torch::Tensor>> TensorsFromJson(const json& tensors) {
+Result<model::TensorMap> TensorsFromJson(const json& tensors) {
   if (!tensors.is_array()) return Status::InvalidArgument("checkpoint: 'tensors' must be a list");
-  std::map<std::string, torch::Tensor> out;
+  model::TensorMap out;
   try {
     for (const json& t : tensors) {
       if (!t.is_object() || !t.contains("name") || !t["name"].is_string() || !t.contains("data") ||
@@ -79,6 +79,147 @@ Result<std::map<std::string, torch::Tensor>> TensorsFromJson(const json& tensors
   return out;
 }
 
+namespace {
+
+// obj[key] as T, or `fallback` when absent or null; a value of another type
+// is an error naming the field (nlohmann's own message names none).
+template <typename T>
+Result<T> Field(const json& obj, const char* key, T fallback, const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  try {
+    return it->get<T>();
+  } catch (const std::exception& e) {
+    return Status::Corruption("checkpoint " + where + ": field '" + key + "' has the wrong type (" + e.what() + ")");
+  }
+}
+
+Result<json> Object(const json& obj, const char* key, const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return json::object();
+  if (!it->is_object()) return Status::Corruption("checkpoint " + where + ": '" + key + "' must be an object");
+  return *it;
+}
+
+Result<std::optional<TrainerStateRecord>> TrainerStateFrom(const json& ts, const std::string& where) {
+  if (!ts.contains("step") || !ts.contains("epoch") || !ts.contains("epoch_offset")) {
+    return std::optional<TrainerStateRecord>();
+  }
+  TrainerStateRecord r;
+  const std::string w = where + " trainer_state";
+  GANTRY_ASSIGN_OR_RETURN(r.format, Field<int64_t>(ts, "format", 0, w));
+  GANTRY_ASSIGN_OR_RETURN(r.step, Field<int64_t>(ts, "step", 0, w));
+  GANTRY_ASSIGN_OR_RETURN(r.epoch, Field<int64_t>(ts, "epoch", 0, w));
+  GANTRY_ASSIGN_OR_RETURN(r.epoch_offset, Field<int64_t>(ts, "epoch_offset", 0, w));
+  GANTRY_ASSIGN_OR_RETURN(r.samples_seen, Field<int64_t>(ts, "samples_seen", 0, w));
+  GANTRY_ASSIGN_OR_RETURN(r.world_size, Field<int64_t>(ts, "world_size", 0, w));
+  GANTRY_ASSIGN_OR_RETURN(r.batch_size, Field<int64_t>(ts, "batch_size", 0, w));
+  GANTRY_ASSIGN_OR_RETURN(r.preempted, Field<bool>(ts, "preempted", false, w));
+  if (ts.contains("seed") && !ts["seed"].is_null()) {
+    GANTRY_ASSIGN_OR_RETURN(uint64_t seed, Field<uint64_t>(ts, "seed", 0, w));
+    r.seed = seed;
+  }
+  return std::optional<TrainerStateRecord>(r);
+}
+
+Result<model::ModelManifest> ManifestFrom(const json& meta, const std::string& where) {
+  model::ModelManifest m;
+  const std::string w = where + " meta";
+  GANTRY_ASSIGN_OR_RETURN(m.description, Field<std::string>(meta, "model", "", w));
+  GANTRY_ASSIGN_OR_RETURN(m.builtin, Field<std::string>(meta, "model_builtin", "", w));
+  GANTRY_ASSIGN_OR_RETURN(m.hidden, Field<std::vector<int64_t>>(meta, "model_hidden", {}, w));
+  GANTRY_ASSIGN_OR_RETURN(m.torchscript, Field<std::string>(meta, "model_torchscript", "", w));
+  // Checkpoints saved before model_torchscript was written name the file
+  // only in the description ("torchscript <path>").
+  constexpr std::string_view kScriptPrefix = "torchscript ";
+  if (m.builtin == "torchscript" && m.torchscript.empty() && m.description.starts_with(kScriptPrefix)) {
+    m.torchscript = m.description.substr(kScriptPrefix.size());
+  }
+  GANTRY_ASSIGN_OR_RETURN(m.input_shape, Field<std::vector<int64_t>>(meta, "input_shape", {}, w));
+  GANTRY_ASSIGN_OR_RETURN(m.num_classes, Field<int64_t>(meta, "num_classes", 0, w));
+  GANTRY_ASSIGN_OR_RETURN(json norm, Object(meta, "normalize", w));
+  if (!norm.empty()) {
+    model::Normalization n;
+    GANTRY_ASSIGN_OR_RETURN(n.mean, Field<double>(norm, "mean", 0.0, w + " normalize"));
+    GANTRY_ASSIGN_OR_RETURN(n.std, Field<double>(norm, "std", 1.0, w + " normalize"));
+    m.normalize = n;
+  }
+  return m;
+}
+
+// The reverse of CheckpointFromReply (below).
+Result<json> CheckpointToReply(const LoadedCheckpoint& c) {
+  const model::ModelManifest& m = c.manifest;
+  json meta = {{"job_name", c.job_name},
+               {"world_size", c.world_size},
+               {"model", m.description},
+               {"model_builtin", m.builtin},
+               {"model_hidden", m.hidden},
+               {"model_torchscript", m.torchscript},
+               {"input_shape", m.input_shape},
+               {"num_classes", m.num_classes}};
+  if (m.normalize) meta["normalize"] = {{"mean", m.normalize->mean}, {"std", m.normalize->std}};
+  json reply = {{"model", c.model}, {"version", c.version}, {"job_id", c.job_id}, {"attempt", c.attempt},
+                {"step", c.step},   {"epoch", c.epoch},     {"metrics", c.metrics}, {"meta", std::move(meta)}};
+  if (const auto& ts = c.trainer_state) {
+    reply["trainer_state"] = {{"format", ts->format},         {"step", ts->step},
+                              {"epoch", ts->epoch},           {"epoch_offset", ts->epoch_offset},
+                              {"samples_seen", ts->samples_seen}, {"world_size", ts->world_size},
+                              {"batch_size", ts->batch_size}, {"preempted", ts->preempted}};
+    if (ts->seed) reply["trainer_state"]["seed"] = *ts->seed;
+  }
+  json tensors = json::array();
+  for (const auto& [name, t] : c.tensors) {
+    GANTRY_ASSIGN_OR_RETURN(json j, TensorToJson(name, t));
+    tensors.push_back(std::move(j));
+  }
+  reply["tensors"] = std::move(tensors);
+  return reply;
+}
+
+}  // namespace
+
+Result<LoadedCheckpoint> CheckpointFromReply(const json& reply) {
+  if (!reply.is_object()) return Status::Corruption("checkpoint: the reply is not an object");
+  LoadedCheckpoint c;
+  GANTRY_ASSIGN_OR_RETURN(c.model, Field<std::string>(reply, "model", "", "reply"));
+  GANTRY_ASSIGN_OR_RETURN(c.version, Field<int64_t>(reply, "version", 0, "reply"));
+  const std::string where = c.Source();
+  GANTRY_ASSIGN_OR_RETURN(c.job_id, Field<std::string>(reply, "job_id", "", where));
+  GANTRY_ASSIGN_OR_RETURN(c.attempt, Field<int64_t>(reply, "attempt", 0, where));
+  GANTRY_ASSIGN_OR_RETURN(c.step, Field<int64_t>(reply, "step", 0, where));
+  GANTRY_ASSIGN_OR_RETURN(c.epoch, Field<int64_t>(reply, "epoch", 0, where));
+  GANTRY_ASSIGN_OR_RETURN(json metrics, Object(reply, "metrics", where));
+  for (const auto& [name, v] : metrics.items()) {
+    if (v.is_number()) c.metrics[name] = v.get<double>();
+  }
+  GANTRY_ASSIGN_OR_RETURN(json meta, Object(reply, "meta", where));
+  GANTRY_ASSIGN_OR_RETURN(c.job_name, Field<std::string>(meta, "job_name", "", where + " meta"));
+  GANTRY_ASSIGN_OR_RETURN(c.world_size, Field<int64_t>(meta, "world_size", 0, where + " meta"));
+  GANTRY_ASSIGN_OR_RETURN(c.manifest, ManifestFrom(meta, where));
+  // Trainer state: its own field, or inside meta for stores that keep only meta.
+  GANTRY_ASSIGN_OR_RETURN(json ts, Object(reply, "trainer_state", where));
+  if (!ts.contains("step")) {
+    GANTRY_ASSIGN_OR_RETURN(ts, Object(meta, "trainer_state", where + " meta"));
+  }
+  GANTRY_ASSIGN_OR_RETURN(c.trainer_state, TrainerStateFrom(ts, where));
+  if (!reply.contains("tensors")) return Status::Corruption("checkpoint " + where + " has no tensors");
+  auto tensors = TensorsFromJson(reply["tensors"]);
+  if (!tensors.ok()) return tensors.status().WithContext("checkpoint " + where);
+  c.tensors = std::move(tensors).value();
+  return c;
+}
+
+Result<std::string> EncodeCheckpoint(const LoadedCheckpoint& ckpt) {
+  GANTRY_ASSIGN_OR_RETURN(json reply, CheckpointToReply(ckpt));
+  return ToMsgpack(reply);
+}
+
+Result<LoadedCheckpoint> DecodeCheckpoint(std::string_view bytes) {
+  GANTRY_ASSIGN_OR_RETURN(json reply, ParseMsgpack(bytes));
+  return CheckpointFromReply(reply);
+}
+
 Result<SavedCheckpoint> CheckpointClient::Save(const json& body) {
   const std::string model = body.value("model", "");
   if (!rpc_) return SavedCheckpoint{model, 0};
@@ -93,12 +234,13 @@ Result<SavedCheckpoint> CheckpointClient::Save(const json& body) {
   return SavedCheckpoint{*name, *version};
 }
 
-Result<std::optional<json>> CheckpointClient::LoadLatestOfJob(const std::string& model,
-                                                              const std::string& job_id) {
-  if (!rpc_) return std::optional<json>();
+Result<std::optional<LoadedCheckpoint>> CheckpointClient::LoadLatestOfJob(const std::string& model,
+                                                                          const std::string& job_id) {
+  using Found = std::optional<LoadedCheckpoint>;
+  if (!rpc_) return Found();
   auto listed = rpc_->Call("list_versions", {{"model", model}});
   if (!listed.ok()) {
-    if (listed.status().code() == StatusCode::kNotFound) return std::optional<json>();
+    if (listed.status().code() == StatusCode::kNotFound) return Found();
     return listed.status().WithContext("list_versions " + model + " at " + rpc_->endpoint());
   }
   int64_t newest = 0;
@@ -107,17 +249,19 @@ Result<std::optional<json>> CheckpointClient::LoadLatestOfJob(const std::string&
       if (v.is_object() && v.value("job_id", "") == job_id) newest = std::max(newest, v.value("version", int64_t{0}));
     }
   }
-  if (newest == 0) return std::optional<json>();
+  if (newest == 0) return Found();
   const std::string ref = "v" + std::to_string(newest);
   auto loaded = rpc_->Call("load_checkpoint", {{"model", model}, {"ref", ref}, {"version", newest}, {"job_id", job_id}});
   if (!loaded.ok()) return loaded.status().WithContext("load_checkpoint " + model + "@" + ref);
-  if (loaded->value("version", int64_t{0}) != newest) {
+  auto ckpt = CheckpointFromReply(*loaded);
+  if (!ckpt.ok()) return ckpt.status().WithContext("load_checkpoint " + model + "@" + ref);
+  if (ckpt->version != newest) {
     return Status::Internal("load_checkpoint " + model + "@" + ref + ": the reply holds another version");
   }
-  return std::optional<json>(std::move(loaded).value());
+  return Found(std::move(ckpt).value());
 }
 
-Result<json> CheckpointClient::LoadRef(const std::string& model, const std::string& ref, bool model_only) {
+Result<LoadedCheckpoint> CheckpointClient::LoadRef(const std::string& model, const std::string& ref, bool model_only) {
   if (!rpc_) return Status::FailedPrecondition("no storage endpoint: cannot load " + model + "@" + ref);
   json body = {{"model", model}, {"ref", ref}};
   // vN also travels as {version: N}, the form the issue names.
@@ -127,7 +271,9 @@ Result<json> CheckpointClient::LoadRef(const std::string& model, const std::stri
   if (model_only) body["include"] = "model";
   auto loaded = rpc_->Call("load_checkpoint", body);
   if (!loaded.ok()) return loaded.status().WithContext("load_checkpoint " + model + "@" + ref);
-  return std::move(loaded).value();
+  auto ckpt = CheckpointFromReply(*loaded);
+  if (!ckpt.ok()) return ckpt.status().WithContext("load_checkpoint " + model + "@" + ref);
+  return std::move(ckpt).value();
 }
 
 }  // namespace gantry::worker

@@ -19,6 +19,11 @@
 // storage service beyond the requests above; it also sends the job_id and
 // version the issue's `load_checkpoint {model, version?, job_id?}` names.
 //
+// Loads return a LoadedCheckpoint; the reply's JSON is decoded here
+// (CheckpointFromReply) and nowhere else. The network itself is built and
+// filled by gantry::model (model/checkpoint_model.h) from the manifest and
+// tensors decoded here.
+//
 // An empty endpoint makes a disabled client: Save() succeeds and sends
 // nothing, loads find nothing (ranks > 0, tests, benchmarks).
 //
@@ -32,8 +37,10 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/rpc.h"
+#include "model/checkpoint_model.h"
 
 namespace gantry::worker {
 
@@ -42,18 +49,52 @@ struct SavedCheckpoint {
   int64_t version = 0;
 };
 
+// Where training stood when a checkpoint was saved (trainer_state; older
+// stores keep it in meta.trainer_state). What exact resume needs.
+struct TrainerStateRecord {
+  int64_t format = 0;
+  int64_t step = 0;
+  int64_t epoch = 0;
+  int64_t epoch_offset = 0;  // index into the epoch's permutation
+  int64_t samples_seen = 0;
+  int64_t world_size = 0;    // 0: not recorded
+  int64_t batch_size = 0;
+  std::optional<uint64_t> seed;
+  bool preempted = false;
+};
+
+// One checkpoint version as load_checkpoint returns it.
+struct LoadedCheckpoint {
+  std::string model;
+  int64_t version = 0;
+  std::string job_id;
+  int64_t attempt = 0;
+  int64_t step = 0;
+  int64_t epoch = 0;
+  std::map<std::string, double> metrics;  // numeric metrics only
+  std::string job_name;                   // meta.job_name
+  int64_t world_size = 0;                 // meta.world_size
+  model::ModelManifest manifest;          // meta: how the network was built
+  std::optional<TrainerStateRecord> trainer_state;  // absent: cannot resume exactly
+  model::TensorMap tensors;               // weights, plus optimizer/ and trainer/ state
+
+  // "model@vN", for messages.
+  std::string Source() const { return model + "@v" + std::to_string(version); }
+};
+
 class CheckpointStore {
  public:
   virtual ~CheckpointStore() = default;
   virtual bool enabled() const = 0;
   // Sends one save_checkpoint body (as built by the trainer).
   virtual Result<SavedCheckpoint> Save(const json& body) = 0;
-  // The newest checkpoint `job_id` saved under `model` (load_checkpoint's
-  // reply), or nullopt when it has none.
-  virtual Result<std::optional<json>> LoadLatestOfJob(const std::string& model, const std::string& job_id) = 0;
+  // The newest checkpoint `job_id` saved under `model`, or nullopt when it
+  // has none.
+  virtual Result<std::optional<LoadedCheckpoint>> LoadLatestOfJob(const std::string& model,
+                                                                  const std::string& job_id) = 0;
   // `ref` is vN, an alias or "latest"; model_only leaves out optimizer and
   // trainer tensors.
-  virtual Result<json> LoadRef(const std::string& model, const std::string& ref, bool model_only) = 0;
+  virtual Result<LoadedCheckpoint> LoadRef(const std::string& model, const std::string& ref, bool model_only) = 0;
 };
 
 class CheckpointClient final : public CheckpointStore {
@@ -66,17 +107,29 @@ class CheckpointClient final : public CheckpointStore {
 
   bool enabled() const override { return rpc_.has_value(); }
   Result<SavedCheckpoint> Save(const json& body) override;
-  Result<std::optional<json>> LoadLatestOfJob(const std::string& model, const std::string& job_id) override;
-  Result<json> LoadRef(const std::string& model, const std::string& ref, bool model_only) override;
+  Result<std::optional<LoadedCheckpoint>> LoadLatestOfJob(const std::string& model,
+                                                          const std::string& job_id) override;
+  Result<LoadedCheckpoint> LoadRef(const std::string& model, const std::string& ref, bool model_only) override;
 
  private:
   std::optional<RpcClient> rpc_;
 };
 
+// The message codec (the only place a checkpoint is JSON on the worker).
+//
 // {name, dtype, shape, data} of one tensor (a copy of its bytes).
 Result<json> TensorToJson(const std::string& name, const torch::Tensor& t);
 // The tensors of a load_checkpoint reply by name, validated (dtype, shape
 // and byte count agree).
-Result<std::map<std::string, torch::Tensor>> TensorsFromJson(const json& tensors);
+Result<model::TensorMap> TensorsFromJson(const json& tensors);
+// A load_checkpoint reply (or a save_checkpoint body with its version)
+// decoded and checked: field types, tensors, trainer_state. Missing meta
+// fields stay empty (older checkpoints); a field of the wrong type is
+// Corruption naming the field.
+Result<LoadedCheckpoint> CheckpointFromReply(const json& reply);
+// A checkpoint as load_checkpoint reply bytes (MessagePack), for handing a
+// loaded checkpoint to the other ranks, and back.
+Result<std::string> EncodeCheckpoint(const LoadedCheckpoint& ckpt);
+Result<LoadedCheckpoint> DecodeCheckpoint(std::string_view bytes);
 
 }  // namespace gantry::worker

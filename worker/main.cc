@@ -20,7 +20,7 @@
 #include "worker/checkpoint_client.h"
 #include "worker/cli_options.h"
 #include "worker/heartbeat.h"
-#include "worker/dataset.h"
+#include "data/dataset.h"
 #include "worker/metrics_publisher.h"
 #include "worker/mpi_communicator.h"
 #if defined(GANTRY_WITH_NCCL)
@@ -85,7 +85,7 @@ int Run(int argc, char** argv) {
   const DataSpec& d = spec->data;
   SystemClock clock;
   const auto load_start = clock.Now();
-  auto data = LoadData(*spec);
+  auto data = gantry::data::LoadData(*spec);
   if (!data.ok()) return Fail(data.status(), "bad data (data.*)");
   for (const auto& note : data->notes) spdlog::warn("data: {}", note);
   spdlog::info("loaded {} training and {} test samples ({} classes) from {} in {:.1f} s; fingerprint {}",

@@ -73,7 +73,7 @@ Status Trainer::RunSteps() {
     static std::mutex init_mu;
     std::lock_guard<std::mutex> lock(init_mu);
     torch::manual_seed(spec.train.seed);
-    GANTRY_ASSIGN_OR_RETURN(model_, CreateModel(spec.model, train_.SampleShape(), train_.num_classes));
+    GANTRY_ASSIGN_OR_RETURN(model_, model::CreateModel(spec.model, train_.SampleShape(), train_.num_classes));
   }
   // Before the optimizer sees the parameters and the Reducer sizes its
   // buckets: both keep the tensors they are given. (CreateModel's shape check

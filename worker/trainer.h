@@ -37,15 +37,15 @@
 
 #include "common/clock.h"
 #include "common/job_spec.h"
+#include "data/dataset.h"
 #include "worker/async_checkpointer.h"
 #include "worker/checkpoint_client.h"
 #include "worker/communicator.h"
 #include "worker/heartbeat.h"
-#include "worker/dataset.h"
 #include "worker/metrics_publisher.h"
 #include "worker/lr_schedule.h"
-#include "worker/model.h"
-#include "worker/models.h"
+#include "model/model.h"
+#include "worker/optimizer.h"
 #include "worker/optimizer_state.h"
 #include "worker/reducer.h"
 #include "worker/sampler.h"
@@ -53,13 +53,16 @@
 
 namespace gantry::worker {
 
+using data::TensorDataset;
+using model::Model;
+
 struct TrainerOptions {
   JobSpec spec;
   std::string job_id;
   int attempt = 1;
   const StopSignal* stop = nullptr;      // null: never stops early
   HeartbeatSender* heartbeat = nullptr;  // null: no heartbeats
-  std::string data_fingerprint;          // of the files this rank loaded (fingerprint.h)
+  std::string data_fingerprint;          // of the files this rank loaded (data/fingerprint.h)
 };
 
 // What a finished run reached (same on every rank).
@@ -117,7 +120,7 @@ class Trainer {
 
   // trainer_state.cc
   Status LoadInitialState();
-  Status ApplyCheckpoint(const json& ckpt, bool resume);
+  Status ApplyCheckpoint(const LoadedCheckpoint& ckpt, bool resume);
   Result<AsyncCheckpointer::Snapshot> TakeSnapshot(bool preempted);
   // Periodic (async) or final/preempt (synchronous, shared outcome).
   Status SaveCheckpoint(bool final_save, bool preempted);

@@ -5,7 +5,8 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
-#include "worker/idx_reader.h"
+#include "data/idx_reader.h"
+#include "model/checkpoint_model.h"
 #include "worker/trainer.h"
 
 namespace gantry::worker {
@@ -44,7 +45,7 @@ Status DecodeError(const std::string& payload) {
 Status Trainer::LoadInitialState() {
   const JobSpec& spec = options_.spec;
   // 1. Rank 0 fetches: tag 'R' (resume), 'W' (warm start), 'N' (nothing),
-  //    'E' (error), then the load_checkpoint reply as MessagePack.
+  //    'E' (error), then the checkpoint as EncodeCheckpoint() bytes.
   std::string payload = "N";
   if (comm_.rank() == 0) {
     if (saving_ && options_.attempt > 1) {
@@ -52,7 +53,8 @@ Status Trainer::LoadInitialState() {
       if (!got.ok()) {
         payload = EncodeError(got.status().WithContext("resuming job " + options_.job_id));
       } else if (got->has_value()) {
-        payload = "R" + ToMsgpack(**got);
+        auto bytes = EncodeCheckpoint(**got);
+        payload = bytes.ok() ? "R" + *bytes : EncodeError(bytes.status().WithContext("resuming job " + options_.job_id));
       } else {
         spdlog::warn("attempt {}: job {} has no checkpoint under model {}; starting from scratch",
                      options_.attempt, options_.job_id, spec.checkpoint.model);
@@ -63,7 +65,8 @@ Status Trainer::LoadInitialState() {
       const std::string model = spec.warm_start.substr(0, at);
       const std::string ref = spec.warm_start.substr(at + 1);
       auto got = checkpoints_.LoadRef(model, ref, /*model_only=*/true);
-      payload = got.ok() ? "W" + ToMsgpack(*got) : EncodeError(got.status().WithContext("warm_start " + spec.warm_start));
+      Result<std::string> bytes = got.ok() ? EncodeCheckpoint(*got) : Result<std::string>(got.status());
+      payload = bytes.ok() ? "W" + *bytes : EncodeError(bytes.status().WithContext("warm_start " + spec.warm_start));
     }
   }
   // 2. Everyone gets the same bytes, so every rank applies the same state.
@@ -79,7 +82,7 @@ Status Trainer::LoadInitialState() {
       return DecodeError(payload);
     case 'R':
     case 'W': {
-      GANTRY_ASSIGN_OR_RETURN(json ckpt, ParseMsgpack(std::string_view(payload).substr(1)));
+      GANTRY_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt, DecodeCheckpoint(std::string_view(payload).substr(1)));
       return ApplyCheckpoint(ckpt, payload[0] == 'R');
     }
     default:
@@ -87,54 +90,36 @@ Status Trainer::LoadInitialState() {
   }
 }
 
-Status Trainer::ApplyCheckpoint(const json& ckpt, bool resume) {
-  const std::string source = ckpt.value("model", "?") + "@v" + std::to_string(ckpt.value("version", int64_t{0}));
-  if (!ckpt.contains("tensors")) return Status::Corruption("checkpoint " + source + " has no tensors");
-  GANTRY_ASSIGN_OR_RETURN(auto saved, TensorsFromJson(ckpt["tensors"]));
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& [name, t] : NamedState()) {
-      auto it = saved.find(name);
-      if (it == saved.end()) {
-        return Status::InvalidArgument("checkpoint " + source + " has no tensor '" + name +
-                                       "': it was saved from another model (check model.* and warm_start)");
-      }
-      if (it->second.sizes() != t.sizes() || it->second.scalar_type() != t.scalar_type()) {
-        return Status::InvalidArgument("checkpoint " + source + ": tensor '" + name + "' has shape " +
-                                       c10::str(it->second.sizes()) + ", the model needs " + c10::str(t.sizes()));
-      }
-      t.copy_(it->second);
-    }
-  }
-  parent_model_ = ckpt.value("model", "");
-  parent_version_ = ckpt.value("version", int64_t{0});
+Status Trainer::ApplyCheckpoint(const LoadedCheckpoint& ckpt, bool resume) {
+  const std::string source = ckpt.Source();
+  // The model the job spec built must be the one the checkpoint holds.
+  Status loaded = model::LoadWeights(*model_, ckpt.tensors, source);
+  if (!loaded.ok()) return loaded.WithContext("check model.* and warm_start");
+  parent_model_ = ckpt.model;
+  parent_version_ = ckpt.version;
   summary_.loaded_from = source;
   if (!resume) {
     spdlog::info("rank {}/{}: warm start from {} (parameters only)", comm_.rank(), comm_.size(), source);
     return Status::Ok();
   }
-  GANTRY_RETURN_IF_ERROR(RestoreOptimizerState(*optimizer_, NamedParameters(), saved));
-  // Trainer state: its own field, or inside meta for stores that keep only meta.
-  json ts = ckpt.value("trainer_state", json::object());
-  if (!ts.contains("step") && ckpt.contains("meta") && ckpt["meta"].is_object()) {
-    ts = ckpt["meta"].value("trainer_state", json::object());
-  }
-  if (!ts.contains("step") || !ts.contains("epoch") || !ts.contains("epoch_offset")) {
+  GANTRY_RETURN_IF_ERROR(RestoreOptimizerState(*optimizer_, NamedParameters(), ckpt.tensors));
+  if (!ckpt.trainer_state) {
     return Status::Corruption("checkpoint " + source + " has no trainer_state {step, epoch, epoch_offset}");
   }
-  step_ = ts["step"].get<int64_t>();
-  epoch_ = ts["epoch"].get<int64_t>();
-  offset_ = ts["epoch_offset"].get<int64_t>();
-  samples_seen_ = ts.value("samples_seen", int64_t{0});
-  if (ts.value("seed", options_.spec.train.seed) != options_.spec.train.seed) {
+  const TrainerStateRecord& ts = *ckpt.trainer_state;
+  step_ = ts.step;
+  epoch_ = ts.epoch;
+  offset_ = ts.epoch_offset;
+  samples_seen_ = ts.samples_seen;
+  if (ts.seed.value_or(options_.spec.train.seed) != options_.spec.train.seed) {
     spdlog::warn("checkpoint {} was trained with another seed: the data order changes", source);
   }
   // Same world size: each rank gets its own generator back (bit-exact).
   // Another world size: rank r takes rank r's if it exists, else rank 0's.
-  auto rng = saved.find(RngName(comm_.rank()));
-  if (rng == saved.end()) rng = saved.find(RngName(0));
-  if (rng != saved.end()) SetCpuRngState(rng->second);
-  const int64_t saved_world = ts.value("world_size", int64_t{0});
+  auto rng = ckpt.tensors.find(RngName(comm_.rank()));
+  if (rng == ckpt.tensors.end()) rng = ckpt.tensors.find(RngName(0));
+  if (rng != ckpt.tensors.end()) SetCpuRngState(rng->second);
+  const int64_t saved_world = ts.world_size;
   spdlog::info("rank {}/{}: resuming from {} at step {}, epoch {}, sample {} of the epoch{}", comm_.rank(),
                comm_.size(), source, step_, epoch_, offset_,
                saved_world == comm_.size() ? "" : " (saved by " + std::to_string(saved_world) + " ranks)");
@@ -171,6 +156,7 @@ Result<AsyncCheckpointer::Snapshot> Trainer::TakeSnapshot(bool preempted) {
         {"model", model_->Describe()},
         {"model_builtin", spec.model.torchscript.empty() ? spec.model.builtin : "torchscript"},
         {"model_hidden", spec.model.hidden},
+        {"model_torchscript", spec.model.torchscript},
         {"input_shape", model_->InputShape().value_or(train_.SampleShape())},
         {"num_classes", train_.num_classes}}},
       {"trainer_state",
@@ -191,7 +177,9 @@ Result<AsyncCheckpointer::Snapshot> Trainer::TakeSnapshot(bool preempted) {
       {"tensors", std::move(tensors)}};
   // IDX images are normalised with fixed statistics (idx_reader.h); whoever
   // serves this model must do the same.
-  if (train_.features.dim() == 4) body["meta"]["normalize"] = {{"mean", kPixelMean}, {"std", kPixelStd}};
+  if (train_.features.dim() == 4) {
+    body["meta"]["normalize"] = {{"mean", data::kPixelMean}, {"std", data::kPixelStd}};
+  }
   body["data_fingerprint"] = options_.data_fingerprint;
   if (parent_version_ > 0) {
     body["parent_model"] = parent_model_;

@@ -10,13 +10,16 @@
 #include <torch/torch.h>
 
 #include "bench/worker/bench_util.h"
+#include "data/idx_reader.h"
+#include "model/models.h"
 #include "worker/sampler.h"
-#include "worker/idx_reader.h"
 #include "worker/trainer.h"
 
 using namespace gantry;
 using namespace gantry::worker;
 using namespace gantry::worker::bench;
+using gantry::data::Dataset;
+using gantry::data::kNumClasses;
 
 namespace {
 
@@ -40,10 +43,12 @@ class FileStore final : public CheckpointStore {
     ::close(fd);
     return SavedCheckpoint{"m", ++n_};
   }
-  Result<std::optional<json>> LoadLatestOfJob(const std::string&, const std::string&) override {
-    return std::optional<json>();
+  Result<std::optional<LoadedCheckpoint>> LoadLatestOfJob(const std::string&, const std::string&) override {
+    return std::optional<LoadedCheckpoint>();
   }
-  Result<json> LoadRef(const std::string&, const std::string&, bool) override { return Status::NotFound("-"); }
+  Result<LoadedCheckpoint> LoadRef(const std::string&, const std::string&, bool) override {
+    return Status::NotFound("-");
+  }
 
  private:
   int64_t n_ = 0;
@@ -68,7 +73,7 @@ JobSpec Spec(int64_t steps, std::vector<int64_t> hidden) {
 // The loop a user would write: same model, optimizer, batches and threads.
 double PlainLoop(const JobSpec& spec, const Dataset& train) {
   torch::manual_seed(spec.train.seed);
-  auto model = std::move(BuildModel(spec.model, 28, 28)).value();
+  auto model = std::move(gantry::model::BuildSequential(spec.model, {1, 28, 28}, kNumClasses)).value();
   auto opt = std::move(BuildOptimizer(spec.train.optimizer, model->parameters())).value();
   auto sampler = std::move(DistributedSampler::Create(train.size(), spec.train.batch_size, 0, 1, spec.train.seed)).value();
   const double t0 = Now();

@@ -10,8 +10,10 @@
 #include <map>
 
 #include "bench/worker/bench_util.h"
-#include "worker/models.h"
+#include "data/idx_reader.h"
+#include "model/models.h"
 #include "worker/mpi_communicator.h"
+#include "worker/optimizer.h"
 #include "worker/reducer.h"
 
 using namespace gantry;
@@ -60,7 +62,7 @@ int main(int argc, char** argv) {
   torch::manual_seed(1);
   ModelSpec spec;
   spec.hidden = {512, 512};
-  auto model = std::move(BuildModel(spec, 28, 28)).value();
+  auto model = std::move(gantry::model::BuildSequential(spec, {1, 28, 28}, gantry::data::kNumClasses)).value();
   OptimizerSpec ospec;
   ospec.momentum = 0;
   auto opt = std::move(BuildOptimizer(ospec, model->parameters())).value();

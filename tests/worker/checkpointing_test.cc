@@ -27,10 +27,12 @@ class GatedStore final : public CheckpointStore {
     if (body["step"] == 2) return Status::Unavailable("disk full (fake)");
     return SavedCheckpoint{"m", body["step"].get<int64_t>()};
   }
-  Result<std::optional<json>> LoadLatestOfJob(const std::string&, const std::string&) override {
-    return std::optional<json>();
+  Result<std::optional<LoadedCheckpoint>> LoadLatestOfJob(const std::string&, const std::string&) override {
+    return std::optional<LoadedCheckpoint>();
   }
-  Result<json> LoadRef(const std::string&, const std::string&, bool) override { return Status::NotFound("x"); }
+  Result<LoadedCheckpoint> LoadRef(const std::string&, const std::string&, bool) override {
+    return Status::NotFound("x");
+  }
 
   std::mutex mu;
   std::condition_variable cv;
@@ -156,6 +158,71 @@ TEST(TensorCodec, RoundTripsAndRejectsBadSizes) {
   EXPECT_EQ(TensorsFromJson(json::array({*j})).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(CheckpointCodec, ReplyDecodesToTypedFieldsAndRoundTrips) {
+  auto w = TensorToJson("1.weight", torch::arange(6, torch::kFloat32).view({2, 3}));
+  auto m = TensorToJson("optimizer/1.weight/momentum_buffer", torch::ones({2, 3}));
+  ASSERT_TRUE(w.ok() && m.ok());
+  json reply = {{"model", "mnist"}, {"version", 3}, {"job_id", "j-1"}, {"attempt", 2}, {"step", 40},
+                {"epoch", 1}, {"metrics", {{"loss", 0.25}, {"note", "text is skipped"}}},
+                {"meta", {{"job_name", "fm"}, {"world_size", 2}, {"model", "mlp [16]"},
+                          {"model_builtin", "mlp"}, {"model_hidden", {16}}, {"input_shape", {1, 28, 28}},
+                          {"num_classes", 10}, {"normalize", {{"mean", 0.5}, {"std", 0.25}}},
+                          {"trainer_state", {{"step", 40}, {"epoch", 1}, {"epoch_offset", 128}, {"seed", 7}}}}},
+                {"tensors", {*w, *m}}};
+  auto c = CheckpointFromReply(reply);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->Source(), "mnist@v3");
+  EXPECT_EQ(c->job_id, "j-1");
+  EXPECT_EQ(c->attempt, 2);
+  EXPECT_EQ(c->metrics, (std::map<std::string, double>{{"loss", 0.25}}));
+  EXPECT_EQ(c->world_size, 2);
+  EXPECT_EQ(c->manifest.builtin, "mlp");
+  EXPECT_EQ(c->manifest.hidden, (std::vector<int64_t>{16}));
+  EXPECT_EQ(c->manifest.input_shape, (std::vector<int64_t>{1, 28, 28}));
+  EXPECT_EQ(c->manifest.num_classes, 10);
+  ASSERT_TRUE(c->manifest.normalize.has_value());
+  EXPECT_EQ(c->manifest.normalize->std, 0.25);
+  // An older store kept trainer_state inside meta only.
+  ASSERT_TRUE(c->trainer_state.has_value());
+  EXPECT_EQ(c->trainer_state->epoch_offset, 128);
+  EXPECT_EQ(c->trainer_state->seed, std::optional<uint64_t>(7));
+  ASSERT_EQ(c->tensors.size(), 2u);
+  EXPECT_TRUE(c->tensors.at("1.weight").equal(torch::arange(6, torch::kFloat32).view({2, 3})));
+
+  // What rank 0 hands the other ranks decodes to the same checkpoint.
+  auto bytes = EncodeCheckpoint(*c);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  auto back = DecodeCheckpoint(*bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->Source(), "mnist@v3");
+  EXPECT_EQ(back->manifest.hidden, c->manifest.hidden);
+  EXPECT_EQ(back->manifest.normalize->mean, 0.5);
+  EXPECT_EQ(back->trainer_state->step, 40);
+  EXPECT_EQ(back->metrics, c->metrics);
+  ASSERT_EQ(back->tensors.size(), 2u);
+  EXPECT_TRUE(back->tensors.at("optimizer/1.weight/momentum_buffer").equal(torch::ones({2, 3})));
+}
+
+TEST(CheckpointCodec, WrongTypesAndMissingTensorsAreCorruption) {
+  json reply = {{"model", "mnist"}, {"version", 3}, {"step", "forty"}, {"tensors", json::array()}};
+  auto bad = CheckpointFromReply(reply);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(bad.status().message().find("'step'"), std::string::npos) << bad.status().message();
+  reply["step"] = 40;
+  reply["meta"] = {{"input_shape", "28x28"}};
+  EXPECT_EQ(CheckpointFromReply(reply).status().code(), StatusCode::kCorruption);
+  reply.erase("meta");
+  reply.erase("tensors");
+  auto none = CheckpointFromReply(reply);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("mnist@v3 has no tensors"), std::string::npos) << none.status().message();
+  reply["tensors"] = json::array();
+  auto empty = CheckpointFromReply(reply);
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_FALSE(empty->trainer_state.has_value());  // cannot resume exactly from it
+}
+
 TEST(StopSignal, RealSignalsSetTheFlagAndOnlyOneInstanceExists) {
   auto s = StopSignal::Install();
   ASSERT_TRUE(s.ok());
@@ -165,6 +232,25 @@ TEST(StopSignal, RealSignalsSetTheFlagAndOnlyOneInstanceExists) {
   EXPECT_EQ((*s)->requested(), SIGUSR1);
   ::raise(SIGTERM);  // the first signal wins
   EXPECT_EQ((*s)->requested(), SIGUSR1);
+}
+
+TEST(CheckpointClient, EncodesTensorsAsRawBytes) {
+  auto f = TensorToJson("w", torch::arange(6, torch::kFloat32).view({2, 3}).t());
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ((*f)["dtype"], "float32");
+  EXPECT_EQ((*f)["shape"], json::array({3, 2}));
+  const auto& bytes = (*f)["data"].get_binary();
+  ASSERT_EQ(bytes.size(), 24u);
+  float v[6];
+  std::memcpy(v, bytes.data(), sizeof v);
+  EXPECT_EQ(v[1], 3.0f);  // transposed, then made contiguous
+  for (auto [dtype, name] : {std::pair{torch::kFloat64, "float64"}, {torch::kInt64, "int64"},
+                             {torch::kInt32, "int32"}, {torch::kUInt8, "uint8"}}) {
+    auto t = TensorToJson("t", torch::zeros({2}, dtype));
+    ASSERT_TRUE(t.ok());
+    EXPECT_EQ((*t)["dtype"], name);
+  }
+  EXPECT_FALSE(TensorToJson("h", torch::zeros({2}, torch::kFloat16)).ok());
 }
 
 }  // namespace

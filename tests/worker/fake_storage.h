@@ -79,15 +79,19 @@ class FakeStore final : public CheckpointStore {
     }
     return SavedCheckpoint{body["model"], reg_.Add(body)};
   }
-  Result<std::optional<json>> LoadLatestOfJob(const std::string&, const std::string& job_id) override {
+  Result<std::optional<LoadedCheckpoint>> LoadLatestOfJob(const std::string&, const std::string& job_id) override {
     auto all = reg_.bodies();
     for (auto it = all.rbegin(); it != all.rend(); ++it) {
-      if ((*it)["job_id"] == job_id) return std::optional<json>(*it);
+      if ((*it)["job_id"] == job_id) {
+        GANTRY_ASSIGN_OR_RETURN(LoadedCheckpoint c, CheckpointFromReply(*it));
+        return std::optional<LoadedCheckpoint>(std::move(c));
+      }
     }
-    return std::optional<json>();
+    return std::optional<LoadedCheckpoint>();
   }
-  Result<json> LoadRef(const std::string&, const std::string& ref, bool model_only) override {
-    return reg_.Load(ref, model_only);
+  Result<LoadedCheckpoint> LoadRef(const std::string&, const std::string& ref, bool model_only) override {
+    GANTRY_ASSIGN_OR_RETURN(json reply, reg_.Load(ref, model_only));
+    return CheckpointFromReply(reply);
   }
   // Runs on the saving thread before a save is recorded; an error fails it.
   std::function<Status(const json&)> on_save;
@@ -156,10 +160,10 @@ class FakeStorageServer {
 };
 
 // Float tensors of a save_checkpoint body by name (parameters only).
-inline std::map<std::string, torch::Tensor> Params(const json& body) {
+inline model::TensorMap Params(const json& body) {
   auto all = TensorsFromJson(body["tensors"]);
   EXPECT_TRUE(all.ok()) << all.status().ToString();
-  std::map<std::string, torch::Tensor> out;
+  model::TensorMap out;
   if (!all.ok()) return out;
   for (auto& [name, t] : *all) {
     if (name.find('/') == std::string::npos) out[name] = t;

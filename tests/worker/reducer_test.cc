@@ -127,5 +127,24 @@ TEST(Reducer, RefusesAZeroBucket) {
   EXPECT_EQ(Reducer::Create(comm, model->parameters(), {0, true}).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(Reducer, BroadcastParametersCopiesRankZero) {
+  testing::ThreadGroup group(2);
+  std::vector<torch::Tensor> weights(2);
+  auto rank_main = [&](int rank) {
+    testing::ThreadCommunicator comm(group, rank);
+    torch::nn::Linear layer(3, 2);
+    {
+      torch::NoGradGuard g;
+      layer->weight.fill_(static_cast<float>(rank + 1));
+    }
+    EXPECT_TRUE(BroadcastParameters(comm, *layer).ok());
+    weights[rank] = layer->weight.detach().clone();
+  };
+  std::thread t0(rank_main, 0), t1(rank_main, 1);
+  t0.join();
+  t1.join();
+  EXPECT_TRUE(weights[1].equal(torch::ones({2, 3})));
+}
+
 }  // namespace
 }  // namespace gantry::worker

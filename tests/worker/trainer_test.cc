@@ -1,6 +1,6 @@
 // The training loop with ranks as threads (ThreadCommunicator) and an
 // in-memory checkpoint store: no MPI, no child processes.
-#include "worker/idx_reader.h"
+#include "data/idx_reader.h"
 #include "worker/trainer.h"
 
 #include <gtest/gtest.h>
@@ -52,15 +52,15 @@ class TrainerTest : public ::testing::Test {
     std::vector<RankResult> out(static_cast<size_t>(world));
     auto rank_main = [&](int rank) {
       testing::ThreadCommunicator comm(group, rank);
-      auto train = LoadIdxDataset(dir_.File("train-images-idx3-ubyte.gz"),
+      auto train = data::LoadIdxDataset(dir_.File("train-images-idx3-ubyte.gz"),
                                   dir_.File("train-labels-idx1-ubyte.gz"), 160);
-      auto test = LoadIdxDataset(dir_.File("t10k-images-idx3-ubyte.gz"), dir_.File("t10k-labels-idx1-ubyte.gz"));
+      auto test = data::LoadIdxDataset(dir_.File("t10k-images-idx3-ubyte.gz"), dir_.File("t10k-labels-idx1-ubyte.gz"));
       ASSERT_TRUE(train.ok() && test.ok());
       MetricsPublisher metrics(ctx_, rank == 0 ? monitor_ : "", {job, attempt, rank, world});
       CheckpointClient disabled(ctx_, "");
       CheckpointStore& s = rank == 0 && store != nullptr ? *store : disabled;
-      Trainer trainer({spec, job, attempt, stop, nullptr, "fp"}, {train->images, train->labels, kNumClasses},
-                      {test->images, test->labels, kNumClasses}, comm, metrics, s, clock_);
+      Trainer trainer({spec, job, attempt, stop, nullptr, "fp"}, {train->images, train->labels, data::kNumClasses},
+                      {test->images, test->labels, data::kNumClasses}, comm, metrics, s, clock_);
       RankResult& r = out[static_cast<size_t>(rank)];
       r.status = trainer.Run();
       r.summary = trainer.summary();
@@ -270,6 +270,16 @@ TEST_F(TrainerTest, WarmStartLoadsParametersOnly) {
   JobSpec bad = warm;
   bad.warm_start = "tiny@v9";
   EXPECT_EQ(RunRanks(2, bad, &store, "j-c")[1].status.code(), StatusCode::kNotFound);
+  // Another architecture: every rank fails, naming the checkpoint and the
+  // tensors that do not fit (model::LoadWeights).
+  JobSpec wider = warm;
+  wider.model.hidden = {32};
+  auto mismatch = RunRanks(2, wider, &store, "j-d");
+  for (const auto& r : mismatch) {
+    ASSERT_EQ(r.status.code(), StatusCode::kInvalidArgument) << r.status.ToString();
+    EXPECT_NE(r.status.message().find("checkpoint tiny@v3"), std::string::npos) << r.status.message();
+    EXPECT_NE(r.status.message().find("1.weight [16, 784] vs [32, 784]"), std::string::npos) << r.status.message();
+  }
 }
 
 }  // namespace
