@@ -211,6 +211,7 @@ int StatusCmd(Context& ctx, bool as_json) {
       if (s.contains("supervisor")) {
         const json& v = s["supervisor"];
         std::string st = v["state"].get<std::string>();
+        if (st == "running" && v["restarts"] == 0) continue;
         std::cout << "               restarts " << v["restarts"];
         if (v.contains("last_exit")) {
           std::cout << ", last exit " << v["last_exit"].get<std::string>() << " at "
@@ -235,7 +236,11 @@ int StatusCmd(Context& ctx, bool as_json) {
       std::cout << "Slots: " << c["slots_free"] << " of " << c["slots_total"] << " free; " << c["jobs_running"]
                 << " running, " << c["jobs_queued"] << " queued\n";
     }
-    if (up < 3) std::cout << "Start the cluster with `gantry up` (add --detach to run it in the background).\n";
+    if (up < 3 && sup) {
+      std::cout << "The supervisor restarts a service that died; `gantry up` also retries a crash-looping one.\n";
+    } else if (up < 3) {
+      std::cout << "Start the cluster with `gantry up` (add --detach to run it in the background).\n";
+    }
   }
   return up == 3 ? 0 : 1;
 }

@@ -246,12 +246,12 @@ int Supervise(Context& ctx, const UpOptions& o, bool foreground) {
         break;
       }
     }
-    std::vector<std::pair<std::string, ServiceState>> before;
-    for (auto& r : sup.services()) before.emplace_back(r.name, r.state);
+    std::vector<std::pair<ServiceState, pid_t>> before;
+    for (auto& r : sup.services()) before.emplace_back(r.state, r.pid);
     if (sup.Tick()) {
       for (size_t i = 0; i < sup.services().size(); ++i) {
         const ServiceRecord& r = sup.services()[i];
-        if (r.state == before[i].second && r.state != ServiceState::kRunning) continue;
+        if (r.state == before[i].first && r.pid == before[i].second) continue;
         std::cout << r.name << ": " << ServiceStateName(r.state);
         if (r.last_exit) std::cout << " (last exit: " << r.last_exit->ToString() << ")";
         if (r.state == ServiceState::kRunning) std::cout << " pid " << r.pid << ", restarts " << r.restarts;
