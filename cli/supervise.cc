@@ -69,7 +69,8 @@ class RealStarter final : public ProcessStarter {
     if (name == kStorage) {
       args = {"--bind", ep(kStorage, "api", 1)};
     } else if (name == kMonitor) {
-      args = {"--ingest", ep(kMonitor, "ingest", 2), "--feed", ep(kMonitor, "feed", 3), "--api", ep(kMonitor, "api", 4)};
+      args = {"--ingest", ep(kMonitor, "ingest", 2), "--feed", ep(kMonitor, "feed", 3),
+              "--api", ep(kMonitor, "api", 4)};
     } else {
       if (!infos_.count(kStorage) || !infos_.count(kMonitor)) {
         return Status::FailedPrecondition("the coordinator needs storage and monitor running first");
@@ -164,8 +165,8 @@ json StateJson(const Supervisor& sup, const Clock& clock, bool foreground) {
   for (const ServiceRecord& r : sup.services()) {
     json s = {{"state", ServiceStateName(r.state)}, {"pid", r.pid}, {"restarts", r.restarts}};
     if (r.last_exit) {
-      s["last_exit"] = r.last_exit->exit_code == -1 && r.last_exit->signal == 0 ? "exit status unknown"
-                                                                               : r.last_exit->ToString();
+      bool unknown = r.last_exit->exit_code == -1 && r.last_exit->signal == 0;
+      s["last_exit"] = unknown ? "unknown (not started by this supervisor)" : r.last_exit->ToString();
       s["last_exit_time"] = r.last_exit_wall;
     }
     if (!r.last_error.empty()) s["last_error"] = r.last_error;
