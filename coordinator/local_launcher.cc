@@ -189,9 +189,12 @@ Result<std::unique_ptr<Launch>> LocalMpiLauncher::Start(const LaunchRequest& r) 
 
 Result<std::unique_ptr<Launch>> LocalMpiLauncher::Adopt(const AdoptRequest& r) {
   int pgid = r.pgid > 0 ? r.pgid : r.pid;
-  // The group must still run this attempt (a reused pid runs something else).
+  // The group must still run this attempt under the wrapper that records its
+  // exit (a reused pid runs something else; an older launch has no wrapper).
   auto cmd = ReadFile("/proc/" + std::to_string(pgid) + "/cmdline");
-  if (pgid <= 0 || !GroupAlive(pgid) || !cmd.ok() || cmd->find(r.job_id) == std::string::npos) {
+  std::string exit_file = r.log_dir + "/" + kExitStatusFile;
+  if (pgid <= 0 || !GroupAlive(pgid) || !cmd.ok() || cmd->find(r.job_id) == std::string::npos ||
+      cmd->find(exit_file) == std::string::npos) {
     return Status::NotFound("attempt " + std::to_string(r.attempt) + " of job " + r.job_id + " is not running");
   }
   return std::unique_ptr<Launch>(std::make_unique<AdoptedLaunch>(r.pid, pgid, r.log_dir));
