@@ -37,8 +37,15 @@ void PrintServices(const DataDir& dir, const std::set<std::string>& already) {
   }
 }
 
-// Waits until the supervisor `pid` reports all three services running.
-int WaitUp(const DataDir& dir, pid_t pid, const std::set<std::string>& already, const UpOptions& o) {
+double WallNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Waits until the supervisor `pid` reports all three services running. A
+// crash loop fails the wait only in a state published after `since` (wall
+// seconds): an older one is what SIGHUP just reset.
+int WaitUp(const DataDir& dir, pid_t pid, const std::set<std::string>& already, const UpOptions& o,
+           double since) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(o.start_timeout * 3000) + 10000);
   while (true) {
     auto state = ReadSupervisorState(dir);
@@ -49,7 +56,7 @@ int WaitUp(const DataDir& dir, pid_t pid, const std::set<std::string>& already, 
                                       Tail(dir.Path("logs/supervisor.out")) +
                                       "  full log: " + dir.Path("logs/supervisor.out")));
     }
-    if (state && state->value("pid", 0) == pid) {
+    if (state && state->value("pid", 0) == pid && state->value("updated", 0.0) >= since) {
       for (auto& [name, s] : (*state)["services"].items()) {
         if (s.value("state", "") == "crash-loop") {
           return Fail(Status::Unavailable(name + " keeps crashing (" + s.value("last_exit", std::string("?")) +
@@ -97,8 +104,9 @@ int Up(Context& ctx, const UpOptions& o) {
       return 0;
     }
     std::cout << "asking the supervisor (pid " << pid << ") to start what is not running" << std::endl;
+    double since = WallNow();
     ::kill(pid, SIGHUP);
-    return WaitUp(dir, pid, already, o);
+    return WaitUp(dir, pid, already, o, since);
   }
   if (!o.detach) return Supervise(ctx, o, /*foreground=*/true);
   SpawnOptions so;
@@ -110,7 +118,7 @@ int Up(Context& ctx, const UpOptions& o) {
   auto child = ChildProcess::Spawn(so);
   if (!child.ok()) return Fail(child.status());
   pid_t pid = child->pid();
-  int rc = WaitUp(dir, pid, already, o);
+  int rc = WaitUp(dir, pid, already, o, 0);
   if (rc != 0) {
     child->Terminate(std::chrono::seconds(5));
     return rc;
@@ -222,7 +230,9 @@ int StatusCmd(Context& ctx, bool as_json) {
         if (st == "stopped") std::cout << "; stopped (not restarted)";
         std::cout << "\n";
         if (v.contains("last_error") && st != "running") {
-          std::cout << "               last start failed: " << v["last_error"].get<std::string>() << "\n";
+          std::string err = v["last_error"].get<std::string>();
+          std::cout << "               last start failed: " << err.substr(0, err.find('\n')) << "; see "
+                    << dir.LogFile(svc) << "\n";
         }
       }
     }

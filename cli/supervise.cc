@@ -236,6 +236,7 @@ int Supervise(Context& ctx, const UpOptions& o, bool foreground) {
       if (sig == SIGHUP) {
         std::cout << "SIGHUP: starting whatever is not running" << std::endl;
         sup.Reset();
+        publish();  // before the (blocking) restarts, so `gantry up` sees the crash loop is over
       } else if (sig != 0) {
         if (foreground) {
           std::cerr << "stopping Gantry...\n";
