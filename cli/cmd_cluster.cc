@@ -7,8 +7,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <thread>
 
+#include "cli/cluster.h"
 #include "cli/commands.h"
 #include "common/fs.h"
 #include "common/process.h"
@@ -17,81 +19,72 @@
 namespace gantry::cli {
 namespace {
 
-struct UpOptions {
-  bool detach = false;
-  int slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  int port_base = kCoordinatorPort;
-  std::string host = "127.0.0.1";
-  double stop_grace = 10;
-  double start_timeout = 30;
-};
-
-struct Started {
-  std::string name;
-  ChildProcess child;
-  ServiceInfo info;
-};
-
-// The last lines of a service's own output, to explain why it died.
-std::string Tail(const std::string& path, size_t max_lines = 12) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string l; std::getline(in, l);) {
-    lines.push_back(l);
-    if (lines.size() > max_lines) lines.erase(lines.begin());
+bool AllRunning(const json& state) {
+  for (const char* svc : {kStorage, kMonitor, kCoordinator}) {
+    if (!state["services"].contains(svc) || state["services"][svc].value("state", "") != "running") return false;
   }
-  std::string out;
-  for (auto& l : lines) out += "    " + l + "\n";
-  return out;
+  return true;
 }
 
-// Polls until the service publishes its run file and answers ping.
-Result<ServiceInfo> WaitReady(Context& ctx, const DataDir& dir, Started& s, double timeout_s) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(timeout_s * 1000));
-  std::string out = dir.Path("logs/" + s.name + ".out");
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (auto e = s.child.Poll()) {
-      return Status::Unavailable("gantry-" + s.name + " exited during start-up (" + e->ToString() +
-                                 "); its output:\n" + Tail(out) + "  full log: " + dir.LogFile(s.name));
+void PrintServices(const DataDir& dir, const std::set<std::string>& already) {
+  for (const char* svc : {kStorage, kMonitor, kCoordinator}) {
+    auto info = dir.ReadServiceInfo(svc);
+    if (!info.ok()) continue;
+    std::cout << "  " << svc << std::string(13 - std::strlen(svc), ' ') << "pid " << info->pid;
+    for (auto& [k, v] : info->endpoints) std::cout << "  " << k << " " << v;
+    if (already.count(svc)) std::cout << "  (already running)";
+    std::cout << "\n";
+  }
+}
+
+double WallNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Waits until the supervisor `pid` reports all three services running. A
+// crash loop fails the wait only in a state published after `since` (wall
+// seconds): an older one is what SIGHUP just reset.
+int WaitUp(const DataDir& dir, pid_t pid, const std::set<std::string>& already, const UpOptions& o,
+           double since) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(o.start_timeout * 3000) + 10000);
+  while (true) {
+    auto state = ReadSupervisorState(dir);
+    if (state && state->value("pid", 0) == pid && AllRunning(*state)) break;
+    if (!ProcessAlive(pid)) {
+      return Fail(Status::Unavailable("the Gantry supervisor (pid " + std::to_string(pid) +
+                                      ") exited during start-up; its output:\n" +
+                                      Tail(dir.Path("logs/supervisor.out")) +
+                                      "  full log: " + dir.Path("logs/supervisor.out")));
     }
-    auto info = dir.ReadServiceInfo(s.name);
-    if (info.ok() && info->pid == s.child.pid()) {
-      RpcClient c(ctx.zmq(), info->endpoints.at("api"), std::chrono::milliseconds(1000));
-      if (c.Call("ping").ok()) return info;
+    if (state && state->value("pid", 0) == pid && state->value("updated", 0.0) >= since) {
+      for (auto& [name, s] : (*state)["services"].items()) {
+        if (s.value("state", "") == "crash-loop") {
+          return Fail(Status::Unavailable(name + " keeps crashing (" + s.value("last_exit", std::string("?")) +
+                                          "): " + s.value("last_error", std::string("")) + "; see " +
+                                          dir.LogFile(name)));
+        }
+      }
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Fail(Status::DeadlineExceeded("Gantry did not come up; see " + dir.Path("logs/supervisor.out") +
+                                           " and `gantry status`"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  return Status::DeadlineExceeded("gantry-" + s.name + " did not become ready within " +
-                                  std::to_string(int(timeout_s)) + " s; see " + dir.LogFile(s.name));
+  std::cout << "Gantry is up (data dir " << dir.root() << ", supervisor pid " << pid << ")\n";
+  PrintServices(dir, already);
+  std::cout << "Submit a job: gantry submit configs/jobs/fashion_mnist.yaml\n"
+            << "Stop it with: gantry down" << std::endl;
+  return 0;
 }
 
-std::string Addr(const UpOptions& o, int offset) {
-  int port = o.port_base == 0 ? 0 : o.port_base + offset;
-  return "tcp://" + o.host + ":" + std::to_string(port);
-}
-
-// Stops started services in reverse order: SIGTERM, then SIGKILL after `grace`.
-void StopAll(std::vector<Started>& started, std::chrono::milliseconds grace) {
-  for (auto it = started.rbegin(); it != started.rend(); ++it) {
-    if (it->child.running()) {
-      ExitInfo e = it->child.Terminate(grace);
-      std::cerr << "stopped " << it->name << " (" << e.ToString() << ")\n";
-    }
-  }
-}
-
+// Idempotent: starts what is not running and leaves the rest alone. With a
+// live supervisor it is asked (SIGHUP) to start what is missing; otherwise
+// one is started (in this process, or with --detach as `gantry supervise`
+// in its own session).
 int Up(Context& ctx, const UpOptions& o) {
-  // Before any socket exists, so every thread inherits the blocked signals.
-  auto signals = SignalFd::Create();
-  if (!signals.ok()) return Fail(signals.status());
   DataDir dir = ctx.dir();
   if (Status s = dir.Ensure(); !s.ok()) return Fail(s);
-  for (const char* svc : {kCoordinator, kStorage, kMonitor}) {
-    if (auto info = dir.ReadServiceInfo(svc); info.ok()) {
-      return Fail(Status::AlreadyExists("a Gantry cluster is already running for " + dir.root() + " (" + svc +
-                                        " pid " + std::to_string(info->pid) + "); stop it with `gantry down`"));
-    }
-  }
   std::string bin = SelfDir();
   for (const char* b : {"gantry-storage", "gantry-monitor", "gantry-coordinator", "gantry-worker"}) {
     if (!PathExists(bin + "/" + b)) {
@@ -99,69 +92,68 @@ int Up(Context& ctx, const UpOptions& o) {
                                    " (build everything with ./scripts/demo.sh or cmake --build)"));
     }
   }
-  std::vector<Started> started;
-  auto start = [&](const std::string& name, std::vector<std::string> args) -> Status {
-    SpawnOptions so;
-    so.argv = {bin + "/gantry-" + name, "--data-dir", dir.root()};
-    so.argv.insert(so.argv.end(), args.begin(), args.end());
-    so.stdout_path = dir.Path("logs/" + name + ".out");
-    so.new_session = true;  // survives the terminal when detached; we signal it ourselves
-    GANTRY_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Spawn(so));
-    started.push_back({name, std::move(child), {}});
-    GANTRY_ASSIGN_OR_RETURN(started.back().info, WaitReady(ctx, dir, started.back(), o.start_timeout));
-    return Status::Ok();
-  };
-  auto grace = std::chrono::milliseconds(int64_t(o.stop_grace * 1000) + 5000);
-  Status s = start(kStorage, {"--bind", Addr(o, 1)});
-  if (s.ok()) {
-    s = start(kMonitor, {"--ingest", Addr(o, 2), "--feed", Addr(o, 3), "--api", Addr(o, 4)});
+  std::set<std::string> already;
+  for (const char* svc : {kStorage, kMonitor, kCoordinator}) {
+    if (dir.ReadServiceInfo(svc).ok()) already.insert(svc);
   }
-  if (s.ok()) {
-    s = start(kCoordinator, {"--bind", Addr(o, 0), "--slots", std::to_string(o.slots), "--storage",
-                             started[0].info.endpoints.at("api"), "--monitor",
-                             started[1].info.endpoints.at("ingest"), "--stop-grace",
-                             std::to_string(o.stop_grace)});
-  }
-  if (!s.ok()) {
-    StopAll(started, grace);
-    return Fail(s);
-  }
-  std::cout << "Gantry is up (data dir " << dir.root() << ", " << o.slots << " slots)\n";
-  for (auto& st : started) {
-    std::cout << "  " << st.name << std::string(13 - st.name.size(), ' ') << "pid " << st.child.pid();
-    for (auto& [k, v] : st.info.endpoints) std::cout << "  " << k << " " << v;
-    std::cout << "\n";
-  }
-  std::cout << "Submit a job: gantry submit configs/jobs/fashion_mnist.yaml" << std::endl;
-  if (o.detach) {
-    std::cout << "Stop it with: gantry down" << std::endl;
-    for (auto& st : started) st.child.Release();
-    return 0;
-  }
-  std::cout << "Press Ctrl-C to stop (or run `gantry down`)." << std::endl;
-  while (true) {
-    pollfd p{signals->fd(), POLLIN, 0};
-    ::poll(&p, 1, 500);
-    if (p.revents & POLLIN) {
-      std::cerr << "stopping Gantry...\n";
-      StopAll(started, grace);
+  if (auto state = ReadSupervisorState(dir); state && (*state)["alive"].get<bool>()) {
+    pid_t pid = (*state)["pid"].get<pid_t>();
+    if (already.size() == 3) {
+      std::cout << "Gantry is already running for " << dir.root() << " (supervisor pid " << pid << ")\n";
+      PrintServices(dir, already);
       return 0;
     }
-    for (auto& st : started) {
-      if (auto e = st.child.Poll()) {
-        // `gantry down` from elsewhere ends services with 0: a clean stop.
-        StopAll(started, grace);
-        if (e->ok()) return 0;
-        return Fail(Status::Internal("gantry-" + st.name + " stopped unexpectedly (" + e->ToString() +
-                                     "); see " + dir.LogFile(st.name)));
-      }
+    std::cout << "asking the supervisor (pid " << pid << ") to start what is not running" << std::endl;
+    double since = WallNow();
+    ::kill(pid, SIGHUP);
+    return WaitUp(dir, pid, already, o, since);
+  }
+  if (!o.detach) return Supervise(ctx, o, /*foreground=*/true);
+  SpawnOptions so;
+  so.argv = {bin + "/gantry", "--data-dir", dir.root(), "supervise", "--slots", std::to_string(o.slots),
+             "--port-base", std::to_string(o.port_base), "--stop-grace", std::to_string(o.stop_grace),
+             "--start-timeout", std::to_string(o.start_timeout)};
+  so.stdout_path = dir.Path("logs/supervisor.out");
+  so.new_session = true;  // outlives this command and the terminal
+  auto child = ChildProcess::Spawn(so);
+  if (!child.ok()) return Fail(child.status());
+  pid_t pid = child->pid();
+  int rc = WaitUp(dir, pid, already, o, 0);
+  if (rc != 0) {
+    child->Terminate(std::chrono::seconds(5));
+    return rc;
+  }
+  child->Release();
+  return 0;
+}
+
+// Stops the supervisor so it restarts nothing that `down` stops; a
+// foreground supervisor (`gantry up` in a terminal) stops its services too.
+void StopSupervisor(const DataDir& dir, double timeout_s) {
+  auto state = ReadSupervisorState(dir);
+  if (!state) return;
+  pid_t pid = (*state)["pid"].get<pid_t>();
+  if ((*state)["alive"].get<bool>()) {
+    ::kill(pid, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(timeout_s * 1000));
+    while (ProcessAlive(pid) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (ProcessAlive(pid)) {
+      ::kill(pid, SIGKILL);
+      std::cout << "killed supervisor (pid " << pid << ") after " << timeout_s << " s\n";
+    } else {
+      std::cout << "stopped supervisor (pid " << pid << ")\n";
     }
   }
+  std::error_code ec;
+  std::filesystem::remove(SupervisorFile(dir), ec);
 }
 
 int Down(Context& ctx, double timeout_s) {
   DataDir dir = ctx.dir();
-  bool any = false;
+  bool any = ReadSupervisorState(dir).has_value();
+  StopSupervisor(dir, timeout_s);
   for (const char* svc : {kCoordinator, kMonitor, kStorage}) {
     auto info = dir.ReadServiceInfo(svc);
     if (!info.ok()) continue;
@@ -187,6 +179,9 @@ int Down(Context& ctx, double timeout_s) {
 int StatusCmd(Context& ctx, bool as_json) {
   DataDir dir = ctx.dir();
   json out = {{"data_dir", dir.root()}, {"services", json::object()}};
+  auto sup = ReadSupervisorState(dir);
+  if (sup && !(*sup)["alive"].get<bool>()) sup.reset();  // a stale file from a killed supervisor
+  out["supervisor"] = sup ? json{{"pid", (*sup)["pid"]}, {"state", "up"}} : json{{"state", "none"}};
   int up = 0;
   for (const char* svc : {kCoordinator, kStorage, kMonitor}) {
     json s = {{"state", "down"}};
@@ -195,6 +190,14 @@ int StatusCmd(Context& ctx, bool as_json) {
       auto ping = ctx.Call(svc, "ping", json::object(), std::chrono::seconds(3));
       s["state"] = ping.ok() ? "up" : "not answering";
       if (ping.ok()) ++up;
+    }
+    if (sup && (*sup)["services"].contains(svc)) {
+      const json& r = (*sup)["services"][svc];
+      json v = {{"state", r.value("state", "")}, {"restarts", r.value("restarts", 0)}};
+      for (const char* k : {"last_exit", "last_exit_time", "last_error", "next_restart_in_s"}) {
+        if (r.contains(k)) v[k] = r[k];
+      }
+      s["supervisor"] = v;
     }
     out["services"][svc] = s;
   }
@@ -213,13 +216,41 @@ int StatusCmd(Context& ctx, bool as_json) {
         for (auto& [k, v] : s["endpoints"].items()) std::cout << "  " << k << " " << v.get<std::string>();
       }
       std::cout << "\n";
+      if (s.contains("supervisor")) {
+        const json& v = s["supervisor"];
+        std::string st = v["state"].get<std::string>();
+        if (st == "running" && v["restarts"] == 0) continue;
+        std::cout << "               restarts " << v["restarts"];
+        if (v.contains("last_exit")) {
+          std::cout << ", last exit " << v["last_exit"].get<std::string>() << " at "
+                    << FormatTime(v["last_exit_time"].get<double>());
+        }
+        if (st == "crash-loop") std::cout << "; CRASH-LOOPING: not restarted any more (`gantry up` retries)";
+        if (st == "restarting") std::cout << "; restarting";
+        if (st == "stopped") std::cout << "; stopped (not restarted)";
+        std::cout << "\n";
+        if (v.contains("last_error") && st != "running") {
+          std::string err = v["last_error"].get<std::string>();
+          std::cout << "               last start failed: " << err.substr(0, err.find('\n')) << "; see "
+                    << dir.LogFile(svc) << "\n";
+        }
+      }
+    }
+    if (sup) {
+      std::cout << "  supervisor   up  pid " << (*sup)["pid"] << " (restarts services that die)\n";
+    } else {
+      std::cout << "  supervisor   none (a service that dies is not restarted; `gantry up` starts one)\n";
     }
     if (out.contains("cluster")) {
       const json& c = out["cluster"];
       std::cout << "Slots: " << c["slots_free"] << " of " << c["slots_total"] << " free; " << c["jobs_running"]
                 << " running, " << c["jobs_queued"] << " queued\n";
     }
-    if (up < 3) std::cout << "Start the cluster with `gantry up` (add --detach to run it in the background).\n";
+    if (up < 3 && sup) {
+      std::cout << "The supervisor restarts a service that died; `gantry up` also retries a crash-looping one.\n";
+    } else if (up < 3) {
+      std::cout << "Start the cluster with `gantry up` (add --detach to run it in the background).\n";
+    }
   }
   return up == 3 ? 0 : 1;
 }
@@ -234,7 +265,20 @@ void AddClusterCommands(CLI::App& app, Context& ctx, Action& action) {
   up->add_option("--port-base", opts->port_base,
                  "First of five ports (API 7600, storage +1, monitor +2..+4); 0 picks free ports");
   up->add_option("--stop-grace", opts->stop_grace, "Seconds jobs get to stop before SIGKILL");
+  up->add_option("--start-timeout", opts->start_timeout, "Seconds each service gets to become ready");
   up->callback([&ctx, &action, opts] { action = [&ctx, opts] { return Up(ctx, *opts); }; });
+
+  // Hidden: the background supervisor that `gantry up --detach` starts.
+  auto sopts = std::make_shared<UpOptions>();
+  auto* sv = app.add_subcommand("supervise", "Supervise the cluster's services (started by gantry up --detach)");
+  sv->group("");
+  sv->add_option("--slots", sopts->slots)->check(CLI::PositiveNumber);
+  sv->add_option("--port-base", sopts->port_base);
+  sv->add_option("--stop-grace", sopts->stop_grace);
+  sv->add_option("--start-timeout", sopts->start_timeout);
+  sv->callback([&ctx, &action, sopts] {
+    action = [&ctx, sopts] { return Supervise(ctx, *sopts, /*foreground=*/false); };
+  });
 
   auto timeout = std::make_shared<double>(60);
   auto* down = app.add_subcommand("down", "Stop the cluster's services (running jobs are stopped and requeued)");

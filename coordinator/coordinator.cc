@@ -71,15 +71,18 @@ Status Coordinator::Recover() {
   for (Job& job : jobs) {
     if (job.state == JobState::kScheduled || job.state == JobState::kRunning) {
       GANTRY_ASSIGN_OR_RETURN(auto attempts, store_.Attempts(job.id));
+      bool adopted = false;
       for (Attempt& a : attempts) {
         if (a.number != job.attempt || !a.outcome.empty()) continue;
+        GANTRY_ASSIGN_OR_RETURN(adopted, Readopt(job, a));
+        if (adopted) break;
         if (a.pid > 0 && LaunchAlive(a.pid, job.id)) {
           spdlog::warn("killing orphaned attempt {} of job {} (pid {})", a.number, job.id, a.pid);
           ::kill(-a.pid, SIGKILL);
         }
         GANTRY_RETURN_IF_ERROR(Interrupt(job, a, ExitInfo{}, "coordinator_restart", "the coordinator restarted"));
       }
-      if (job.state == JobState::kScheduled || job.state == JobState::kRunning) {
+      if (!adopted && (job.state == JobState::kScheduled || job.state == JobState::kRunning)) {
         // Stored as started but no open attempt: the coordinator stopped
         // between recording the start and recording the attempt.
         Job next = job;
@@ -94,6 +97,57 @@ Status Coordinator::Recover() {
   }
   spdlog::info("recovered {} active jobs", active_.size());
   return Status::Ok();
+}
+
+namespace {
+
+// An attempt that ended while no coordinator watched it: its exit file says how.
+class EndedLaunch final : public Launch {
+ public:
+  EndedLaunch(ExitInfo exit, int pid) : exit_(exit), pid_(pid) {}
+  std::optional<ExitInfo> Poll() override { return exit_; }
+  void RequestStop() override {}
+  void RequestPreempt() override {}
+  ExitInfo Kill() override { return exit_; }
+  int pid() const override { return pid_; }
+
+ private:
+  ExitInfo exit_;
+  int pid_;
+};
+
+}  // namespace
+
+Result<bool> Coordinator::Readopt(Job& job, const Attempt& a) {
+  std::unique_ptr<Launch> launch;
+  if (auto exit = ReadExitStatus(a.log_dir)) {
+    spdlog::info("job {}: attempt {} ended while the coordinator was down ({})", job.id, a.number,
+                 exit->ToString());
+    launch = std::make_unique<EndedLaunch>(*exit, a.pid);
+  } else {
+    auto adopted = launcher_.Adopt(AdoptRequest{job.id, a.number, a.pid, a.pgid, a.log_dir});
+    if (!adopted.ok()) return false;
+    spdlog::info("job {}: re-adopted running attempt {} (pid {}, group {})", job.id, a.number, a.pid,
+                 a.pgid > 0 ? a.pgid : a.pid);
+    launch = std::move(adopted).value();
+  }
+  if (job.state != JobState::kRunning) {
+    Job next = job;
+    next.state = JobState::kRunning;
+    next.reason = "running attempt " + std::to_string(a.number) + " on " +
+                  Plural(job.spec.resources.workers, "worker");
+    if (Status s = Save(job, std::move(next)); !s.ok()) {
+      launch->Abandon();  // Recover fails; the next coordinator finds it again
+      return s;
+    }
+  }
+  Running run;
+  run.launch = std::move(launch);
+  run.attempt = a;
+  run.started = run.last_heartbeat = clock_.Now();  // a fresh grace period for heartbeats
+  slots_used_ += job.spec.SlotsNeeded();
+  running_.emplace(job.id, std::move(run));
+  return true;
 }
 
 Result<Job> Coordinator::Submit(const json& spec_json) {
@@ -440,6 +494,7 @@ void Coordinator::StartAttempt(Job& job) {
     return;
   }
   a.pid = (*launch)->pid();
+  a.pgid = (*launch)->pgid();
   Job running = job;
   running.state = JobState::kRunning;
   running.reason = "running attempt " + std::to_string(running.attempt) + " on " +

@@ -102,8 +102,11 @@ class Coordinator {
               EventSink& events, RetentionSink& retention, const Clock& clock);
   ~Coordinator();
 
-  // Loads active jobs; attempts interrupted by a previous crash are killed
-  // if still alive and their jobs requeued.
+  // Loads active jobs. The open attempt of a RUNNING job is settled from
+  // its exit file if it ended while no coordinator watched it, re-adopted
+  // (Launcher::Adopt) if its process group still runs (its heartbeats get a
+  // fresh grace period), and only otherwise treated as interrupted: killed
+  // if something of it remains, and its job requeued.
   Status Recover();
 
   // Validates and queues a spec (the wire form of a JobSpec). Returns the
@@ -152,6 +155,9 @@ class Coordinator {
     std::map<int, RankProgress> ranks;
   };
 
+  // Recover: takes `a` (job's open attempt) back into running_ if it ended
+  // (exit file) or still runs. False: neither; the caller interrupts it.
+  Result<bool> Readopt(Job& job, const Attempt& a);
   void Reap();
   void Schedule();
   void StartAttempt(Job& job);

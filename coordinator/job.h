@@ -46,6 +46,7 @@ struct Attempt {
   double started_at = 0;
   double ended_at = 0;
   int pid = 0;               // launcher process (group leader)
+  int pgid = 0;              // its process group (re-adopted by a restarted coordinator)
   std::string log_dir;
   std::string outcome;       // "", "succeeded", "failed", "cancelled", "interrupted"
   std::string failure_class; // exit_code, signal, launch_error, interrupted, cancelled

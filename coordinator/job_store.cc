@@ -37,6 +37,8 @@ CREATE TABLE attempts (
   PRIMARY KEY (job_id, number)
 );
 )sql",
+    // 2: the attempt's process group, so a restarted coordinator re-adopts it.
+    "ALTER TABLE attempts ADD COLUMN pgid INTEGER NOT NULL DEFAULT 0;",
 };
 
 constexpr const char* kJobColumns =
@@ -131,17 +133,17 @@ Result<std::vector<Job>> JobStore::List(bool active_only, int limit) {
 
 Status JobStore::InsertAttempt(const Attempt& a) {
   GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
-      "INSERT OR REPLACE INTO attempts (job_id, number, started_at, pid, log_dir) VALUES (?, ?, ?, ?, ?)"));
-  q.Bind(1, a.job_id).Bind(2, a.number).Bind(3, a.started_at).Bind(4, a.pid).Bind(5, a.log_dir);
+      "INSERT OR REPLACE INTO attempts (job_id, number, started_at, pid, log_dir, pgid) VALUES (?, ?, ?, ?, ?, ?)"));
+  q.Bind(1, a.job_id).Bind(2, a.number).Bind(3, a.started_at).Bind(4, a.pid).Bind(5, a.log_dir).Bind(6, a.pgid);
   return q.Run();
 }
 
 Status JobStore::UpdateAttempt(const Attempt& a) {
   GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
       "UPDATE attempts SET ended_at=?, pid=?, outcome=?, failure_class=?, exit_code=?, signal=?, "
-      "message=? WHERE job_id=? AND number=?"));
+      "message=?, pgid=? WHERE job_id=? AND number=?"));
   q.Bind(1, a.ended_at).Bind(2, a.pid).Bind(3, a.outcome).Bind(4, a.failure_class);
-  q.Bind(5, a.exit_code).Bind(6, a.signal).Bind(7, a.message).Bind(8, a.job_id).Bind(9, a.number);
+  q.Bind(5, a.exit_code).Bind(6, a.signal).Bind(7, a.message).Bind(8, a.pgid).Bind(9, a.job_id).Bind(10, a.number);
   GANTRY_RETURN_IF_ERROR(q.Run());
   if (db_.Changes() != 1) {
     return Status::NotFound("attempt " + std::to_string(a.number) + " of job " + a.job_id + " not in the store");
@@ -152,7 +154,7 @@ Status JobStore::UpdateAttempt(const Attempt& a) {
 Result<std::vector<Attempt>> JobStore::Attempts(const std::string& job_id) {
   GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
       "SELECT job_id, number, started_at, ended_at, pid, log_dir, outcome, failure_class, "
-      "exit_code, signal, message FROM attempts WHERE job_id=? ORDER BY number"));
+      "exit_code, signal, message, pgid FROM attempts WHERE job_id=? ORDER BY number"));
   q.Bind(1, job_id);
   std::vector<Attempt> out;
   while (true) {
@@ -170,6 +172,7 @@ Result<std::vector<Attempt>> JobStore::Attempts(const std::string& job_id) {
     a.exit_code = static_cast<int>(q.ColumnInt(8));
     a.signal = static_cast<int>(q.ColumnInt(9));
     a.message = q.ColumnText(10);
+    a.pgid = static_cast<int>(q.ColumnInt(11));
     out.push_back(std::move(a));
   }
   return out;

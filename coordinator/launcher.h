@@ -42,12 +42,36 @@ class Launch {
   virtual ExitInfo Kill() = 0;
   // Process id that identifies the attempt on this host (for the record).
   virtual int pid() const = 0;
+  // Its process group (recorded so a restarted coordinator can re-adopt it).
+  virtual int pgid() const { return pid(); }
+  // Leaves the processes running when this Launch is destroyed (what a
+  // coordinator that crashes does implicitly; tests simulate that with it).
+  virtual void Abandon() {}
 };
+
+// What a restarted coordinator knows of an attempt it did not start.
+struct AdoptRequest {
+  std::string job_id;
+  int attempt = 0;
+  int pid = 0;
+  int pgid = 0;
+  std::string log_dir;
+};
+
+// The attempt's own record of how it ended: <log_dir>/exit_status, written
+// (atomically) by the attempt's wrapper when mpirun ends, so that a
+// coordinator that is not its parent learns the exit. Codes above 128 are
+// read as "killed by signal code-128" (the shell's convention).
+inline constexpr const char* kExitStatusFile = "exit_status";
+std::optional<ExitInfo> ReadExitStatus(const std::string& log_dir);
 
 class Launcher {
  public:
   virtual ~Launcher() = default;
   virtual Result<std::unique_ptr<Launch>> Start(const LaunchRequest& request) = 0;
+  // Re-attaches to a live attempt started by an earlier coordinator (its
+  // process group still runs). not_found when nothing of it is alive.
+  virtual Result<std::unique_ptr<Launch>> Adopt(const AdoptRequest& request) = 0;
 };
 
 struct LocalMpiOptions {
@@ -65,10 +89,18 @@ struct LocalMpiOptions {
 // parent through PR_SET_PDEATHSIG). Rank output goes to
 // <log_dir>/rank-<r>.log (the worker redirects itself) and mpirun's own to
 // <log_dir>/launcher.log.
+//
+// mpirun runs under a small sh wrapper (the process group leader) that
+// writes mpirun's exit status to <log_dir>/exit_status when it ends; the
+// wrapper ignores the signals meant for mpirun (trap, not SIG_IGN, so
+// mpirun and the ranks keep default dispositions). A coordinator that
+// restarts re-adopts a live group with Adopt(): its Launch polls the group
+// and reads the exit file.
 class LocalMpiLauncher final : public Launcher {
  public:
   explicit LocalMpiLauncher(LocalMpiOptions options) : options_(std::move(options)) {}
   Result<std::unique_ptr<Launch>> Start(const LaunchRequest& request) override;
+  Result<std::unique_ptr<Launch>> Adopt(const AdoptRequest& request) override;
   // The command line Start() runs; public so tests and docs can show it.
   std::vector<std::string> CommandLine(const LaunchRequest& request) const;
 

@@ -44,15 +44,36 @@ std::vector<pid_t> Descendants(pid_t root) {
   return out;
 }
 
+// Runs "$@" (mpirun ...) and records its exit status in the file $0. The
+// traps keep the wrapper alive through the SIGTERM/SIGUSR1 sent to the group
+// for mpirun; a trap (unlike SIG_IGN) is reset in mpirun by exec.
+constexpr const char* kWrapper =
+    "trap : TERM USR1 INT HUP; \"$@\"; rc=$?; "
+    "echo $rc > \"$0.tmp\" && mv -f \"$0.tmp\" \"$0\"; exit $rc";
+
+ExitInfo FromShellCode(int rc) {
+  ExitInfo e;
+  if (rc > 128 && rc < 128 + 65) {
+    e.signal = rc - 128;
+  } else {
+    e.exit_code = rc;
+  }
+  return e;
+}
+
 class ProcessLaunch final : public Launch {
  public:
-  explicit ProcessLaunch(ChildProcess child) : child_(std::move(child)) {}
-  ~ProcessLaunch() override { Kill(); }
+  ProcessLaunch(ChildProcess child, std::string log_dir) : child_(std::move(child)), log_dir_(std::move(log_dir)) {}
+  ~ProcessLaunch() override {
+    if (!abandoned_) Kill();
+  }
 
   std::optional<ExitInfo> Poll() override {
     auto e = child_.Poll();
+    if (!e) return std::nullopt;
     // mpirun is gone; make sure no orphaned rank of its group lingers.
-    if (e) ::kill(-child_.pid(), SIGKILL);
+    ::kill(-child_.pid(), SIGKILL);
+    if (auto recorded = ReadExitStatus(log_dir_)) return recorded;
     return e;
   }
   void RequestStop() override { child_.Signal(SIGTERM); }
@@ -61,15 +82,72 @@ class ProcessLaunch final : public Launch {
     if (child_.running()) {
       for (pid_t p : Descendants(child_.pid())) ::kill(p, SIGKILL);
     }
-    return child_.Terminate(std::chrono::milliseconds(0));
+    ExitInfo e = child_.Terminate(std::chrono::milliseconds(0));
+    if (auto recorded = ReadExitStatus(log_dir_)) return *recorded;
+    return e;
   }
   int pid() const override { return child_.pid(); }
+  void Abandon() override {
+    abandoned_ = true;
+    child_.Release();
+  }
 
  private:
   ChildProcess child_;
+  std::string log_dir_;
+  bool abandoned_ = false;
+};
+
+// An attempt started by an earlier coordinator: not our child, so it is
+// watched through its process group and ends with its exit file.
+class AdoptedLaunch final : public Launch {
+ public:
+  AdoptedLaunch(int pid, int pgid, std::string log_dir) : pid_(pid), pgid_(pgid), log_dir_(std::move(log_dir)) {}
+  ~AdoptedLaunch() override {
+    if (!abandoned_ && !ended_) Kill();
+  }
+
+  std::optional<ExitInfo> Poll() override {
+    if (auto e = ReadExitStatus(log_dir_)) return End(*e);
+    if (GroupAlive(pgid_)) return std::nullopt;
+    // Gone without a record (the wrapper itself was killed): one more look,
+    // in case the file landed between the two checks.
+    if (auto e = ReadExitStatus(log_dir_)) return End(*e);
+    return End(ExitInfo{-1, SIGKILL});
+  }
+  void RequestStop() override { ::kill(-pgid_, SIGTERM); }
+  void RequestPreempt() override { ::kill(-pgid_, SIGUSR1); }
+  ExitInfo Kill() override {
+    for (pid_t p : Descendants(pid_)) ::kill(p, SIGKILL);
+    ::kill(-pgid_, SIGKILL);
+    if (auto e = ReadExitStatus(log_dir_)) return End(*e);
+    return End(ExitInfo{-1, SIGKILL});
+  }
+  int pid() const override { return pid_; }
+  int pgid() const override { return pgid_; }
+  void Abandon() override { abandoned_ = true; }
+
+ private:
+  ExitInfo End(const ExitInfo& e) {
+    if (!ended_) ::kill(-pgid_, SIGKILL);  // no orphaned rank lingers
+    ended_ = true;
+    return e;
+  }
+  int pid_, pgid_;
+  std::string log_dir_;
+  bool abandoned_ = false;
+  bool ended_ = false;
 };
 
 }  // namespace
+
+std::optional<ExitInfo> ReadExitStatus(const std::string& log_dir) {
+  auto text = ReadFile(log_dir + "/" + kExitStatusFile);
+  if (!text.ok()) return std::nullopt;
+  int rc = 0;
+  if (std::sscanf(text->c_str(), "%d", &rc) != 1) return std::nullopt;
+  return FromShellCode(rc);
+}
 
 std::vector<std::string> LocalMpiLauncher::CommandLine(const LaunchRequest& r) const {
   std::vector<std::string> argv = {options_.mpirun, "-np", std::to_string(r.workers),
@@ -92,8 +170,11 @@ std::vector<std::string> LocalMpiLauncher::CommandLine(const LaunchRequest& r) c
 
 Result<std::unique_ptr<Launch>> LocalMpiLauncher::Start(const LaunchRequest& r) {
   GANTRY_RETURN_IF_ERROR(MakeDirs(r.log_dir));
+  std::error_code ec;
+  std::filesystem::remove(r.log_dir + "/" + kExitStatusFile, ec);  // left by an earlier try of this attempt
   SpawnOptions o;
-  o.argv = CommandLine(r);
+  o.argv = {"/bin/sh", "-c", kWrapper, r.log_dir + "/" + kExitStatusFile};
+  for (auto& a : CommandLine(r)) o.argv.push_back(a);
   o.stdout_path = r.log_dir + "/launcher.log";
   o.new_session = true;
   std::string threads = std::to_string(r.threads_per_worker);
@@ -103,7 +184,20 @@ Result<std::unique_ptr<Launch>> LocalMpiLauncher::Start(const LaunchRequest& r) 
     o.env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
   }
   GANTRY_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Spawn(o));
-  return std::unique_ptr<Launch>(std::make_unique<ProcessLaunch>(std::move(child)));
+  return std::unique_ptr<Launch>(std::make_unique<ProcessLaunch>(std::move(child), r.log_dir));
+}
+
+Result<std::unique_ptr<Launch>> LocalMpiLauncher::Adopt(const AdoptRequest& r) {
+  int pgid = r.pgid > 0 ? r.pgid : r.pid;
+  // The group must still run this attempt under the wrapper that records its
+  // exit (a reused pid runs something else; an older launch has no wrapper).
+  auto cmd = ReadFile("/proc/" + std::to_string(pgid) + "/cmdline");
+  std::string exit_file = r.log_dir + "/" + kExitStatusFile;
+  if (pgid <= 0 || !GroupAlive(pgid) || !cmd.ok() || cmd->find(r.job_id) == std::string::npos ||
+      cmd->find(exit_file) == std::string::npos) {
+    return Status::NotFound("attempt " + std::to_string(r.attempt) + " of job " + r.job_id + " is not running");
+  }
+  return std::unique_ptr<Launch>(std::make_unique<AdoptedLaunch>(r.pid, pgid, r.log_dir));
 }
 
 }  // namespace gantry::coordinator

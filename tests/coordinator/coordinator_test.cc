@@ -290,5 +290,58 @@ TEST_F(CoordinatorTest, LogsAreReadInChunks) {
   EXPECT_FALSE(coord_->ReadLog(id, 0, 5, false, 0, 100).ok()) << "rank out of range";
 }
 
+TEST_F(CoordinatorTest, RestartReadoptsALiveAttemptWithAFreshHeartbeatGrace) {
+  json spec = Spec(2);
+  spec["restart"]["hang_timeout_seconds"] = 60;
+  auto job = coord_->Submit(spec);
+  ASSERT_TRUE(job.ok());
+  std::string id = job->id;
+  clock_.Advance(50s);
+  // The coordinator dies while the attempt's process group lives on.
+  launcher_.alive.insert(id);
+  Open();
+  ASSERT_EQ(launcher_.adopt_requests.size(), 1u);
+  EXPECT_EQ(launcher_.adopt_requests[0].attempt, 1);
+  EXPECT_EQ(launcher_.adopt_requests[0].log_dir, launcher_.started[0].log_dir);
+  EXPECT_EQ(State(id), "RUNNING");
+  EXPECT_EQ(coord_->slots_used(), 2);
+  clock_.Advance(50s);  // 100 s since the start, 50 s since the restart
+  coord_->Tick();
+  EXPECT_EQ(State(id), "RUNNING") << "re-adopted attempts get a fresh grace period";
+  EXPECT_EQ(launcher_.started.size(), 1u) << "no second attempt";
+  ASSERT_TRUE(coord_->Heartbeat(id, 1, 0, 300).ok());
+  launcher_.Finish(id, ExitInfo{0, 0});
+  coord_->Tick();
+  EXPECT_EQ(State(id), "SUCCEEDED");
+  auto d = coord_->Describe(id);
+  ASSERT_EQ(d->attempts.size(), 1u);
+  EXPECT_EQ(d->attempts[0].outcome, "succeeded");
+  EXPECT_EQ(coord_->slots_used(), 0);
+}
+
+TEST_F(CoordinatorTest, AttemptThatEndedWhileTheCoordinatorWasDownIsSettledFromItsExitFile) {
+  std::string ok = Submit(1);
+  std::string bad = Submit(1);
+  ASSERT_EQ(launcher_.started.size(), 2u);
+  std::ofstream(launcher_.started[0].log_dir + "/" + kExitStatusFile) << "0\n";
+  std::ofstream(launcher_.started[1].log_dir + "/" + kExitStatusFile) << "3\n";
+  Open();
+  EXPECT_TRUE(launcher_.adopt_requests.empty()) << "the exit file settles it; nothing to adopt";
+  coord_->Tick();
+  EXPECT_EQ(State(ok), "SUCCEEDED");
+  EXPECT_EQ(State(bad), "FAILED");
+  EXPECT_EQ(coord_->Describe(bad)->attempts[0].exit_code, 3);
+  EXPECT_EQ(launcher_.started.size(), 2u) << "no attempt was restarted";
+}
+
+TEST_F(CoordinatorTest, AttemptNeitherAliveNorEndedIsInterrupted) {
+  std::string id = Submit(1);
+  Open();
+  ASSERT_EQ(launcher_.adopt_requests.size(), 1u);
+  auto d = coord_->Describe(id);
+  EXPECT_EQ(d->attempts[0].outcome, "interrupted");
+  EXPECT_EQ(d->attempts[0].failure_class, "coordinator_restart");
+}
+
 }  // namespace
 }  // namespace gantry::coordinator

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,18 @@ class FakeLauncher final : public Launcher {
     attempts[r.job_id] = state;
     return std::unique_ptr<Launch>(std::make_unique<FakeLaunch>(state));
   }
+  // Re-adopts the attempts of the jobs in `alive` (a live process group).
+  Result<std::unique_ptr<Launch>> Adopt(const AdoptRequest& r) override {
+    adopt_requests.push_back(r);
+    if (!alive.count(r.job_id)) return Status::NotFound("attempt of job " + r.job_id + " is not running");
+    auto state = std::make_shared<FakeAttemptState>();
+    state->exit_on_stop = exit_on_stop;
+    attempts[r.job_id] = state;
+    return std::unique_ptr<Launch>(std::make_unique<FakeLaunch>(state));
+  }
   void Finish(const std::string& job_id, ExitInfo e) { attempts.at(job_id)->exit = e; }
+  std::set<std::string> alive;
+  std::vector<AdoptRequest> adopt_requests;
 
   std::vector<LaunchRequest> started;
   std::map<std::string, std::shared_ptr<FakeAttemptState>> attempts;
