@@ -24,6 +24,8 @@
   const ALIASES = { samples_per_sec: 'samples_per_second' };
   const STEP_TIME = 'step_time';  // per-rank value in point events
   const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#a16207', '#db2777'];
+  // Ranks get other colours than jobs, so an overlay is not misread.
+  const RANK_PALETTE = ['#0f766e', '#b45309', '#7c3aed', '#be123c', '#4d7c0f', '#0369a1', '#a21caf', '#525252'];
   const MAX_POINTS = 2000;        // asked of the server per series
   const KEEP_POINTS = 20000;      // in memory per series before thinning
   const REDRAW_MS = 100;          // at most one redraw per this interval
@@ -40,8 +42,19 @@
     redrawTimer: null,
     lastDraw: 0,
     everOpen: false,
+    live: true,               // subscribe to /events (off with #live=0)
+    dashed: new Set(),        // series labels drawn dashed (for the legend)
+    errors: [],               // uncaught script errors (tests assert none)
   };
   window.gantryDashboard = state;  // for debugging from the console
+  window.addEventListener('error', (e) => {
+    state.errors.push(String(e.message));
+    document.body.dataset.errors = String(state.errors.length);
+  });
+  window.addEventListener('unhandledrejection', (e) => {
+    state.errors.push(String(e.reason));
+    document.body.dataset.errors = String(state.errors.length);
+  });
 
   // ---------------------------------------------------------------- helpers
   const $ = (id) => document.getElementById(id);
@@ -340,7 +353,7 @@
     const swatch = selected ? el('span', { class: 'swatch', style: `background:${jobColor(id)}` }) : null;
     const tr = el('tr', { 'data-job-id': id, class: state.selected[0] === id ? 'primary' : (selected ? 'overlay' : '') },
       el('td', {}, box),
-      el('td', { class: 'job' }, swatch, el('span', { class: 'id' }, id), job.name ? el('div', { class: 'name' }, job.name) : null),
+      el('td', { class: 'job' }, swatch, el('span', { class: 'id' }, id), job.name ? el('div', { class: 'name', title: job.name }, job.name) : null),
       el('td', {}, stateBadge(job.state, job.reason)),
       el('td', { class: 'num' }, job.attempt === undefined ? '' : job.attempt),
       progressCell(job),
@@ -412,7 +425,7 @@
       const d = id === undefined ? null : state.data.get(id);
       if (!d) return out;
       Object.keys(d.ranks).sort((a, b) => Number(a) - Number(b)).forEach((rank, i) => {
-        out.push({ label: `rank ${rank}`, points: d.ranks[rank], color: PALETTE[i % PALETTE.length], job: id });
+        out.push({ label: `rank ${rank}`, points: d.ranks[rank], color: RANK_PALETTE[i % RANK_PALETTE.length], job: id });
       });
       return out;
     }
@@ -467,6 +480,7 @@
       labels.push(s.label);
       colors.push(s.color);
       opts[s.label] = { strokeWidth: 1.8, strokePattern: s.dashed ? [6, 3] : null };
+      if (s.dashed) state.dashed.add(s.label);
       if (withRaw) {
         const raw = `${s.label} (raw)`;
         labels.push(raw);
@@ -477,14 +491,18 @@
     return { table, labels, colors, opts, drawn };
   }
 
+  // The legend without the raw (unsmoothed) twins; each key drawn with its
+  // series' colour and dash.
   function legendFormatter(data) {
+    const key = (s) => {
+      const style = state.dashed.has(s.label) ? 'dashed' : 'solid';
+      return `<span class="line" style="border-top-color:${s.color};border-top-style:${style}"></span>${s.labelHTML}`;
+    };
     const shown = (data.series || []).filter((s) => s.isVisible && !s.label.endsWith(' (raw)'));
-    if (data.x == null) {
-      return shown.map((s) => `<span class="key">${s.dashHTML} ${s.labelHTML}</span>`).join(' ');
-    }
-    return `<span class="x">${data.xHTML}</span> ` + shown
+    if (data.x == null) return shown.map((s) => `<span class="key">${key(s)}</span>`).join('');
+    return `<span class="x">${data.xHTML}</span>` + shown
       .filter((s) => s.yHTML !== undefined)
-      .map((s) => `<span class="key">${s.dashHTML} ${s.labelHTML}: <b>${s.yHTML}</b></span>`).join(' ');
+      .map((s) => `<span class="key">${key(s)}: <b>${s.yHTML}</b></span>`).join('');
   }
 
   function xFormatter(x) {
@@ -576,6 +594,9 @@
     const h = new URLSearchParams(location.hash.slice(1));
     if (h.get('jobs')) state.selected = h.get('jobs').split(',').filter(Boolean);
     if (['step', 'relative', 'wall'].includes(h.get('x'))) state.xAxis = h.get('x');
+    // live=0: no event stream, a still page (headless screenshots with
+    // --virtual-time-budget wait for the network to go idle).
+    state.live = h.get('live') !== '0';
     const w = Number(h.get('smooth'));
     if (h.has('smooth') && w >= 0 && w < 1) state.smoothing = w;
   }
@@ -585,6 +606,7 @@
     if (state.selected.length) h.set('jobs', state.selected.join(','));
     h.set('x', state.xAxis);
     h.set('smooth', String(state.smoothing));
+    if (!state.live) h.set('live', '0');
     history.replaceState(null, '', '#' + h.toString());
   }
 
@@ -622,7 +644,12 @@
     setupControls();
     tick();
     setInterval(tick, 1000);
-    connect();
+    if (state.live) {
+      connect();
+    } else {
+      $('conn').dataset.state = 'still';
+      $('conn').textContent = 'not live (#live=0)';
+    }
     await Promise.all([loadJobs(), loadAlerts(), loadDrift()]);
     document.body.dataset.ready = '1';
   }

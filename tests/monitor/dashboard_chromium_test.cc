@@ -284,6 +284,14 @@ TEST(DashboardChromium, ListsJobsDrawsChartAndAppendsPushedPoint) {
     EXPECT_TRUE(poll(R"(document.querySelector('#jobs tr[data-job-id="job-a"] .step').textContent.startsWith('310 '))"));
     EXPECT_EQ(cdp.Eval("window.__gantryNoReload"), json(42)) << "the page was reloaded";
 
+    // 4. Ticking a second job overlays its curves on the same charts.
+    cdp.Eval(R"(document.querySelector('#jobs tr[data-job-id="job-b"] input[type=checkbox]').click())");
+    EXPECT_TRUE(poll("(() => { const c = document.getElementById('chart-loss');"
+                     "  return c.dataset.job === 'job-a,job-b' && !!c.querySelector('canvas')"
+                     "    && document.getElementById('legend-loss').textContent.includes('job-b loss'); })()"))
+        << cdp.Eval("JSON.stringify(document.getElementById('chart-loss').dataset)");
+    EXPECT_EQ(cdp.Eval("JSON.stringify(window.gantryDashboard.errors)"), json("[]")) << "script errors on the page";
+
     if (const char* shot = std::getenv("GANTRY_DASHBOARD_SCREENSHOT"); shot && *shot) {
       json r = cdp.Call("Page.captureScreenshot", {{"format", "png"}});
       std::ofstream(shot, std::ios::binary) << Base64Decode(r.value("data", ""));
