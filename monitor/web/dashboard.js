@@ -144,6 +144,8 @@
     });
   }
 
+  window.gantrySmooth = smooth;  // exposed for the page's test
+
   // ------------------------------------------------------------------ data
   function jobData(id) {
     let d = state.data.get(id);
@@ -552,7 +554,9 @@
       axisLabelFontSize: 11,
       xlabel: state.xAxis === 'step' ? 'step' : (state.xAxis === 'relative' ? 'time since start' : 'wall time'),
       xLabelHeight: 14,
-      axes: { x: { axisLabelFormatter: state.xAxis === 'wall' ? undefined : xFormatter, valueFormatter: xFormatter } },
+      // Dates get Dygraphs' own date ticks; the legend shows the clock time.
+      axes: { x: state.xAxis === 'wall' ? { valueFormatter: xFormatter }
+        : { axisLabelFormatter: xFormatter, valueFormatter: xFormatter } },
     };
     if (!g) {
       div.replaceChildren();
@@ -567,7 +571,17 @@
   function redraw() {
     state.redrawTimer = null;
     state.lastDraw = performance.now();
-    for (const key of [...Object.keys(CHARTS), 'ranks']) drawChart(key);
+    for (const key of [...Object.keys(CHARTS), 'ranks']) {
+      try {
+        drawChart(key);
+      } catch (e) {  // one broken chart must not stop the others
+        state.errors.push(`chart ${key}: ${e && e.message}`);
+        document.body.dataset.errors = String(state.errors.length);
+        if (state.charts[key]) { try { state.charts[key].destroy(); } catch (_) { /* already broken */ } }
+        delete state.charts[key];
+        $(`chart-${key}`).replaceChildren(el('div', { class: 'placeholder' }, `chart error: ${e && e.message}`));
+      }
+    }
     $('ranks-job').textContent = state.selected[0] ? `· ${state.selected[0]}` : '';
   }
 

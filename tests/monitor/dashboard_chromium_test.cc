@@ -290,6 +290,28 @@ TEST(DashboardChromium, ListsJobsDrawsChartAndAppendsPushedPoint) {
                      "  return c.dataset.job === 'job-a,job-b' && !!c.querySelector('canvas')"
                      "    && document.getElementById('legend-loss').textContent.includes('job-b loss'); })()"))
         << cdp.Eval("JSON.stringify(document.getElementById('chart-loss').dataset)");
+
+    // 5. The wall-time axis draws the same points.
+    cdp.Eval("(() => { const x = document.getElementById('x-axis'); x.value = 'wall';"
+             "  x.dispatchEvent(new Event('change')); })()");
+    EXPECT_TRUE(poll("(() => { const c = document.getElementById('chart-loss');"
+                     "  return location.hash.includes('x=wall') && !!c.querySelector('canvas')"
+                     "    && Number(c.dataset.points) > " + std::to_string(before.get<int>()) + "; })()"))
+        << cdp.Eval("JSON.stringify(document.getElementById('chart-loss').dataset)");
+
+    // 6. Smoothing is TensorBoard's debiased EMA: s_t = w s_{t-1} + (1-w) x_t,
+    // shown as s_t / (1 - w^t); non-finite values pass through uncounted.
+    const json smoothed = cdp.Eval("window.gantrySmooth([0, 10, NaN, 10], 0.5).map(v => Number.isNaN(v) ? 'nan' : v)");
+    ASSERT_TRUE(smoothed.is_array() && smoothed.size() == 4) << smoothed;
+    EXPECT_DOUBLE_EQ(smoothed[0].get<double>(), 0.0);
+    EXPECT_NEAR(smoothed[1].get<double>(), 5.0 / 0.75, 1e-12);
+    EXPECT_EQ(smoothed[2], json("nan"));
+    EXPECT_NEAR(smoothed[3].get<double>(), 7.5 / 0.875, 1e-12);
+    // Debiased: a constant series stays that constant from the first point.
+    const json flat = cdp.Eval("Math.max(...window.gantrySmooth([3, 3, 3], 0.9).map(v => Math.abs(v - 3)))");
+    ASSERT_TRUE(flat.is_number()) << flat;
+    EXPECT_LT(flat.get<double>(), 1e-12);
+
     EXPECT_EQ(cdp.Eval("JSON.stringify(window.gantryDashboard.errors)"), json("[]")) << "script errors on the page";
 
     if (const char* shot = std::getenv("GANTRY_DASHBOARD_SCREENSHOT"); shot && *shot) {
