@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -283,6 +284,18 @@ TEST(DashboardChromium, ListsJobsDrawsChartAndAppendsPushedPoint) {
         << cdp.Eval("JSON.stringify(document.getElementById('chart-loss').dataset)");
     EXPECT_TRUE(poll(R"(document.querySelector('#jobs tr[data-job-id="job-a"] .step').textContent.startsWith('310 '))"));
     EXPECT_EQ(cdp.Eval("window.__gantryNoReload"), json(42)) << "the page was reloaded";
+
+    // Job states and alerts arrive by push too.
+    const std::map<std::string, std::string> auth = {{"authorization", std::string("Bearer ") + kToken}};
+    ASSERT_EQ(Fetch(port, "POST", "/test/event", auth,
+                    R"({"event":"job_state","data":{"job_id":"job-a","state":"preempted","attempt":3,"reason":"node lost","time":1}})")
+                  .status, 200);
+    EXPECT_TRUE(poll(R"(!!document.querySelector('#jobs tr[data-job-id="job-a"] .badge.state-preempted'))"));
+    ASSERT_EQ(Fetch(port, "POST", "/test/event", auth,
+                    R"({"event":"alert","data":{"rule":"no_progress","job_id":"job-a","rank":-1,"state":"pending",)"
+                    R"("since":1,"why":"no step for 600 s","severity":"warning"}})")
+                  .status, 200);
+    EXPECT_TRUE(poll(R"(!!document.querySelector('#alerts tr[data-rule="no_progress"] .badge.state-pending'))"));
 
     // 4. Ticking a second job overlays its curves on the same charts.
     cdp.Eval(R"(document.querySelector('#jobs tr[data-job-id="job-b"] input[type=checkbox]').click())");
