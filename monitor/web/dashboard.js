@@ -106,7 +106,7 @@
     if (!Number.isFinite(sec)) return '';
     const s = Math.round(sec);
     if (Math.abs(s) < 60) return s + 's';
-    if (Math.abs(s) < 3600) return Math.floor(s / 60) + 'm' + String(s % 60).padStart(2, '0');
+    if (Math.abs(s) < 3600) return Math.floor(s / 60) + 'm' + (s % 60 ? String(s % 60).padStart(2, '0') : '');
     return Math.floor(s / 3600) + 'h' + String(Math.floor(s / 60) % 60).padStart(2, '0');
   }
 
@@ -353,9 +353,11 @@
       selectionChanged();
     });
     const swatch = selected ? el('span', { class: 'swatch', style: `background:${jobColor(id)}` }) : null;
-    const tr = el('tr', { 'data-job-id': id, class: state.selected[0] === id ? 'primary' : (selected ? 'overlay' : '') },
+    const rowClass = state.selected[0] === id ? 'primary' : (selected ? 'overlay' : '');
+    const name = job.name ? el('div', { class: 'name', title: job.name }, job.name) : null;
+    const tr = el('tr', { 'data-job-id': id, class: rowClass },
       el('td', {}, box),
-      el('td', { class: 'job' }, swatch, el('span', { class: 'id' }, id), job.name ? el('div', { class: 'name', title: job.name }, job.name) : null),
+      el('td', { class: 'job' }, swatch, el('span', { class: 'id' }, id), name),
       el('td', {}, stateBadge(job.state, job.reason)),
       el('td', { class: 'num' }, job.attempt === undefined ? '' : job.attempt),
       progressCell(job),
@@ -384,9 +386,11 @@
     const alerts = [...state.alerts.values()].sort((a, b) =>
       (order[a.state] ?? 4) - (order[b.state] ?? 4) || toSeconds(b.since) - toSeconds(a.since));
     const body = $('alerts').tBodies[0];
-    body.replaceChildren(...alerts.map((a) => el('tr', { class: `sev-${a.severity || 'warning'} st-${a.state}`, 'data-rule': a.rule },
+    const hasRank = (a) => a.rank !== undefined && a.rank !== null && a.rank !== -1;
+    body.replaceChildren(...alerts.map((a) => el('tr',
+      { class: `sev-${a.severity || 'warning'} st-${a.state}`, 'data-rule': a.rule },
       el('td', {}, a.rule),
-      el('td', {}, a.job_id || '', a.rank !== undefined && a.rank !== null && a.rank !== -1 ? el('span', { class: 'muted' }, ` r${a.rank}`) : null),
+      el('td', {}, a.job_id || '', hasRank(a) ? el('span', { class: 'muted' }, ` r${a.rank}`) : null),
       el('td', {}, stateBadge(a.state)),
       el('td', { title: clockTime(a.since) }, ago(a.since)),
       el('td', { class: 'why' }, a.why || ''))));
@@ -412,10 +416,11 @@
   }
 
   // ----------------------------------------------------------------- charts
-  // x value of a [step, time, value] point on the current axis.
+  // x value of a [step, time, value] point on the current axis (relative
+  // time in minutes, so Dygraphs picks ticks at whole minutes).
   function xOf(pt, t0) {
     if (state.xAxis === 'wall') return new Date(pt[1] * 1000);
-    if (state.xAxis === 'relative') return pt[1] - t0;
+    if (state.xAxis === 'relative') return (pt[1] - t0) / 60;  // minutes: round ticks
     return pt[0];
   }
 
@@ -427,7 +432,8 @@
       const d = id === undefined ? null : state.data.get(id);
       if (!d) return out;
       Object.keys(d.ranks).sort((a, b) => Number(a) - Number(b)).forEach((rank, i) => {
-        out.push({ label: `rank ${rank}`, points: d.ranks[rank], color: RANK_PALETTE[i % RANK_PALETTE.length], job: id });
+        const color = RANK_PALETTE[i % RANK_PALETTE.length];
+        out.push({ label: `rank ${rank}`, points: d.ranks[rank], color, job: id });
       });
       return out;
     }
@@ -447,7 +453,10 @@
   function jobStart(id) {
     const d = state.data.get(id);
     let t0 = Infinity;
-    if (d) for (const pts of [...Object.values(d.series), ...Object.values(d.ranks)]) if (pts.length) t0 = Math.min(t0, pts[0][1]);
+    if (!d) return 0;
+    for (const pts of [...Object.values(d.series), ...Object.values(d.ranks)]) {
+      if (pts.length) t0 = Math.min(t0, pts[0][1]);
+    }
     return Number.isFinite(t0) ? t0 : 0;
   }
 
@@ -508,7 +517,7 @@
   }
 
   function xFormatter(x) {
-    if (state.xAxis === 'relative') return duration(Number(x));
+    if (state.xAxis === 'relative') return duration(60 * Number(x));
     if (state.xAxis === 'wall') return new Date(x).toLocaleTimeString();
     return String(Math.round(Number(x)));
   }
@@ -518,18 +527,20 @@
     const series = chartSeries(key);
     const { table, labels, colors, opts, drawn } = buildTable(series);
     const primary = state.selected[0];
-    let lastStep = '';
+    let lastStep = -Infinity;
     for (const s of series) {
-      if (s.job === primary && s.points.length) lastStep = Math.max(lastStep === '' ? -Infinity : lastStep, s.points[s.points.length - 1][0]);
+      if (s.job === primary && s.points.length) lastStep = Math.max(lastStep, s.points[s.points.length - 1][0]);
     }
     div.dataset.job = state.selected.join(',');
-    div.dataset.lastStep = String(lastStep);
+    div.dataset.lastStep = Number.isFinite(lastStep) ? String(lastStep) : '';
     let g = state.charts[key];
     if (table.length === 0 || typeof window.Dygraph !== 'function') {
       if (g) { g.destroy(); delete state.charts[key]; }
       const d = primary === undefined ? null : state.data.get(primary);
       let msg = 'no data';
-      if (typeof window.Dygraph !== 'function') msg = 'charts unavailable: /static/dygraph.min.js did not load (install libjs-dygraphs)';
+      if (typeof window.Dygraph !== 'function') {
+        msg = 'charts unavailable: /static/dygraph.min.js did not load (install libjs-dygraphs)';
+      }
       else if (primary === undefined) msg = 'select a job';
       else if (d && d.error) msg = d.error;
       else if (d && !d.loaded) msg = 'loading…';
@@ -595,8 +606,12 @@
 
   function selectionChanged() {
     const s = state.selected;
-    $('selection').textContent = s.length === 0 ? 'no job selected' : (s.length === 1 ? s[0] : `${s[0]} + ${s.length - 1} overlaid`);
-    for (const id of s) if (!state.data.has(id) || (!state.data.get(id).loaded && !state.data.get(id).loading)) loadMetrics(id);
+    $('selection').textContent = s.length === 0 ? 'no job selected'
+      : (s.length === 1 ? s[0] : `${s[0]} + ${s.length - 1} overlaid`);
+    for (const id of s) {
+      const d = state.data.get(id);
+      if (!d || (!d.loaded && !d.loading)) loadMetrics(id);
+    }
     saveHash();
     scheduleRedraw(true);
   }

@@ -69,7 +69,8 @@ class Child {
     pid_ = ::fork();
     if (pid_ == 0) {
       ::setpgid(0, 0);
-      const int out = log.empty() ? ::open("/dev/null", O_WRONLY) : ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      const int out = log.empty() ? ::open("/dev/null", O_WRONLY)
+                                  : ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (pipe_stdout) {
         ::dup2(fds[1], 1);
         ::close(fds[0]);
@@ -266,7 +267,8 @@ TEST(DashboardChromium, ListsJobsDrawsChartAndAppendsPushedPoint) {
         "  return !!c.querySelector('canvas') && Number(c.dataset.points) > 0"
         "    && c.dataset.job === 'job-a' && c.dataset.lastStep === '300'; })()";
     ASSERT_TRUE(poll(loss_drawn)) << cdp.Eval("document.getElementById('chart-loss').outerHTML.slice(0, 400)");
-    EXPECT_TRUE(poll("!!document.querySelector('#chart-ranks canvas') && Number(document.getElementById('chart-ranks').dataset.points) > 0"));
+    EXPECT_TRUE(poll("!!document.querySelector('#chart-ranks canvas')"
+                     "  && Number(document.getElementById('chart-ranks').dataset.points) > 0"));
     EXPECT_TRUE(poll("document.body.dataset.sse === 'open'"));
     const json before = cdp.Eval("Number(document.getElementById('chart-loss').dataset.points)");
     ASSERT_TRUE(before.is_number());
@@ -282,13 +284,15 @@ TEST(DashboardChromium, ListsJobsDrawsChartAndAppendsPushedPoint) {
                      "  return c.dataset.lastStep === '" + std::to_string(step) + "' && Number(c.dataset.points) > " +
                      std::to_string(before.get<int>()) + "; })()"))
         << cdp.Eval("JSON.stringify(document.getElementById('chart-loss').dataset)");
-    EXPECT_TRUE(poll(R"(document.querySelector('#jobs tr[data-job-id="job-a"] .step').textContent.startsWith('310 '))"));
+    EXPECT_TRUE(
+        poll(R"(document.querySelector('#jobs tr[data-job-id="job-a"] .step').textContent.startsWith('310 '))"));
     EXPECT_EQ(cdp.Eval("window.__gantryNoReload"), json(42)) << "the page was reloaded";
 
     // Job states and alerts arrive by push too.
     const std::map<std::string, std::string> auth = {{"authorization", std::string("Bearer ") + kToken}};
     ASSERT_EQ(Fetch(port, "POST", "/test/event", auth,
-                    R"({"event":"job_state","data":{"job_id":"job-a","state":"preempted","attempt":3,"reason":"node lost","time":1}})")
+                    R"({"event":"job_state","data":{"job_id":"job-a","state":"preempted","attempt":3,)"
+                    R"("reason":"node lost","time":1}})")
                   .status, 200);
     EXPECT_TRUE(poll(R"(!!document.querySelector('#jobs tr[data-job-id="job-a"] .badge.state-preempted'))"));
     ASSERT_EQ(Fetch(port, "POST", "/test/event", auth,
