@@ -123,6 +123,15 @@
     return `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${alpha})`;
   }
 
+  // A metric value as the API sends it: a number, null for NaN, or the
+  // strings "+Inf" / "-Inf".
+  function num(v) {
+    if (typeof v === 'number') return v;
+    if (v === '+Inf' || v === 'Inf' || v === 'Infinity') return Infinity;
+    if (v === '-Inf' || v === '-Infinity') return -Infinity;
+    return NaN;
+  }
+
   async function getJson(url) {
     const r = await fetch(url, { cache: 'no-store' });
     if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
@@ -179,14 +188,13 @@
     const values = p.values || {};
     if (Number(p.rank || 0) === 0) {
       for (const [name, v] of Object.entries(values)) {
-        if (typeof v !== 'number') continue;
         const key = ALIASES[name] || name;
-        append(d.series[key] || (d.series[key] = []), step, time, v);
+        append(d.series[key] || (d.series[key] = []), step, time, num(v));
       }
     }
-    if (typeof values[STEP_TIME] === 'number') {
+    if (values[STEP_TIME] !== undefined) {
       const r = String(p.rank || 0);
-      append(d.ranks[r] || (d.ranks[r] = []), step, time, values[STEP_TIME]);
+      append(d.ranks[r] || (d.ranks[r] = []), step, time, num(values[STEP_TIME]));
     }
   }
 
@@ -199,10 +207,10 @@
         d.ranks = {};
         for (const [name, pts] of Object.entries(m.series || {})) {
           const key = ALIASES[name] || name;
-          d.series[key] = (pts || []).map((x) => [Number(x[0]), toSeconds(x[1]), Number(x[2])]);
+          d.series[key] = (pts || []).map((x) => [Number(x[0]), toSeconds(x[1]), num(x[2])]);
         }
         for (const [rank, pts] of Object.entries(m.rank_step_seconds || {})) {
-          d.ranks[rank] = (pts || []).map((x) => [Number(x[0]), toSeconds(x[1]), Number(x[2])]);
+          d.ranks[rank] = (pts || []).map((x) => [Number(x[0]), toSeconds(x[1]), num(x[2])]);
         }
         // Points pushed while the request was in flight.
         for (const p of d.queued) applyPoint(d, p);
@@ -239,8 +247,8 @@
     const job = state.jobs.find((j) => j.job_id === String(e.job_id));
     if (!job) { refreshJobsSoon(); return; }
     job.state = e.state;
-    if (e.attempt !== undefined) job.attempt = e.attempt;
-    if (e.reason !== undefined) job.reason = e.reason;
+    if (e.attempt !== undefined && e.attempt !== null) job.attempt = e.attempt;
+    if (e.reason) job.reason = e.reason;
     job.updated = e.time;
     updateJobRow(job);
   }
@@ -480,7 +488,7 @@
         if (!row) { row = new Array(1 + series.length * cols).fill(null); row[0] = x; rows.set(k, row); }
         row[1 + i * cols] = Number.isFinite(sm[j]) ? sm[j] : null;
         if (withRaw) row[2 + i * cols] = Number.isFinite(ys[j]) ? ys[j] : null;
-        drawn += 1;
+        if (Number.isFinite(ys[j])) drawn += 1;  // NaN and ±Inf leave a gap
       });
     });
     const table = [...rows.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);

@@ -301,6 +301,16 @@ TEST(DashboardChromium, ListsJobsDrawsChartAndAppendsPushedPoint) {
                   .status, 200);
     EXPECT_TRUE(poll(R"(!!document.querySelector('#alerts tr[data-rule="no_progress"] .badge.state-pending'))"));
 
+    // NaN (null) and infinite ("+Inf") values, as the API encodes them, leave
+    // gaps and break nothing.
+    ASSERT_EQ(Fetch(port, "POST", "/test/event", auth,
+                    R"({"event":"point","data":{"job_id":"job-a","rank":0,"attempt":3,"step":320,)"
+                    R"("values":{"loss":null,"accuracy":"+Inf","samples_per_sec":5000}}})")
+                  .status, 200);
+    EXPECT_TRUE(poll("(() => { const t = document.getElementById('chart-throughput');"
+                     "  return t.dataset.lastStep === '320' && !!t.querySelector('canvas'); })()"));
+    EXPECT_EQ(cdp.Eval("document.getElementById('chart-loss').dataset.lastStep"), json("320"));
+
     // 4. Ticking a second job overlays its curves on the same charts.
     cdp.Eval(R"(document.querySelector('#jobs tr[data-job-id="job-b"] input[type=checkbox]').click())");
     EXPECT_TRUE(poll("(() => { const c = document.getElementById('chart-loss');"
