@@ -230,7 +230,7 @@
     const job = state.jobs.find((j) => j.job_id === id);
     if (job) {
       if (Number(p.step) > Number(job.step || 0) || Number(p.rank || 0) === 0) job.step = Number(p.step);
-      job.updated = p.time;
+      if (Number.isFinite(toSeconds(p.time))) job.updated = p.time;
       updateJobRow(job);
     } else {
       refreshJobsSoon();
@@ -249,7 +249,7 @@
     job.state = e.state;
     if (e.attempt !== undefined && e.attempt !== null) job.attempt = e.attempt;
     if (e.reason) job.reason = e.reason;
-    job.updated = e.time;
+    if (Number.isFinite(toSeconds(e.time))) job.updated = e.time;
     updateJobRow(job);
   }
 

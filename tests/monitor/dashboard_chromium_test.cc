@@ -292,12 +292,12 @@ TEST(DashboardChromium, ListsJobsDrawsChartAndAppendsPushedPoint) {
     const std::map<std::string, std::string> auth = {{"authorization", std::string("Bearer ") + kToken}};
     ASSERT_EQ(Fetch(port, "POST", "/test/event", auth,
                     R"({"event":"job_state","data":{"job_id":"job-a","state":"preempted","attempt":3,)"
-                    R"("reason":"node lost","time":1}})")
+                    R"("reason":"node lost"}})")
                   .status, 200);
     EXPECT_TRUE(poll(R"(!!document.querySelector('#jobs tr[data-job-id="job-a"] .badge.state-preempted'))"));
     ASSERT_EQ(Fetch(port, "POST", "/test/event", auth,
                     R"({"event":"alert","data":{"rule":"no_progress","job_id":"job-a","rank":-1,"state":"pending",)"
-                    R"("since":1,"why":"no step for 600 s","severity":"warning"}})")
+                    R"("why":"no step for 600 s","severity":"warning"}})")
                   .status, 200);
     EXPECT_TRUE(poll(R"(!!document.querySelector('#alerts tr[data-rule="no_progress"] .badge.state-pending'))"));
 
