@@ -510,12 +510,17 @@
     return { table, labels, colors, opts, drawn };
   }
 
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  }
+
   // The legend without the raw (unsmoothed) twins; each key drawn with its
   // series' colour and dash.
   function legendFormatter(data) {
     const key = (s) => {
       const style = state.dashed.has(s.label) ? 'dashed' : 'solid';
-      return `<span class="line" style="border-top-color:${s.color};border-top-style:${style}"></span>${s.labelHTML}`;
+      // Labels hold job ids and metric names from the network: escaped here.
+      return `<span class="line" style="border-top-color:${s.color};border-top-style:${style}"></span>${escapeHtml(s.label)}`;
     };
     const shown = (data.series || []).filter((s) => s.isVisible && !s.label.endsWith(' (raw)'));
     if (data.x == null) return shown.map((s) => `<span class="key">${key(s)}</span>`).join('');
