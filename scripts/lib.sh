@@ -14,7 +14,7 @@ GANTRY_PACKAGES=(
   dataset-fashion-mnist
   python3-torch
   python3-scipy
-  prometheus libjs-dygraphs
+  prometheus libjs-dygraphs chromium
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
