@@ -22,8 +22,8 @@
 // Save() takes a typed Checkpoint and encodes the save_checkpoint body here;
 // loads return a Checkpoint, the reply's JSON decoded here
 // (CheckpointFromReply). Nowhere else on the worker is a checkpoint JSON.
-// The network itself is built and filled by gantry::model (model/checkpoint_model.h) from the manifest and
-// tensors decoded here.
+// The network itself is built and filled by gantry::model
+// (model/checkpoint_model.h) from the manifest and tensors decoded here.
 //
 // An empty endpoint makes a disabled client: Save() succeeds and sends
 // nothing, loads find nothing (ranks > 0, tests, benchmarks).
