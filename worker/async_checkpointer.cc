@@ -18,22 +18,22 @@ AsyncCheckpointer::~AsyncCheckpointer() {
   thread_.join();
 }
 
-AsyncCheckpointer::Outcome AsyncCheckpointer::SaveNow(Snapshot& snapshot) {
+AsyncCheckpointer::Outcome AsyncCheckpointer::SaveNow(Checkpoint& snapshot) {
   const auto t0 = std::chrono::steady_clock::now();
   Outcome out;
   out.step = snapshot.step;
-  auto saved = store_.Save(snapshot.body);
+  auto saved = store_.Save(snapshot);
   if (saved.ok()) {
     out.saved = *saved;
   } else {
     out.status = saved.status();
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  snapshot.body = json();  // free the copy now, not at the next save
+  snapshot.tensors.clear();  // free the copies now, not at the next save
   return out;
 }
 
-Status AsyncCheckpointer::Submit(Snapshot snapshot) {
+Status AsyncCheckpointer::Submit(Checkpoint snapshot) {
   if (!async_) {
     Outcome out = SaveNow(snapshot);
     Status st = out.status;
@@ -67,7 +67,7 @@ void AsyncCheckpointer::Loop() {
   for (;;) {
     cv_.wait(l, [&] { return stop_ || pending_.has_value(); });
     if (!pending_) return;  // stopping with nothing in flight
-    Snapshot snap = std::move(*pending_);
+    Checkpoint snap = std::move(*pending_);
     pending_.reset();
     l.unlock();
     Outcome out = SaveNow(snap);

@@ -2,13 +2,15 @@
 // background (checkpoint.async: true) or inline (false).
 //
 // Protocol of one save:
-//   1. The trainer copies its state into a Snapshot (a save_checkpoint body
-//      whose tensors are copies): the only part that stalls training.
+//   1. The trainer copies its state into a Checkpoint (typed, its tensors
+//      contiguous CPU copies): the only part that stalls training.
 //   2. Submit() first waits for the previous save, if one is in flight (at
 //      most one per job: a slow store makes training wait rather than pile
 //      up snapshots in memory), then hands the snapshot to the background
 //      thread and returns. Inline mode sends it before returning.
-//   3. The thread sends it and records the outcome. TakeFinished() hands
+//   3. The thread encodes and sends it (CheckpointStore::Save; the JSON
+//      body is built there, off the training thread) and records the
+//      outcome. TakeFinished() hands
 //      outcomes back to the trainer's thread, which logs them and reports a
 //      failure as a metrics event ({"checkpoint_failed": 1}): a failed save
 //      is never dropped silently.
@@ -33,10 +35,6 @@ namespace gantry::worker {
 
 class AsyncCheckpointer {
  public:
-  struct Snapshot {
-    int64_t step = 0;
-    json body;  // a complete save_checkpoint body
-  };
   struct Outcome {
     int64_t step = 0;
     Status status;
@@ -52,7 +50,7 @@ class AsyncCheckpointer {
   bool async() const { return async_; }
   // Inline mode: the save's status. Async mode: Ok once queued (its outcome
   // arrives through TakeFinished()).
-  Status Submit(Snapshot snapshot);
+  Status Submit(Checkpoint snapshot);
   // Waits until no save is in flight.
   void Flush();
   // Outcomes of saves finished since the last call, oldest first.
@@ -60,13 +58,13 @@ class AsyncCheckpointer {
 
  private:
   void Loop();
-  Outcome SaveNow(Snapshot& snapshot);
+  Outcome SaveNow(Checkpoint& snapshot);
 
   CheckpointStore& store_;
   const bool async_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::optional<Snapshot> pending_;  // GUARDED_BY(mu_): handed to the thread
+  std::optional<Checkpoint> pending_;  // GUARDED_BY(mu_): handed to the thread
   bool busy_ = false;                // GUARDED_BY(mu_): a save is in flight
   bool stop_ = false;                // GUARDED_BY(mu_)
   std::vector<Outcome> finished_;    // GUARDED_BY(mu_)

@@ -30,12 +30,7 @@ Result<torch::ScalarType> DtypeFromName(const std::string& n) {
   return Status::InvalidArgument("checkpoint: unsupported tensor dtype '" + n + "'");
 }
 
-}  // namespace
-
-CheckpointClient::CheckpointClient(zmq::context_t& ctx, const std::string& endpoint) {
-  if (!endpoint.empty()) rpc_.emplace(ctx, endpoint, kTimeout);
-}
-
+// {name, dtype, shape, data} of one tensor (a copy of its bytes).
 Result<json> TensorToJson(const std::string& name, const torch::Tensor& t) {
   GANTRY_ASSIGN_OR_RETURN(std::string dtype, DtypeName(t.scalar_type()));
   try {
@@ -49,6 +44,12 @@ Result<json> TensorToJson(const std::string& name, const torch::Tensor& t) {
   } catch (const std::exception& e) {
     return Status::Internal("checkpoint: copying tensor " + name + ": " + e.what());
   }
+}
+
+}  // namespace
+
+CheckpointClient::CheckpointClient(zmq::context_t& ctx, const std::string& endpoint) {
+  if (!endpoint.empty()) rpc_.emplace(ctx, endpoint, kTimeout);
 }
 
 Result<model::TensorMap> TensorsFromJson(const json& tensors) {
@@ -147,8 +148,19 @@ Result<model::ModelManifest> ManifestFrom(const json& meta, const std::string& w
   return m;
 }
 
-// The reverse of CheckpointFromReply (below).
-Result<json> CheckpointToReply(const LoadedCheckpoint& c) {
+Result<OptimizerRecord> OptimizerFrom(const json& o, const std::string& where) {
+  OptimizerRecord r;
+  const std::string w = where + " optimizer_state";
+  GANTRY_ASSIGN_OR_RETURN(r.name, Field<std::string>(o, "name", "", w));
+  GANTRY_ASSIGN_OR_RETURN(r.lr, Field<double>(o, "lr", 0.0, w));
+  GANTRY_ASSIGN_OR_RETURN(r.momentum, Field<double>(o, "momentum", 0.0, w));
+  GANTRY_ASSIGN_OR_RETURN(r.weight_decay, Field<double>(o, "weight_decay", 0.0, w));
+  return r;
+}
+
+// The save_checkpoint body of `c` (docs/protocol.md, "save_checkpoint"),
+// without its version: the reverse of CheckpointFromReply (below).
+Result<json> CheckpointToBody(const Checkpoint& c) {
   const model::ModelManifest& m = c.manifest;
   json meta = {{"job_name", c.job_name},
                {"world_size", c.world_size},
@@ -159,29 +171,38 @@ Result<json> CheckpointToReply(const LoadedCheckpoint& c) {
                {"input_shape", m.input_shape},
                {"num_classes", m.num_classes}};
   if (m.normalize) meta["normalize"] = {{"mean", m.normalize->mean}, {"std", m.normalize->std}};
-  json reply = {{"model", c.model}, {"version", c.version}, {"job_id", c.job_id}, {"attempt", c.attempt},
-                {"step", c.step},   {"epoch", c.epoch},     {"metrics", c.metrics}, {"meta", std::move(meta)}};
+  json body = {{"model", c.model}, {"job_id", c.job_id},   {"attempt", c.attempt},
+               {"step", c.step},   {"epoch", c.epoch},     {"metrics", c.metrics},
+               {"meta", std::move(meta)}, {"data_fingerprint", c.data_fingerprint}};
   if (const auto& ts = c.trainer_state) {
-    reply["trainer_state"] = {{"format", ts->format},         {"step", ts->step},
-                              {"epoch", ts->epoch},           {"epoch_offset", ts->epoch_offset},
-                              {"samples_seen", ts->samples_seen}, {"world_size", ts->world_size},
-                              {"batch_size", ts->batch_size}, {"preempted", ts->preempted}};
-    if (ts->seed) reply["trainer_state"]["seed"] = *ts->seed;
+    body["trainer_state"] = {{"format", ts->format},         {"step", ts->step},
+                             {"epoch", ts->epoch},           {"epoch_offset", ts->epoch_offset},
+                             {"samples_seen", ts->samples_seen}, {"world_size", ts->world_size},
+                             {"batch_size", ts->batch_size}, {"preempted", ts->preempted}};
+    if (ts->seed) body["trainer_state"]["seed"] = *ts->seed;
+  }
+  if (const auto& o = c.optimizer) {
+    body["optimizer_state"] = {
+        {"name", o->name}, {"lr", o->lr}, {"momentum", o->momentum}, {"weight_decay", o->weight_decay}};
+  }
+  if (c.parent_version > 0) {
+    body["parent_model"] = c.parent_model;
+    body["parent_version"] = c.parent_version;
   }
   json tensors = json::array();
   for (const auto& [name, t] : c.tensors) {
     GANTRY_ASSIGN_OR_RETURN(json j, TensorToJson(name, t));
     tensors.push_back(std::move(j));
   }
-  reply["tensors"] = std::move(tensors);
-  return reply;
+  body["tensors"] = std::move(tensors);
+  return body;
 }
 
 }  // namespace
 
-Result<LoadedCheckpoint> CheckpointFromReply(const json& reply) {
+Result<Checkpoint> CheckpointFromReply(const json& reply) {
   if (!reply.is_object()) return Status::Corruption("checkpoint: the reply is not an object");
-  LoadedCheckpoint c;
+  Checkpoint c;
   GANTRY_ASSIGN_OR_RETURN(c.model, Field<std::string>(reply, "model", "", "reply"));
   GANTRY_ASSIGN_OR_RETURN(c.version, Field<int64_t>(reply, "version", 0, "reply"));
   const std::string where = c.Source();
@@ -203,6 +224,23 @@ Result<LoadedCheckpoint> CheckpointFromReply(const json& reply) {
     GANTRY_ASSIGN_OR_RETURN(ts, Object(meta, "trainer_state", where + " meta"));
   }
   GANTRY_ASSIGN_OR_RETURN(c.trainer_state, TrainerStateFrom(ts, where));
+  GANTRY_ASSIGN_OR_RETURN(json optim, Object(reply, "optimizer_state", where));
+  if (!optim.empty()) {
+    GANTRY_ASSIGN_OR_RETURN(OptimizerRecord o, OptimizerFrom(optim, where));
+    c.optimizer = std::move(o);
+  }
+  // Lineage: a reply's lineage {parent: {model, version} | null,
+  // data_fingerprint}, or a save body's top-level fields.
+  GANTRY_ASSIGN_OR_RETURN(json lineage, Object(reply, "lineage", where));
+  GANTRY_ASSIGN_OR_RETURN(json parent, Object(lineage, "parent", where + " lineage"));
+  const json& lin = parent.empty() ? reply : parent;
+  GANTRY_ASSIGN_OR_RETURN(c.parent_model,
+                          Field<std::string>(lin, parent.empty() ? "parent_model" : "model", "", where));
+  GANTRY_ASSIGN_OR_RETURN(c.parent_version,
+                          Field<int64_t>(lin, parent.empty() ? "parent_version" : "version", 0, where));
+  GANTRY_ASSIGN_OR_RETURN(c.data_fingerprint,
+                          Field<std::string>(lineage.contains("data_fingerprint") ? lineage : reply,
+                                             "data_fingerprint", "", where));
   if (!reply.contains("tensors")) return Status::Corruption("checkpoint " + where + " has no tensors");
   auto tensors = TensorsFromJson(reply["tensors"]);
   if (!tensors.ok()) return tensors.status().WithContext("checkpoint " + where);
@@ -210,19 +248,22 @@ Result<LoadedCheckpoint> CheckpointFromReply(const json& reply) {
   return c;
 }
 
-Result<std::string> EncodeCheckpoint(const LoadedCheckpoint& ckpt) {
-  GANTRY_ASSIGN_OR_RETURN(json reply, CheckpointToReply(ckpt));
+Result<std::string> EncodeCheckpoint(const Checkpoint& ckpt) {
+  GANTRY_ASSIGN_OR_RETURN(json reply, CheckpointToBody(ckpt));
+  reply["version"] = ckpt.version;
   return ToMsgpack(reply);
 }
 
-Result<LoadedCheckpoint> DecodeCheckpoint(std::string_view bytes) {
+Result<Checkpoint> DecodeCheckpoint(std::string_view bytes) {
   GANTRY_ASSIGN_OR_RETURN(json reply, ParseMsgpack(bytes));
   return CheckpointFromReply(reply);
 }
 
-Result<SavedCheckpoint> CheckpointClient::Save(const json& body) {
-  const std::string model = body.value("model", "");
+Result<SavedCheckpoint> CheckpointClient::Save(const Checkpoint& checkpoint) {
+  const std::string& model = checkpoint.model;
   if (!rpc_) return SavedCheckpoint{model, 0};
+  // Encoded here, on the saving thread (AsyncCheckpointer's, in async mode).
+  GANTRY_ASSIGN_OR_RETURN(json body, CheckpointToBody(checkpoint));
   auto reply = rpc_->Call("save_checkpoint", body);
   if (!reply.ok()) return reply.status().WithContext("save_checkpoint to " + rpc_->endpoint());
   auto name = GetString(*reply, "model", model);
@@ -234,9 +275,9 @@ Result<SavedCheckpoint> CheckpointClient::Save(const json& body) {
   return SavedCheckpoint{*name, *version};
 }
 
-Result<std::optional<LoadedCheckpoint>> CheckpointClient::LoadLatestOfJob(const std::string& model,
+Result<std::optional<Checkpoint>> CheckpointClient::LoadLatestOfJob(const std::string& model,
                                                                           const std::string& job_id) {
-  using Found = std::optional<LoadedCheckpoint>;
+  using Found = std::optional<Checkpoint>;
   if (!rpc_) return Found();
   auto listed = rpc_->Call("list_versions", {{"model", model}});
   if (!listed.ok()) {
@@ -261,7 +302,7 @@ Result<std::optional<LoadedCheckpoint>> CheckpointClient::LoadLatestOfJob(const 
   return Found(std::move(ckpt).value());
 }
 
-Result<LoadedCheckpoint> CheckpointClient::LoadRef(const std::string& model, const std::string& ref, bool model_only) {
+Result<Checkpoint> CheckpointClient::LoadRef(const std::string& model, const std::string& ref, bool model_only) {
   if (!rpc_) return Status::FailedPrecondition("no storage endpoint: cannot load " + model + "@" + ref);
   json body = {{"model", model}, {"ref", ref}};
   // vN also travels as {version: N}, the form the issue names.

@@ -19,10 +19,11 @@
 // storage service beyond the requests above; it also sends the job_id and
 // version the issue's `load_checkpoint {model, version?, job_id?}` names.
 //
-// Loads return a LoadedCheckpoint; the reply's JSON is decoded here
-// (CheckpointFromReply) and nowhere else. The network itself is built and
-// filled by gantry::model (model/checkpoint_model.h) from the manifest and
-// tensors decoded here.
+// Save() takes a typed Checkpoint and encodes the save_checkpoint body here;
+// loads return a Checkpoint, the reply's JSON decoded here
+// (CheckpointFromReply). Nowhere else on the worker is a checkpoint JSON.
+// The network itself is built and filled by gantry::model
+// (model/checkpoint_model.h) from the manifest and tensors decoded here.
 //
 // An empty endpoint makes a disabled client: Save() succeeds and sends
 // nothing, loads find nothing (ranks > 0, tests, benchmarks).
@@ -63,20 +64,38 @@ struct TrainerStateRecord {
   bool preempted = false;
 };
 
-// One checkpoint version as load_checkpoint returns it.
-struct LoadedCheckpoint {
+// How the optimizer was configured (optimizer_state); its tensors travel
+// as optimizer/... tensors.
+struct OptimizerRecord {
+  std::string name;
+  double lr = 0;
+  double momentum = 0;
+  double weight_decay = 0;
+};
+
+// One checkpoint: what the trainer saves (version 0: storage assigns it) and
+// what load_checkpoint returns. The same struct crosses the wire both ways;
+// it is JSON only inside checkpoint_client.cc.
+struct Checkpoint {
   std::string model;
-  int64_t version = 0;
+  int64_t version = 0;  // 0 when saving
   std::string job_id;
   int64_t attempt = 0;
   int64_t step = 0;
   int64_t epoch = 0;
-  std::map<std::string, double> metrics;  // numeric metrics only
+  std::map<std::string, double> metrics;  // numeric metrics only: what was measured
   std::string job_name;                   // meta.job_name
   int64_t world_size = 0;                 // meta.world_size
   model::ModelManifest manifest;          // meta: how the network was built
   std::optional<TrainerStateRecord> trainer_state;  // absent: cannot resume exactly
-  model::TensorMap tensors;               // weights, plus optimizer/ and trainer/ state
+  std::optional<OptimizerRecord> optimizer;         // optimizer_state; absent: not recorded
+  std::string parent_model;               // lineage; empty with parent_version 0: none
+  int64_t parent_version = 0;
+  std::string data_fingerprint;
+  // Weights, plus optimizer/ and trainer/ state, by name. When saving, each
+  // is a contiguous CPU copy taken at snapshot time (training goes on while
+  // the background thread encodes and sends them).
+  model::TensorMap tensors;
 
   // "model@vN", for messages.
   std::string Source() const { return model + "@v" + std::to_string(version); }
@@ -86,15 +105,15 @@ class CheckpointStore {
  public:
   virtual ~CheckpointStore() = default;
   virtual bool enabled() const = 0;
-  // Sends one save_checkpoint body (as built by the trainer).
-  virtual Result<SavedCheckpoint> Save(const json& body) = 0;
+  // Saves one checkpoint (its version is ignored: the store assigns one).
+  virtual Result<SavedCheckpoint> Save(const Checkpoint& checkpoint) = 0;
   // The newest checkpoint `job_id` saved under `model`, or nullopt when it
   // has none.
-  virtual Result<std::optional<LoadedCheckpoint>> LoadLatestOfJob(const std::string& model,
+  virtual Result<std::optional<Checkpoint>> LoadLatestOfJob(const std::string& model,
                                                                   const std::string& job_id) = 0;
   // `ref` is vN, an alias or "latest"; model_only leaves out optimizer and
   // trainer tensors.
-  virtual Result<LoadedCheckpoint> LoadRef(const std::string& model, const std::string& ref, bool model_only) = 0;
+  virtual Result<Checkpoint> LoadRef(const std::string& model, const std::string& ref, bool model_only) = 0;
 };
 
 class CheckpointClient final : public CheckpointStore {
@@ -106,10 +125,10 @@ class CheckpointClient final : public CheckpointStore {
   CheckpointClient(zmq::context_t& ctx, const std::string& endpoint);
 
   bool enabled() const override { return rpc_.has_value(); }
-  Result<SavedCheckpoint> Save(const json& body) override;
-  Result<std::optional<LoadedCheckpoint>> LoadLatestOfJob(const std::string& model,
+  Result<SavedCheckpoint> Save(const Checkpoint& checkpoint) override;
+  Result<std::optional<Checkpoint>> LoadLatestOfJob(const std::string& model,
                                                           const std::string& job_id) override;
-  Result<LoadedCheckpoint> LoadRef(const std::string& model, const std::string& ref, bool model_only) override;
+  Result<Checkpoint> LoadRef(const std::string& model, const std::string& ref, bool model_only) override;
 
  private:
   std::optional<RpcClient> rpc_;
@@ -117,19 +136,18 @@ class CheckpointClient final : public CheckpointStore {
 
 // The message codec (the only place a checkpoint is JSON on the worker).
 //
-// {name, dtype, shape, data} of one tensor (a copy of its bytes).
-Result<json> TensorToJson(const std::string& name, const torch::Tensor& t);
 // The tensors of a load_checkpoint reply by name, validated (dtype, shape
 // and byte count agree).
 Result<model::TensorMap> TensorsFromJson(const json& tensors);
 // A load_checkpoint reply (or a save_checkpoint body with its version)
-// decoded and checked: field types, tensors, trainer_state. Missing meta
+// decoded and checked (lineage from lineage {parent, data_fingerprint} or
+// from the body's parent_model/parent_version/data_fingerprint): field types, tensors, trainer_state. Missing meta
 // fields stay empty (older checkpoints); a field of the wrong type is
 // Corruption naming the field.
-Result<LoadedCheckpoint> CheckpointFromReply(const json& reply);
-// A checkpoint as load_checkpoint reply bytes (MessagePack), for handing a
-// loaded checkpoint to the other ranks, and back.
-Result<std::string> EncodeCheckpoint(const LoadedCheckpoint& ckpt);
-Result<LoadedCheckpoint> DecodeCheckpoint(std::string_view bytes);
+Result<Checkpoint> CheckpointFromReply(const json& reply);
+// A checkpoint as MessagePack bytes (its save_checkpoint body plus version),
+// for handing a loaded checkpoint to the other ranks, and back.
+Result<std::string> EncodeCheckpoint(const Checkpoint& ckpt);
+Result<Checkpoint> DecodeCheckpoint(std::string_view bytes);
 
 }  // namespace gantry::worker

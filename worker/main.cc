@@ -160,8 +160,9 @@ int Run(int argc, char** argv) {
     if (Status st = trainer.Run(); !st.ok()) return abort_on(st, "training failed");
     const TrainSummary& s = trainer.summary();
     preempted = s.preempted;
-    spdlog::info("rank {}/{} {}: {} steps, loss {:.4f}, test accuracy {:.4f}", rank, mpi.world_size(),
-                 preempted ? "preempted (checkpointed)" : "done", s.steps, s.loss, s.test_accuracy.value_or(0.0));
+    auto shown = [](const std::optional<double>& v) { return v ? fmt::format("{:.4f}", *v) : std::string("-"); };
+    spdlog::info("rank {}/{} {}: {} steps, loss {}, test accuracy {}", rank, mpi.world_size(),
+                 preempted ? "preempted (checkpointed)" : "done", s.steps, shown(s.loss), shown(s.test_accuracy));
     // Leaving this scope stops the heartbeat and closes the sockets; the
     // context waits (bounded by the linger) for the last metrics.
   }

@@ -153,6 +153,13 @@ Status Trainer::RunSteps() {
   }
   summary_.steps = step_;
   if (!evaluated) GANTRY_RETURN_IF_ERROR(Evaluate());  // resumed at the end: nothing ran
+  if (resumed_step_ == step_) {  // the same on every rank (broadcast state)
+    if (comm_.rank() == 0) {
+      spdlog::info("job {} attempt {}: resumed from {} already at the last step {}; no new checkpoint version",
+                   options_.job_id, options_.attempt, summary_.loaded_from, step_);
+    }
+    return Status::Ok();
+  }
   return SaveCheckpoint(/*final_save=*/true, /*preempted=*/false).WithContext("final checkpoint");
 }
 
@@ -217,8 +224,8 @@ Status Trainer::Report() {
                  {"comm_time", window_.comm_seconds / steps}};
   const double samples_per_sec = s[2] / elapsed;
   if (comm_.rank() == 0) {
-    values["loss"] = summary_.loss;
-    values["accuracy"] = summary_.accuracy;
+    values["loss"] = *summary_.loss;
+    values["accuracy"] = *summary_.accuracy;
     values["samples_per_sec"] = samples_per_sec;
     values["lr"] = lr_;
   } else {
@@ -226,7 +233,7 @@ Status Trainer::Report() {
   }
   spdlog::info("rank {}/{} step {}/{} epoch {} loss {:.4f} acc {:.4f} {:.0f} samples/s, step {:.2f} ms "
                "(data {:.2f}, compute {:.2f}, comm {:.2f})",
-               comm_.rank(), comm_.size(), step_, total_steps_, epoch_, summary_.loss, summary_.accuracy,
+               comm_.rank(), comm_.size(), step_, total_steps_, epoch_, *summary_.loss, *summary_.accuracy,
                samples_per_sec, values["step_time"].get<double>() * 1e3, values["data_time"].get<double>() * 1e3,
                values["compute_time"].get<double>() * 1e3, values["comm_time"].get<double>() * 1e3);
   Publish(std::move(values));

@@ -26,7 +26,9 @@
 //      background (AsyncCheckpointer; at most one in flight). Failures are
 //      logged and published as {"checkpoint_failed": 1}; training goes on.
 //   8. At the end: a synchronous final save; its outcome (shared by rank 0)
-//      decides the run's result on every rank.
+//      decides the run's result on every rank. A resumed attempt whose
+//      checkpoint is already at the last step saves nothing (that version
+//      is the final one).
 // Run() converts LibTorch exceptions to Status; none escapes.
 //
 // Thread safety: one thread. Everything passed in must outlive the Trainer.
@@ -69,8 +71,10 @@ struct TrainerOptions {
 struct TrainSummary {
   int64_t steps = 0;         // optimizer steps done, counting resumed ones
   int64_t first_step = 0;    // steps already done when this attempt started
-  double loss = 0;      // mean over the last logging window
-  double accuracy = 0;  // training accuracy over the last logging window
+  // Measured by this attempt only; nullopt when no logging window ran (a
+  // resumed attempt already at its last step). Saved metrics hold only these.
+  std::optional<double> loss;      // mean over the last logging window
+  std::optional<double> accuracy;  // training accuracy over the last logging window
   std::optional<double> test_loss;
   std::optional<double> test_accuracy;
   int64_t checkpoints_saved = 0;  // on rank 0; 0 elsewhere
@@ -120,8 +124,9 @@ class Trainer {
 
   // trainer_state.cc
   Status LoadInitialState();
-  Status ApplyCheckpoint(const LoadedCheckpoint& ckpt, bool resume);
-  Result<AsyncCheckpointer::Snapshot> TakeSnapshot(bool preempted);
+  Status ApplyCheckpoint(const Checkpoint& ckpt, bool resume);
+  Result<Checkpoint> TakeSnapshot(bool preempted);
+  static torch::Tensor SnapshotTensor(const torch::Tensor& t);
   // Periodic (async) or final/preempt (synchronous, shared outcome).
   Status SaveCheckpoint(bool final_save, bool preempted);
   // Logs and reports finished saves; the status of the save of the current
@@ -154,6 +159,7 @@ class Trainer {
   int64_t total_steps_ = 0;
   std::string parent_model_;  // lineage of the saves: what this run started from
   int64_t parent_version_ = 0;
+  std::optional<int64_t> resumed_step_;  // the step of the checkpoint an exact resume loaded
 
   Window window_;
   TrainSummary summary_;

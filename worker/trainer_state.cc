@@ -82,7 +82,7 @@ Status Trainer::LoadInitialState() {
       return DecodeError(payload);
     case 'R':
     case 'W': {
-      GANTRY_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt, DecodeCheckpoint(std::string_view(payload).substr(1)));
+      GANTRY_ASSIGN_OR_RETURN(Checkpoint ckpt, DecodeCheckpoint(std::string_view(payload).substr(1)));
       return ApplyCheckpoint(ckpt, payload[0] == 'R');
     }
     default:
@@ -90,7 +90,7 @@ Status Trainer::LoadInitialState() {
   }
 }
 
-Status Trainer::ApplyCheckpoint(const LoadedCheckpoint& ckpt, bool resume) {
+Status Trainer::ApplyCheckpoint(const Checkpoint& ckpt, bool resume) {
   const std::string source = ckpt.Source();
   // The model the job spec built must be the one the checkpoint holds.
   Status loaded = model::LoadWeights(*model_, ckpt.tensors, source);
@@ -98,6 +98,7 @@ Status Trainer::ApplyCheckpoint(const LoadedCheckpoint& ckpt, bool resume) {
   parent_model_ = ckpt.model;
   parent_version_ = ckpt.version;
   summary_.loaded_from = source;
+  resumed_step_ = resume ? std::optional<int64_t>(ckpt.step) : std::nullopt;
   if (!resume) {
     spdlog::info("rank {}/{}: warm start from {} (parameters only)", comm_.rank(), comm_.size(), source);
     return Status::Ok();
@@ -126,66 +127,62 @@ Status Trainer::ApplyCheckpoint(const LoadedCheckpoint& ckpt, bool resume) {
   return Status::Ok();
 }
 
-Result<AsyncCheckpointer::Snapshot> Trainer::TakeSnapshot(bool preempted) {
+// A contiguous CPU copy that training cannot change under the saver.
+torch::Tensor Trainer::SnapshotTensor(const torch::Tensor& t) {
+  return t.detach().to(torch::kCPU).clone(at::MemoryFormat::Contiguous);
+}
+
+Result<Checkpoint> Trainer::TakeSnapshot(bool preempted) {
   const JobSpec& spec = options_.spec;
-  json tensors = json::array();
-  for (const auto& [name, t] : NamedState()) {
-    GANTRY_ASSIGN_OR_RETURN(json j, TensorToJson(name, t));
-    tensors.push_back(std::move(j));
-  }
-  GANTRY_ASSIGN_OR_RETURN(NamedTensors optim, SaveOptimizerState(*optimizer_, NamedParameters()));
-  for (const auto& [name, t] : optim) {
-    GANTRY_ASSIGN_OR_RETURN(json j, TensorToJson(name, t));
-    tensors.push_back(std::move(j));
-  }
-  json metrics = {{"loss", summary_.loss}, {"accuracy", summary_.accuracy}};
-  if (summary_.test_accuracy) {
-    metrics["test_accuracy"] = *summary_.test_accuracy;
-    metrics["test_loss"] = *summary_.test_loss;
-  }
-  json body = {
-      {"model", spec.checkpoint.model},
-      {"job_id", options_.job_id},
-      {"attempt", options_.attempt},
-      {"step", step_},
-      {"epoch", epoch_},
-      {"metrics", metrics},
-      {"meta",
-       {{"job_name", spec.name},
-        {"world_size", comm_.size()},
-        {"model", model_->Describe()},
-        {"model_builtin", spec.model.torchscript.empty() ? spec.model.builtin : "torchscript"},
-        {"model_hidden", spec.model.hidden},
-        {"model_torchscript", spec.model.torchscript},
-        {"input_shape", model_->InputShape().value_or(train_.SampleShape())},
-        {"num_classes", train_.num_classes}}},
-      {"trainer_state",
-       {{"format", kTrainerStateFormat},
-        {"step", step_},
-        {"epoch", epoch_},
-        {"epoch_offset", offset_},
-        {"samples_seen", samples_seen_},
-        {"world_size", comm_.size()},
-        {"batch_size", spec.train.batch_size},
-        {"seed", spec.train.seed},
-        {"preempted", preempted}}},
-      {"optimizer_state",
-       {{"name", spec.train.optimizer.name},
-        {"lr", spec.train.optimizer.lr},
-        {"momentum", spec.train.optimizer.momentum},
-        {"weight_decay", spec.train.optimizer.weight_decay}}},
-      {"tensors", std::move(tensors)}};
+  Checkpoint c;
+  c.model = spec.checkpoint.model;
+  c.job_id = options_.job_id;
+  c.attempt = options_.attempt;
+  c.step = step_;
+  c.epoch = epoch_;
+  // Only what this attempt measured: nothing when no window was reported.
+  if (summary_.loss) c.metrics["loss"] = *summary_.loss;
+  if (summary_.accuracy) c.metrics["accuracy"] = *summary_.accuracy;
+  if (summary_.test_loss) c.metrics["test_loss"] = *summary_.test_loss;
+  if (summary_.test_accuracy) c.metrics["test_accuracy"] = *summary_.test_accuracy;
+  c.job_name = spec.name;
+  c.world_size = comm_.size();
+  model::ModelManifest& m = c.manifest;
+  m.description = model_->Describe();
+  m.builtin = spec.model.torchscript.empty() ? spec.model.builtin : "torchscript";
+  m.hidden = spec.model.hidden;
+  m.torchscript = spec.model.torchscript;
+  m.input_shape = model_->InputShape().value_or(train_.SampleShape());
+  m.num_classes = train_.num_classes;
   // IDX images are normalised with fixed statistics (idx_reader.h); whoever
   // serves this model must do the same.
-  if (train_.features.dim() == 4) {
-    body["meta"]["normalize"] = {{"mean", data::kPixelMean}, {"std", data::kPixelStd}};
-  }
-  body["data_fingerprint"] = options_.data_fingerprint;
+  if (train_.features.dim() == 4) m.normalize = model::Normalization{data::kPixelMean, data::kPixelStd};
+  TrainerStateRecord ts;
+  ts.format = kTrainerStateFormat;
+  ts.step = step_;
+  ts.epoch = epoch_;
+  ts.epoch_offset = offset_;
+  ts.samples_seen = samples_seen_;
+  ts.world_size = comm_.size();
+  ts.batch_size = spec.train.batch_size;
+  ts.seed = spec.train.seed;
+  ts.preempted = preempted;
+  c.trainer_state = ts;
+  c.optimizer = OptimizerRecord{spec.train.optimizer.name, spec.train.optimizer.lr, spec.train.optimizer.momentum,
+                                spec.train.optimizer.weight_decay};
+  c.data_fingerprint = options_.data_fingerprint;
   if (parent_version_ > 0) {
-    body["parent_model"] = parent_model_;
-    body["parent_version"] = parent_version_;
+    c.parent_model = parent_model_;
+    c.parent_version = parent_version_;
   }
-  return AsyncCheckpointer::Snapshot{step_, std::move(body)};
+  try {
+    for (const auto& [name, t] : NamedState()) c.tensors[name] = SnapshotTensor(t);
+    GANTRY_ASSIGN_OR_RETURN(NamedTensors optim, SaveOptimizerState(*optimizer_, NamedParameters()));
+    for (const auto& [name, t] : optim) c.tensors[name] = SnapshotTensor(t);
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("checkpoint: copying the training state: ") + e.what());
+  }
+  return c;
 }
 
 Status Trainer::SaveCheckpoint(bool final_save, bool preempted) {
@@ -205,11 +202,8 @@ Status Trainer::SaveCheckpoint(bool final_save, bool preempted) {
   if (comm_.rank() == 0) {
     auto snap = TakeSnapshot(preempted);
     if (snap.ok()) {
-      for (int r = 0; r < comm_.size() && outcome.ok(); ++r) {
-        auto j = TensorToJson(RngName(r), rng[static_cast<size_t>(r)]);
-        if (j.ok()) snap->body["tensors"].push_back(std::move(j).value());
-        else outcome = j.status();
-      }
+      // Fresh tensors (a clone or a broadcast target): no copy needed.
+      for (int r = 0; r < comm_.size(); ++r) snap->tensors[RngName(r)] = rng[static_cast<size_t>(r)];
     } else {
       outcome = snap.status();
     }

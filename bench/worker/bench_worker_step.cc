@@ -34,8 +34,10 @@ class LocalComm final : public Communicator {
 class FileStore final : public CheckpointStore {
  public:
   bool enabled() const override { return true; }
-  Result<SavedCheckpoint> Save(const json& body) override {
-    std::string bytes = ToMsgpack(body);
+  // Writes the checkpoint's msgpack encoding (the save_checkpoint body plus
+  // version): the encoding runs on the saving thread, as CheckpointClient's.
+  Result<SavedCheckpoint> Save(const Checkpoint& checkpoint) override {
+    GANTRY_ASSIGN_OR_RETURN(std::string bytes, EncodeCheckpoint(checkpoint));
     int fd = ::open("/tmp/gantry-bench-ckpt.bin", O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) return Status::Internal("open");
     (void)!::write(fd, bytes.data(), bytes.size());
@@ -43,10 +45,10 @@ class FileStore final : public CheckpointStore {
     ::close(fd);
     return SavedCheckpoint{"m", ++n_};
   }
-  Result<std::optional<LoadedCheckpoint>> LoadLatestOfJob(const std::string&, const std::string&) override {
-    return std::optional<LoadedCheckpoint>();
+  Result<std::optional<Checkpoint>> LoadLatestOfJob(const std::string&, const std::string&) override {
+    return std::optional<Checkpoint>();
   }
-  Result<LoadedCheckpoint> LoadRef(const std::string&, const std::string&, bool) override {
+  Result<Checkpoint> LoadRef(const std::string&, const std::string&, bool) override {
     return Status::NotFound("-");
   }
 

@@ -19,18 +19,18 @@ namespace {
 class GatedStore final : public CheckpointStore {
  public:
   bool enabled() const override { return true; }
-  Result<SavedCheckpoint> Save(const json& body) override {
+  Result<SavedCheckpoint> Save(const Checkpoint& c) override {
     std::unique_lock<std::mutex> l(mu);
     ++entered;
     cv.notify_all();
     cv.wait(l, [&] { return open; });
-    if (body["step"] == 2) return Status::Unavailable("disk full (fake)");
-    return SavedCheckpoint{"m", body["step"].get<int64_t>()};
+    if (c.step == 2) return Status::Unavailable("disk full (fake)");
+    return SavedCheckpoint{"m", c.step};
   }
-  Result<std::optional<LoadedCheckpoint>> LoadLatestOfJob(const std::string&, const std::string&) override {
-    return std::optional<LoadedCheckpoint>();
+  Result<std::optional<Checkpoint>> LoadLatestOfJob(const std::string&, const std::string&) override {
+    return std::optional<Checkpoint>();
   }
-  Result<LoadedCheckpoint> LoadRef(const std::string&, const std::string&, bool) override {
+  Result<Checkpoint> LoadRef(const std::string&, const std::string&, bool) override {
     return Status::NotFound("x");
   }
 
@@ -40,10 +40,28 @@ class GatedStore final : public CheckpointStore {
   bool open = false;  // GUARDED_BY(mu)
 };
 
+Checkpoint AtStep(int64_t step) {
+  Checkpoint c;
+  c.model = "m";
+  c.step = step;
+  return c;
+}
+
+// One tensor as the wire carries it ({name, dtype, shape, data}), through
+// the public codec (EncodeCheckpoint writes the save_checkpoint body).
+Result<json> TensorJson(const std::string& name, const torch::Tensor& t) {
+  Checkpoint c = AtStep(0);
+  c.tensors[name] = t;
+  GANTRY_ASSIGN_OR_RETURN(std::string bytes, EncodeCheckpoint(c));
+  GANTRY_ASSIGN_OR_RETURN(json body, ParseMsgpack(bytes));
+  return body["tensors"].at(0);
+}
+
+
 TEST(AsyncCheckpointer, SubmitReturnsWhileTheSaveRunsAndReportsEveryOutcome) {
   GatedStore store;
   AsyncCheckpointer saver(store, /*async=*/true);
-  ASSERT_TRUE(saver.Submit({1, {{"step", 1}}}).ok());  // returns with the save blocked
+  ASSERT_TRUE(saver.Submit(AtStep(1)).ok());  // returns with the save blocked
   {
     std::unique_lock<std::mutex> l(store.mu);
     store.cv.wait(l, [&] { return store.entered == 1; });
@@ -51,7 +69,7 @@ TEST(AsyncCheckpointer, SubmitReturnsWhileTheSaveRunsAndReportsEveryOutcome) {
   EXPECT_TRUE(saver.TakeFinished().empty());
   // A second Submit waits for the first (at most one in flight): run it on
   // a thread and open the gate.
-  std::thread second([&] { EXPECT_TRUE(saver.Submit({2, {{"step", 2}}}).ok()); });
+  std::thread second([&] { EXPECT_TRUE(saver.Submit(AtStep(2)).ok()); });
   {
     std::lock_guard<std::mutex> l(store.mu);
     store.open = true;
@@ -71,8 +89,8 @@ TEST(AsyncCheckpointer, InlineModeReturnsTheSaveStatus) {
   GatedStore store;
   store.open = true;
   AsyncCheckpointer saver(store, /*async=*/false);
-  EXPECT_TRUE(saver.Submit({1, {{"step", 1}}}).ok());
-  EXPECT_EQ(saver.Submit({2, {{"step", 2}}}).code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(saver.Submit(AtStep(1)).ok());
+  EXPECT_EQ(saver.Submit(AtStep(2)).code(), StatusCode::kUnavailable);
   EXPECT_EQ(saver.TakeFinished().size(), 2u);
 }
 
@@ -81,7 +99,7 @@ TEST(AsyncCheckpointer, DestructorFinishesTheSaveInFlight) {
   testing::FakeStore store(reg);
   {
     AsyncCheckpointer saver(store, true);
-    ASSERT_TRUE(saver.Submit({7, {{"model", "m"}, {"step", 7}}}).ok());
+    ASSERT_TRUE(saver.Submit(AtStep(7)).ok());
   }
   EXPECT_EQ(reg.size(), 1u);
 }
@@ -149,7 +167,7 @@ TEST(OptimizerState, MissingTensorIsCorruption) {
 
 TEST(TensorCodec, RoundTripsAndRejectsBadSizes) {
   torch::Tensor t = torch::arange(6, torch::kFloat32).view({2, 3});
-  auto j = TensorToJson("w", t);
+  auto j = TensorJson("w", t);
   ASSERT_TRUE(j.ok());
   auto back = TensorsFromJson(json::array({*j}));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -159,8 +177,8 @@ TEST(TensorCodec, RoundTripsAndRejectsBadSizes) {
 }
 
 TEST(CheckpointCodec, ReplyDecodesToTypedFieldsAndRoundTrips) {
-  auto w = TensorToJson("1.weight", torch::arange(6, torch::kFloat32).view({2, 3}));
-  auto m = TensorToJson("optimizer/1.weight/momentum_buffer", torch::ones({2, 3}));
+  auto w = TensorJson("1.weight", torch::arange(6, torch::kFloat32).view({2, 3}));
+  auto m = TensorJson("optimizer/1.weight/momentum_buffer", torch::ones({2, 3}));
   ASSERT_TRUE(w.ok() && m.ok());
   json reply = {{"model", "mnist"}, {"version", 3}, {"job_id", "j-1"}, {"attempt", 2}, {"step", 40},
                 {"epoch", 1}, {"metrics", {{"loss", 0.25}, {"note", "text is skipped"}}},
@@ -203,6 +221,74 @@ TEST(CheckpointCodec, ReplyDecodesToTypedFieldsAndRoundTrips) {
   EXPECT_TRUE(back->tensors.at("optimizer/1.weight/momentum_buffer").equal(torch::ones({2, 3})));
 }
 
+// The typed checkpoint encodes to the save_checkpoint body storage parses
+// (docs/protocol.md), and decodes back to the same fields.
+TEST(CheckpointCodec, SaveBodyCarriesEveryFieldAndOnlyMeasuredMetrics) {
+  Checkpoint c = AtStep(40);
+  c.job_id = "j-1";
+  c.attempt = 2;
+  c.epoch = 1;
+  c.metrics = {{"test_accuracy", 0.75}};  // loss unmeasured: absent
+  c.job_name = "fm";
+  c.world_size = 2;
+  c.manifest.builtin = "mlp";
+  c.manifest.hidden = {16};
+  c.manifest.normalize = model::Normalization{0.5, 0.25};
+  TrainerStateRecord ts;
+  ts.format = 1;
+  ts.step = 40;
+  ts.epoch = 1;
+  ts.epoch_offset = 128;
+  ts.seed = 7;
+  c.trainer_state = ts;
+  c.optimizer = OptimizerRecord{"sgd", 0.1, 0.9, 0.0};
+  c.parent_model = "base";
+  c.parent_version = 3;
+  c.data_fingerprint = "fp";
+  c.tensors["1.weight"] = torch::arange(6, torch::kFloat32).view({2, 3});
+  auto bytes = EncodeCheckpoint(c);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  auto body = ParseMsgpack(*bytes);
+  ASSERT_TRUE(body.ok());
+  EXPECT_EQ((*body)["metrics"], (json{{"test_accuracy", 0.75}}));
+  EXPECT_EQ((*body)["meta"]["model_hidden"], json::array({16}));
+  EXPECT_EQ((*body)["meta"]["normalize"]["std"], 0.25);
+  EXPECT_EQ((*body)["trainer_state"]["epoch_offset"], 128);
+  EXPECT_EQ((*body)["optimizer_state"]["momentum"], 0.9);
+  EXPECT_EQ((*body)["parent_model"], "base");
+  EXPECT_EQ((*body)["parent_version"], 3);
+  EXPECT_EQ((*body)["data_fingerprint"], "fp");
+  ASSERT_EQ((*body)["tensors"].size(), 1u);
+  EXPECT_EQ((*body)["tensors"][0]["shape"], json::array({2, 3}));
+  auto back = DecodeCheckpoint(*bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->metrics, c.metrics);
+  ASSERT_TRUE(back->optimizer.has_value());
+  EXPECT_EQ(back->optimizer->name, "sgd");
+  EXPECT_EQ(back->parent_model, "base");
+  EXPECT_EQ(back->parent_version, 3);
+  EXPECT_EQ(back->data_fingerprint, "fp");
+  EXPECT_TRUE(back->tensors.at("1.weight").equal(c.tensors.at("1.weight")));
+  // A load_checkpoint reply carries lineage as {parent, data_fingerprint}.
+  json reply = *body;
+  reply.erase("parent_model");
+  reply.erase("parent_version");
+  reply.erase("data_fingerprint");
+  reply["lineage"] = {{"parent", {{"model", "base"}, {"version", 2}}}, {"data_fingerprint", "fp2"}};
+  auto loaded = CheckpointFromReply(reply);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->parent_model, "base");
+  EXPECT_EQ(loaded->parent_version, 2);
+  EXPECT_EQ(loaded->data_fingerprint, "fp2");
+  // No parent: no parent fields (storage rejects parent_version 0).
+  c.parent_model.clear();
+  c.parent_version = 0;
+  auto plain = ParseMsgpack(*EncodeCheckpoint(c));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->contains("parent_version"));
+  EXPECT_FALSE(plain->contains("parent_model"));
+}
+
 TEST(CheckpointCodec, WrongTypesAndMissingTensorsAreCorruption) {
   json reply = {{"model", "mnist"}, {"version", 3}, {"step", "forty"}, {"tensors", json::array()}};
   auto bad = CheckpointFromReply(reply);
@@ -235,7 +321,7 @@ TEST(StopSignal, RealSignalsSetTheFlagAndOnlyOneInstanceExists) {
 }
 
 TEST(CheckpointClient, EncodesTensorsAsRawBytes) {
-  auto f = TensorToJson("w", torch::arange(6, torch::kFloat32).view({2, 3}).t());
+  auto f = TensorJson("w", torch::arange(6, torch::kFloat32).view({2, 3}).t());
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   EXPECT_EQ((*f)["dtype"], "float32");
   EXPECT_EQ((*f)["shape"], json::array({3, 2}));
@@ -246,11 +332,11 @@ TEST(CheckpointClient, EncodesTensorsAsRawBytes) {
   EXPECT_EQ(v[1], 3.0f);  // transposed, then made contiguous
   for (auto [dtype, name] : {std::pair{torch::kFloat64, "float64"}, {torch::kInt64, "int64"},
                              {torch::kInt32, "int32"}, {torch::kUInt8, "uint8"}}) {
-    auto t = TensorToJson("t", torch::zeros({2}, dtype));
+    auto t = TensorJson("t", torch::zeros({2}, dtype));
     ASSERT_TRUE(t.ok());
     EXPECT_EQ((*t)["dtype"], name);
   }
-  EXPECT_FALSE(TensorToJson("h", torch::zeros({2}, torch::kFloat16)).ok());
+  EXPECT_FALSE(TensorJson("h", torch::zeros({2}, torch::kFloat16)).ok());
 }
 
 }  // namespace

@@ -72,24 +72,29 @@ class FakeStore final : public CheckpointStore {
  public:
   explicit FakeStore(FakeRegistry& reg) : reg_(reg) {}
   bool enabled() const override { return true; }
-  Result<SavedCheckpoint> Save(const json& body) override {
+  // Keeps the save_checkpoint body the client would send (as msgpack
+  // bytes -> json, the same encoding), so tests inspect the wire format.
+  Result<SavedCheckpoint> Save(const Checkpoint& checkpoint) override {
+    GANTRY_ASSIGN_OR_RETURN(std::string bytes, EncodeCheckpoint(checkpoint));
+    GANTRY_ASSIGN_OR_RETURN(json body, ParseMsgpack(bytes));
+    body.erase("version");
     if (on_save) {
       Status st = on_save(body);
       if (!st.ok()) return st;
     }
-    return SavedCheckpoint{body["model"], reg_.Add(body)};
+    return SavedCheckpoint{body["model"], reg_.Add(std::move(body))};
   }
-  Result<std::optional<LoadedCheckpoint>> LoadLatestOfJob(const std::string&, const std::string& job_id) override {
+  Result<std::optional<Checkpoint>> LoadLatestOfJob(const std::string&, const std::string& job_id) override {
     auto all = reg_.bodies();
     for (auto it = all.rbegin(); it != all.rend(); ++it) {
       if ((*it)["job_id"] == job_id) {
-        GANTRY_ASSIGN_OR_RETURN(LoadedCheckpoint c, CheckpointFromReply(*it));
-        return std::optional<LoadedCheckpoint>(std::move(c));
+        GANTRY_ASSIGN_OR_RETURN(Checkpoint c, CheckpointFromReply(*it));
+        return std::optional<Checkpoint>(std::move(c));
       }
     }
-    return std::optional<LoadedCheckpoint>();
+    return std::optional<Checkpoint>();
   }
-  Result<LoadedCheckpoint> LoadRef(const std::string&, const std::string& ref, bool model_only) override {
+  Result<Checkpoint> LoadRef(const std::string&, const std::string& ref, bool model_only) override {
     GANTRY_ASSIGN_OR_RETURN(json reply, reg_.Load(ref, model_only));
     return CheckpointFromReply(reply);
   }

@@ -88,12 +88,13 @@ TEST_F(TrainerTest, RanksAgreeAndLearn) {
   ExpectOk(rs);
   for (const auto& r : rs) {
     EXPECT_EQ(r.summary.steps, 12);
-    EXPECT_TRUE(std::isfinite(r.summary.loss));
+    ASSERT_TRUE(r.summary.loss.has_value());
+    EXPECT_TRUE(std::isfinite(*r.summary.loss));
     ASSERT_TRUE(r.summary.test_accuracy.has_value());
   }
   // Metrics are reduced over ranks, so both report the same numbers, and
   // averaged gradients keep the replicas identical.
-  EXPECT_DOUBLE_EQ(rs[0].summary.loss, rs[1].summary.loss);
+  EXPECT_DOUBLE_EQ(*rs[0].summary.loss, *rs[1].summary.loss);
   for (auto& [name, t] : rs[0].params) EXPECT_TRUE(torch::equal(t, rs[1].params[name])) << name;
 }
 
@@ -143,6 +144,28 @@ TEST_F(TrainerTest, ResumeIsBitIdentical) {
   EXPECT_TRUE(tensors->count("optimizer/1.weight/exp_avg"));
   EXPECT_TRUE(tensors->count("optimizer/1.weight/step"));
   EXPECT_TRUE(tensors->count("trainer/rng/cpu/rank1"));
+}
+
+// A resumed attempt whose checkpoint is already at the last step writes no
+// new version, and reports no training loss it did not measure.
+TEST_F(TrainerTest, ResumedAtTheLastStepSavesNothing) {
+  testing::FakeRegistry reg;
+  testing::FakeStore store(reg);
+  ExpectOk(RunRanks(2, spec_, &store, "j-end"));
+  ASSERT_EQ(reg.size(), 3u);
+  const json first = reg.bodies().back();
+  EXPECT_TRUE(first["metrics"].contains("loss"));  // measured by attempt 1
+  EXPECT_TRUE(first["metrics"].contains("test_accuracy"));
+  auto rs = RunRanks(2, spec_, &store, "j-end", /*attempt=*/2);
+  ExpectOk(rs);
+  EXPECT_EQ(reg.size(), 3u);
+  for (const auto& r : rs) {
+    EXPECT_EQ(r.summary.first_step, 12);
+    EXPECT_EQ(r.summary.steps, 12);
+    EXPECT_FALSE(r.summary.loss.has_value());
+    EXPECT_FALSE(r.summary.accuracy.has_value());
+    EXPECT_TRUE(r.summary.test_accuracy.has_value());  // evaluated on resume
+  }
 }
 
 TEST_F(TrainerTest, ResumeWithOneRankContinuesAtTheSameSample) {
