@@ -38,7 +38,7 @@ TEST(MonitorDaemonTest, IngestsSurvivesGarbageAndStopsOnSigterm) {
     if (i.ok()) info = *i;
     return i.ok();
   }));
-  ASSERT_EQ(info.endpoints.size(), 3u) << "gantry-monitor exited: " << ReadFile(o.stdout_path).value();
+  ASSERT_EQ(info.endpoints.size(), 4u) << "gantry-monitor exited: " << ReadFile(o.stdout_path).value();
 
   zmq::context_t ctx;
   zmq::socket_t push(ctx, zmq::socket_type::push);
