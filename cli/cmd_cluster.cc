@@ -114,7 +114,10 @@ int Up(Context& ctx, const UpOptions& o) {
   auto grace = std::chrono::milliseconds(int64_t(o.stop_grace * 1000) + 5000);
   Status s = start(kStorage, {"--bind", Addr(o, 1)});
   if (s.ok()) {
-    s = start(kMonitor, {"--ingest", Addr(o, 2), "--feed", Addr(o, 3), "--api", Addr(o, 4)});
+    // HTTP at base + 1000 (8600 for the default 7600); port 0 with --port-base 0.
+    int http_port = o.port_base == 0 ? 0 : o.port_base + (kMonitorHttpPort - kCoordinatorPort);
+    s = start(kMonitor, {"--ingest", Addr(o, 2), "--feed", Addr(o, 3), "--api", Addr(o, 4), "--http",
+                         o.host + ":" + std::to_string(http_port)});
   }
   if (s.ok()) {
     s = start(kCoordinator, {"--bind", Addr(o, 0), "--slots", std::to_string(o.slots), "--storage",

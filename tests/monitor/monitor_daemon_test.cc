@@ -25,7 +25,7 @@ TEST(MonitorDaemonTest, IngestsSurvivesGarbageAndStopsOnSigterm) {
   SpawnOptions o;
   o.argv = {testing::BinDir() + "/gantry-monitor", "--data-dir", data,
             "--ingest", "tcp://127.0.0.1:0", "--feed", "tcp://127.0.0.1:0",
-            "--api", "tcp://127.0.0.1:0", "--log-level", "warn"};
+            "--api", "tcp://127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "warn"};
   o.stdout_path = tmp.path() + "/monitor.out";
   auto child = ChildProcess::Spawn(o);
   ASSERT_TRUE(child.ok()) << child.status().ToString();
