@@ -92,6 +92,16 @@ void AlertWiring::OnMessage(const IngestMessage& msg) {
     alerts::MetricSample s{p->job_id, p->attempt, p->rank, p->step, p->values};
     Handle(engine_.ObserveMetrics(s));
   } else if (const auto* e = std::get_if<JobEvent>(&msg.record)) {
+    // The job spec's own rules ride on its job_state events (the coordinator
+    // validated them at submit; a bad list here is logged and ignored).
+    if (auto it = msg.body.find("alerts"); it != msg.body.end() && it->is_array()) {
+      auto rules = alerts::ParseRules(*it, "alerts", alerts::RuleScope::kJob, "job " + e->job_id);
+      if (rules.ok()) {
+        engine_.SetJobRules(e->job_id, std::move(rules).value());
+      } else {
+        spdlog::warn("ignoring the alert rules of job {}: {}", e->job_id, rules.status().ToString());
+      }
+    }
     Handle(engine_.ObserveJobState(e->job_id, e->state));
   }
 }

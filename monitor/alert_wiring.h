@@ -4,7 +4,9 @@
 //   at start   Restore(): the AlertStore's instances go back into the engine,
 //              so a firing alert keeps its since-time across a restart;
 //   ingest     every metrics point -> ObserveMetrics, every job_state event ->
-//              ObserveJobState (OnMessage, on the RpcServer thread);
+//              ObserveJobState (OnMessage, on the RpcServer thread); a
+//              job_state body's `alerts` list (the job spec's rules, sent by
+//              the coordinator with every event) -> SetJobRules first;
 //   tick       engine.Tick() about once a second (OnTick);
 //   transition -> AlertStore::Record (the monitor's DB), the notifier
 //              (webhook), the `publish` callback (the ZeroMQ feed as topic
