@@ -192,6 +192,12 @@ TEST(MonitorWiringTest, FiringAlertSurvivesRestart) {
     zmq::socket_t push(ctx, zmq::socket_type::push);
     push.set(zmq::sockopt::linger, 0);
     push.connect(m.endpoint("ingest"));
+    // An SSE client sees the job_state, point and alert events as ingested.
+    http::testing::RawConn sse(m.http_port());
+    ASSERT_TRUE(sse.connected());
+    ASSERT_TRUE(sse.Send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_NE(sse.ReadUntil("\r\n\r\n", std::chrono::seconds(5)).find("text/event-stream"), std::string::npos)
+        << sse.data();
     push.send(zmq::buffer(Frame("job_state", StateBody("job-nan", "RUNNING"))));
     push.send(zmq::buffer(Frame("metrics", MetricsBody("job-nan", 5, {{"loss", std::nan("")}}))));
     RpcClient api(ctx, m.endpoint("api"), std::chrono::seconds(5));
@@ -206,6 +212,10 @@ TEST(MonitorWiringTest, FiringAlertSurvivesRestart) {
     EXPECT_EQ(alert["state"], "firing");
     EXPECT_EQ(alert["action"], "cancel");
     since = alert["since"].get<double>();
+    sse.ReadUntil("\"rule\":\"loss-nonfinite\"", std::chrono::seconds(5));
+    EXPECT_NE(sse.data().find("event: job_state\ndata: {"), std::string::npos) << sse.data();
+    EXPECT_NE(sse.data().find("event: point\ndata: {"), std::string::npos) << sse.data();
+    EXPECT_NE(sse.data().find("event: alert\ndata: {"), std::string::npos) << sse.data();
     auto http_alerts = json::parse(http::testing::Fetch(m.http_port(), "GET", "/api/alerts").body);
     ASSERT_EQ(http_alerts["alerts"].size(), 1u);
     EXPECT_EQ(http_alerts["alerts"][0]["job_id"], "job-nan");
