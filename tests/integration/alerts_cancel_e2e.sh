@@ -65,10 +65,10 @@ state() { gantry job show "$J" --json 2>/dev/null | python3 -c 'import json,sys;
 is_cancelled() { [ "$(state)" = CANCELLED ]; }
 wait_for 180 is_cancelled || fail "job $J is $(state), not CANCELLED"
 alerts=$(gantry alerts --json) || fail "gantry alerts"
-python3 - "$J" <<<"$alerts" <<'PY' || fail "gantry alerts does not list nan-cancel for $J: $alerts"
-import json, sys
+ALERTS="$alerts" python3 - "$J" <<'PY' || fail "gantry alerts does not list nan-cancel for $J: $alerts"
+import json, os, sys
 job = sys.argv[1]
-a = json.load(sys.stdin)["alerts"]
+a = json.loads(os.environ["ALERTS"])["alerts"]
 assert any(x["rule"] == "nan-cancel" and x["job_id"] == job and x["scope"] == "job" for x in a), a
 PY
 gantry alerts | grep -q nan-cancel || fail "gantry alerts table lacks nan-cancel"
