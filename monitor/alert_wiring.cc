@@ -119,8 +119,10 @@ void AlertWiring::Handle(const std::vector<alerts::Transition>& transitions) {
   if (!s.ok() && !store_failing_) spdlog::error("recording alert transitions failed: {}", s.ToString());
   store_failing_ = !s.ok();
   for (const auto& t : transitions) {
-    spdlog::info("alert {} {} -> {}: {}", t.alert.key.ToString(), alerts::StateName(t.from),
-                 alerts::StateName(t.to), t.alert.why);
+    // Firing and resolved matter to a reader; pending flaps are debug noise.
+    const bool loud = t.to == alerts::AlertState::kFiring || t.to == alerts::AlertState::kResolved;
+    spdlog::log(loud ? spdlog::level::info : spdlog::level::debug, "alert {} {} -> {}: {}", t.alert.key.ToString(),
+                alerts::StateName(t.from), alerts::StateName(t.to), t.alert.why);
     if (notifier_) notifier_->Notify(t);
     if (publish_) publish_(t);
     if (t.action == alerts::Action::kCancel && canceller_) {

@@ -34,6 +34,9 @@ wait_for() {
 }
 
 [ -f "$FMNIST/train-images-idx3-ubyte.gz" ] || { echo "SKIP: Fashion-MNIST missing"; exit 0; }
+# No cluster rules (the built-in ones include a NaN-cancel rule too): only
+# the spec's own rule can cancel the job.
+mkdir -p "$DATA" && echo "alerts: []" >"$DATA/alerts.yaml"
 gantry up --detach --port-base 0 --slots 2 >"$DATA/up.log" 2>&1 || { cat "$DATA/up.log"; fail "gantry up"; }
 grep -q "http http://127.0.0.1:" <<<"$(gantry status)" || fail "gantry status shows no monitor http endpoint"
 
@@ -70,6 +73,7 @@ import json, os, sys
 job = sys.argv[1]
 a = json.loads(os.environ["ALERTS"])["alerts"]
 assert any(x["rule"] == "nan-cancel" and x["job_id"] == job and x["scope"] == "job" for x in a), a
+assert not any(x["scope"] == "cluster" for x in a), a
 PY
 gantry alerts | grep -q nan-cancel || fail "gantry alerts table lacks nan-cancel"
 echo "ok - NaN-loss job $J cancelled by its alert rule"
