@@ -23,6 +23,7 @@ int RunCli(const std::vector<std::string>& args) {
     AddJobCommands(app, ctx, action);
     AddWatchCommand(app, ctx, action);
     AddCkptCommands(app, ctx, action);
+    AddAlertsCommand(app, ctx, action);
     std::vector<std::string> rest(args.rbegin(), args.rend());  // CLI11 takes them reversed
     if (!rest.empty()) rest.pop_back();                        // the program name
     try {

@@ -12,5 +12,6 @@ void AddClusterCommands(CLI::App& app, Context& ctx, Action& action);  // up, do
 void AddJobCommands(CLI::App& app, Context& ctx, Action& action);      // submit, jobs, job, cancel, logs, wait
 void AddWatchCommand(CLI::App& app, Context& ctx, Action& action);     // watch
 void AddCkptCommands(CLI::App& app, Context& ctx, Action& action);     // ckpt ...
+void AddAlertsCommand(CLI::App& app, Context& ctx, Action& action);    // alerts
 
 }  // namespace gantry::cli

@@ -69,8 +69,16 @@ class RealStarter final : public ProcessStarter {
     if (name == kStorage) {
       args = {"--bind", ep(kStorage, "api", 1)};
     } else if (name == kMonitor) {
+      // HTTP at base + 1000 (8600 for the default 7600); a restart keeps
+      // the bound port, as for the ZeroMQ endpoints.
+      std::string http = o_.host + ":" +
+                         std::to_string(o_.port_base == 0 ? 0 : o_.port_base + (kMonitorHttpPort - kCoordinatorPort));
+      if (auto it = infos_.find(kMonitor); it != infos_.end() && it->second.endpoints.count("http")) {
+        http = it->second.endpoints.at("http");
+        if (http.rfind("http://", 0) == 0) http = http.substr(7);
+      }
       args = {"--ingest", ep(kMonitor, "ingest", 2), "--feed", ep(kMonitor, "feed", 3),
-              "--api", ep(kMonitor, "api", 4)};
+              "--api", ep(kMonitor, "api", 4), "--http", http};
     } else {
       if (!infos_.count(kStorage) || !infos_.count(kMonitor)) {
         return Status::FailedPrecondition("the coordinator needs storage and monitor running first");

@@ -182,6 +182,10 @@ void FieldReader::Get(const std::string& key, uint64_t& out) {
   }
 }
 
+void FieldReader::Get(const std::string& key, json& out) {
+  if (const json* v = Find(key)) out = *v;
+}
+
 void FieldReader::Get(const std::string& key, double& out) {
   if (const json* v = Find(key)) {
     if (v->is_number()) out = v->get<double>();

@@ -34,6 +34,8 @@ class FieldReader {
   void Get(const std::string& key, double& out);
   void Get(const std::string& key, bool& out);
   void Get(const std::string& key, std::vector<int64_t>& out);
+  // Any JSON value as is (validated by the caller).
+  void Get(const std::string& key, json& out);
   // A nested object: returns a reader for it (an empty object when absent).
   // The caller finishes the child reader itself.
   FieldReader Child(const std::string& key);

@@ -22,11 +22,10 @@ std::string EncodeMetricsMessage(const MetricsMessage& m) {
 }
 
 std::string EncodeJobStateMessage(const JobStateMessage& m) {
-  return Frame(kIngestJobStateType, {{"job_id", m.job_id},
-                                     {"state", m.state},
-                                     {"attempt", m.attempt},
-                                     {"reason", m.reason},
-                                     {"time", m.time}});
+  json body = {{"job_id", m.job_id}, {"state", m.state}, {"attempt", m.attempt}, {"reason", m.reason}, {"time", m.time}};
+  if (!m.name.empty()) body["name"] = m.name;
+  if (!m.alerts.is_null()) body["alerts"] = m.alerts;
+  return Frame(kIngestJobStateType, body);
 }
 
 }  // namespace gantry

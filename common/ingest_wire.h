@@ -39,6 +39,8 @@ struct JobStateMessage {
   int64_t attempt = 0;
   std::string reason;
   double time = 0;  // unix seconds
+  std::string name;  // the job's name; omitted when empty
+  json alerts;       // the spec's `alerts:` list; omitted when null
 };
 
 std::string EncodeMetricsMessage(const MetricsMessage& m);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "common/alert_rules.h"
 #include "common/config.h"
 #include "common/fs.h"
 #include "common/ids.h"
@@ -155,10 +156,16 @@ Result<JobSpec> JobSpec::Parse(const json& j, const std::string& base_dir) {
   NonNegative(rs, "max_restarts", s.restart.max_restarts);
   NonNegative(rs, "backoff_seconds", s.restart.backoff_seconds);
 
+  r.Get("alerts", s.alerts);
+
   // Report the first error in document order: top-level type problems first,
   // then each section.
   for (FieldReader* fr : {&m, &d, &res, &o, &ls, &t, &c, &rs, &r}) {
     GANTRY_RETURN_IF_ERROR(fr->Finish());
+  }
+  if (!s.alerts.is_null()) {
+    auto rules = alert_rules::ParseRules(s.alerts, "alerts", alert_rules::RuleScope::kJob, "job spec");
+    if (!rules.ok()) return rules.status();
   }
   return s;
 }
@@ -166,7 +173,7 @@ Result<JobSpec> JobSpec::Parse(const json& j, const std::string& base_dir) {
 json JobSpec::ToJson() const {
   json model_j = {{"builtin", model.builtin}, {"hidden", model.hidden}};
   if (!model.torchscript.empty()) model_j["torchscript"] = model.torchscript;
-  return {
+  json out = {
       {"name", name},
       {"priority", priority},
       {"model", model_j},
@@ -221,6 +228,8 @@ json JobSpec::ToJson() const {
         {"hang_timeout_seconds", restart.hang_timeout_seconds}}},
       {"warm_start", warm_start},
   };
+  if (!alerts.is_null()) out["alerts"] = alerts;
+  return out;
 }
 
 Status JobSpec::CheckFiles() const {

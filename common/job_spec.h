@@ -102,6 +102,11 @@ struct JobSpec {
   RestartSpec restart;
   int priority = 0;
   std::string warm_start;  // "MODEL@REF": start from that checkpoint's parameters
+  // The job's own alert rules (docs/monitor.md "Alert rules"), validated by
+  // alert_rules' ParseRules at Parse and kept as the YAML list (null when
+  // absent); the coordinator sends them to the monitor with every job_state
+  // event of the job.
+  json alerts;
 
   // Validates and reads a spec. Relative data paths are resolved against
   // `base_dir` (the directory of the YAML file) when it is not empty.

@@ -23,8 +23,8 @@ MonitorEventSink::MonitorEventSink(zmq::context_t& ctx, const std::string& endpo
 
 void MonitorEventSink::JobChanged(const Job& job, double now) {
   if (!socket_) return;
-  std::string bytes =
-      EncodeJobStateMessage({job.id, std::string(JobStateName(job.state)), job.attempt, job.reason, now});
+  std::string bytes = EncodeJobStateMessage({job.id, std::string(JobStateName(job.state)), job.attempt, job.reason,
+                                             now, job.spec.name, job.spec.alerts});
   try {
     if (!socket_->send(zmq::buffer(bytes), zmq::send_flags::dontwait)) ++dropped_;
   } catch (const zmq::error_t&) {

@@ -10,7 +10,13 @@
 #include "common/log.h"
 #include "common/service.h"
 #include "common/signal_fd.h"
+#include "monitor/alert_wiring.h"
+#include "monitor/alerts/webhook_notifier.h"
+#include "monitor/http/server.h"
+#include "monitor/http/token.h"
+#include "monitor/http_api.h"
 #include "monitor/metrics_store.h"
+#include "monitor/monitor_api.h"
 #include "monitor/monitor_service.h"
 
 namespace {
@@ -21,6 +27,24 @@ int Fail(const gantry::Status& s) {
 }
 
 std::string Loopback(int port) { return "tcp://127.0.0.1:" + std::to_string(port); }
+
+// "HOST:PORT" (port 0 picks a free one) -> options.
+gantry::Status ParseHttpBind(const std::string& s, gantry::http::HttpServerOptions& o) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return gantry::Status::InvalidArgument("--http must be HOST:PORT like 127.0.0.1:8600 (got '" + s + "')");
+  }
+  try {
+    size_t used = 0;
+    int port = std::stoi(s.substr(colon + 1), &used);
+    if (used != s.size() - colon - 1 || port < 0 || port > 65535) throw std::out_of_range(s);
+    o.port = static_cast<uint16_t>(port);
+  } catch (const std::exception&) {
+    return gantry::Status::InvalidArgument("--http port must be 0..65535 (got '" + s + "')");
+  }
+  o.address = s.substr(0, colon);
+  return gantry::Status::Ok();
+}
 
 }  // namespace
 
@@ -38,11 +62,19 @@ int main(int argc, char** argv) {
   options.ingest_bind = Loopback(gantry::kMonitorIngestPort);
   options.feed_bind = Loopback(gantry::kMonitorFeedPort);
   std::string api_bind = Loopback(gantry::kMonitorApiPort);
+  std::string http_bind = "127.0.0.1:" + std::to_string(gantry::kMonitorHttpPort);
+  std::string alerts_file;
+  std::string coordinator;
   std::string log_level = "info";
   app.add_option("--data-dir", data_dir, "data directory")->required();
   app.add_option("--ingest", options.ingest_bind, "PULL endpoint for metrics (port 0 or * picks a free port)");
   app.add_option("--feed", options.feed_bind, "PUB endpoint of the live feed");
   app.add_option("--api", api_bind, "request/reply API endpoint");
+  app.add_option("--http", http_bind, "HTTP address HOST:PORT (port 0 picks a free one)");
+  app.add_option("--alerts", alerts_file,
+                 "cluster alert rules (default: <data>/alerts.yaml if present, else the built-in configs/alerts.yaml)");
+  app.add_option("--coordinator", coordinator,
+                 "coordinator api endpoint for `action: cancel` (default: from the coordinator's run file)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
@@ -51,25 +83,64 @@ int main(int argc, char** argv) {
   gantry::InitLogging(gantry::kMonitor, dir.LogFile(gantry::kMonitor), log_level);
   if (auto s = dir.Ensure(); !s.ok()) return Fail(s);
 
+  gantry::http::HttpServerOptions http_options;
+  if (auto s = ParseHttpBind(http_bind, http_options); !s.ok()) return Fail(s);
+  auto token = gantry::http::LoadOrCreateToken(dir.Path(gantry::http::kTokenFileName));
+  if (!token.ok()) return Fail(token.status());
+  http_options.token = *token;
+  http_options.threads = 2;
+
   auto store = gantry::monitor::MetricsStore::Open(dir.Path("monitor.db"));
   if (!store.ok()) return Fail(store.status());
+  // A second connection for the HTTP threads' queries (WAL: reads while ingest writes).
+  auto query_store = gantry::monitor::MetricsStore::Open(dir.Path("monitor.db"));
+  if (!query_store.ok()) return Fail(query_store.status());
+  auto alert_store = gantry::monitor::alerts::AlertStore::Open(dir.Path("monitor.db"));
+  if (!alert_store.ok()) return Fail(alert_store.status());
+  auto rules = gantry::monitor::LoadAlertRules(alerts_file, dir);
+  if (!rules.ok()) return Fail(rules.status());
 
   gantry::SystemClock clock;
   zmq::context_t ctx(1);
   gantry::monitor::MonitorService monitor(ctx, std::move(store).value(), clock, options);
+
+  // Alerts: transitions go to the store, the webhook, the feed, SSE and (cancel) the coordinator.
+  gantry::monitor::HttpApi* api_ptr = nullptr;
+  auto publish = [&monitor, &api_ptr](const gantry::monitor::alerts::Transition& t) {
+    monitor.Publish("alert/" + t.alert.key.job,
+                    gantry::ToMsgpack({{"type", "alert"}, {"body", gantry::monitor::AlertApiJson(t.alert)}}));
+    if (api_ptr) api_ptr->PublishAlert(t);
+  };
+  gantry::monitor::AlertWiring alerting(
+      clock, std::move(rules).value(), std::move(alert_store).value(),
+      std::make_unique<gantry::monitor::alerts::WebhookNotifier>(),
+      std::make_unique<gantry::monitor::Canceller>(ctx, dir, coordinator), publish);
+  if (auto s = alerting.Restore(); !s.ok()) return Fail(s.WithContext("restoring alerts"));
+
+  gantry::monitor::HttpApi api(std::move(query_store).value(), &alerting.engine());
+  api_ptr = &api;
+  monitor.AddObserver(&api);
+  monitor.AddObserver(&alerting);
+  auto router = std::make_shared<gantry::http::Router>();
+  if (auto s = api.Install(*router); !s.ok()) return Fail(s);
+  gantry::http::HttpServer http(http_options, router);
+  if (auto s = http.Start(); !s.ok()) return Fail(s);
   gantry::RpcServerOptions api_options;
   api_options.bind = api_bind;
   api_options.tick_interval = gantry::monitor::kFlushTick;
   gantry::RpcServer server(ctx, api_options);
   monitor.Attach(server);
+  gantry::monitor::RegisterAlertHandlers(server, alerting.engine());
   if (auto s = monitor.Bind(); !s.ok()) return Fail(s);
   if (auto s = server.Bind(); !s.ok()) return Fail(s);
 
   gantry::ServiceInfo info{gantry::kMonitor, ::getpid(),
                            {{"api", server.endpoint()},
                             {"ingest", monitor.ingest_endpoint()},
-                            {"feed", monitor.feed_endpoint()}}};
+                            {"feed", monitor.feed_endpoint()},
+                            {"http", "http://" + http_options.address + ":" + std::to_string(http.port())}}};
   gantry::Status served = gantry::RunService(server, *signals, dir, info);
+  http.Stop();
   gantry::Status flushed = monitor.Shutdown();
   if (!served.ok()) return Fail(served);
   if (!flushed.ok()) return Fail(flushed.WithContext("final metrics flush"));

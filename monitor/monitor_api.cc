@@ -1,5 +1,7 @@
 #include "monitor/monitor_api.h"
 
+#include "monitor/alerts/alert_json.h"
+
 namespace gantry::monitor {
 namespace {
 
@@ -56,6 +58,25 @@ json StatsJson(const MonitorStats& s) {
 }
 
 }  // namespace
+
+json AlertApiJson(const alerts::AlertInstance& a) {
+  json j = alerts::InstanceToJson(a);
+  j["job_id"] = a.key.job;
+  j["rank"] = a.key.rank >= 0 ? json(a.key.rank) : json(nullptr);
+  return j;
+}
+
+void RegisterAlertHandlers(RpcServer& server, const alerts::AlertEngine& engine) {
+  server.Handle("get_alerts", [&engine](const Request& r) -> Result<json> {
+    auto job = GetString(r.body, "job_id", "");
+    if (!job.ok()) return job.status().WithContext("get_alerts");
+    json out = json::array();
+    for (const auto& a : engine.List()) {
+      if (job->empty() || a.key.job == *job) out.push_back(AlertApiJson(a));
+    }
+    return json{{"alerts", std::move(out)}};
+  });
+}
 
 void RegisterApiHandlers(RpcServer& server, MonitorService& service) {
   server.Handle("get_metrics", [&service](const Request& r) { return GetMetrics(service, r.body); });

@@ -7,6 +7,9 @@
 //                  (total_steps left out when the worker did not report it)
 //   get_events  {job_id} -> {job_id, events: [{state, attempt?, reason?, time}]}
 //   stats       {} -> {points_ingested, events_ingested, messages_dropped, buffered}
+//   get_alerts  {job_id?} -> {alerts: [alert_json.h instance + job_id, rank (null
+//               when per job)]}: pending, firing and resolved alerts, firing
+//               first (AlertEngine::List), only `job_id`'s when given
 //
 // Fields of the wrong type are invalid_argument replies naming the field;
 // a job the monitor does not know is not_found (MonitorService).
@@ -16,10 +19,15 @@
 #pragma once
 
 #include "common/rpc.h"
+#include "monitor/alerts/engine.h"
 #include "monitor/monitor_service.h"
 
 namespace gantry::monitor {
 
 void RegisterApiHandlers(RpcServer& server, MonitorService& service);
+// get_alerts; `engine` must outlive `server`'s Serve().
+void RegisterAlertHandlers(RpcServer& server, const alerts::AlertEngine& engine);
+// One alert as the API, the feed and the HTTP API encode it.
+json AlertApiJson(const alerts::AlertInstance& a);
 
 }  // namespace gantry::monitor

@@ -53,7 +53,7 @@ void MonitorService::DrainIngest(size_t max_frames) {
       // Ingest messages are single frames: drop the whole multipart message.
       while (frame.more() && ingest_.recv(frame, zmq::recv_flags::dontwait)) {
       }
-      ++messages_dropped_;
+      Dropped();
       spdlog::debug("dropped a multipart ingest message");
       continue;
     }
@@ -65,16 +65,19 @@ void MonitorService::DrainIngest(size_t max_frames) {
 void MonitorService::OnIngestFrame(std::string_view frame) {
   auto msg = ParseIngestFrame(frame);
   if (!msg.ok()) {
-    ++messages_dropped_;
+    Dropped();
     spdlog::debug("dropped ingest frame of {} bytes: {}", frame.size(), msg.status().message());
     return;
   }
-  // Topic and payload first: buffering moves the record out.
+  // Observers and topic/payload first: buffering moves the record out.
   const std::string topic = msg->Topic();
   const std::string payload = msg->FeedPayload();
+  if (buffer_.size() < options_.buffer.max_buffered) {
+    for (IngestObserver* o : observers_) o->OnMessage(*msg);
+  }
   bool buffered = std::visit([this](auto& record) { return buffer_.Add(std::move(record)); }, msg->record);
   if (!buffered) {
-    ++messages_dropped_;
+    Dropped();
     return;
   }
   ++(msg->type == kMetricsType ? points_ingested_ : events_ingested_);
@@ -92,8 +95,14 @@ void MonitorService::Publish(const std::string& topic, const std::string& payloa
   }
 }
 
+void MonitorService::Dropped() {
+  ++messages_dropped_;
+  for (IngestObserver* o : observers_) o->OnDropped();
+}
+
 void MonitorService::Tick() {
   if (buffer_.Due()) (void)Flush();
+  for (IngestObserver* o : observers_) o->OnTick();
 }
 
 Status MonitorService::Flush() {

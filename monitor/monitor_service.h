@@ -66,6 +66,16 @@ struct MonitorStats {
   int64_t buffered = 0;          // received, not yet written
 };
 
+// Told about every accepted ingest message and every tick, on the RpcServer
+// thread (the HTTP read model, the alert engine). Must not block.
+class IngestObserver {
+ public:
+  virtual ~IngestObserver() = default;
+  virtual void OnMessage(const IngestMessage& msg) = 0;
+  virtual void OnDropped() {}
+  virtual void OnTick() {}
+};
+
 struct MonitorOptions {
   std::string ingest_bind = "tcp://127.0.0.1:7602";
   std::string feed_bind = "tcp://127.0.0.1:7603";
@@ -86,6 +96,11 @@ class MonitorService {
 
   // Registers the api handlers, the ingest socket and the flush tick.
   void Attach(RpcServer& server);
+
+  // `observer` (not owned) must outlive the service; call before Serve().
+  void AddObserver(IngestObserver* observer) { observers_.push_back(observer); }
+  // Publishes one message on the feed (RpcServer thread only).
+  void Publish(const std::string& topic, const std::string& payload);
 
   // Steps 2-3 for one frame. Public so tests can feed frames directly.
   void OnIngestFrame(std::string_view frame);
@@ -108,7 +123,7 @@ class MonitorService {
   void DrainIngest(size_t max_frames);
   // not_found unless the store knows `job_id`; `request` prefixes errors.
   Status CheckKnown(const std::string& job_id, const char* request);
-  void Publish(const std::string& topic, const std::string& payload);
+  void Dropped();
 
   zmq::socket_t ingest_;
   zmq::socket_t feed_;
@@ -117,6 +132,7 @@ class MonitorService {
   MonitorOptions options_;
   std::string ingest_endpoint_;
   std::string feed_endpoint_;
+  std::vector<IngestObserver*> observers_;
   bool flush_failing_ = false;  // to log a failing disk once, not per tick
   int64_t points_ingested_ = 0;
   int64_t events_ingested_ = 0;

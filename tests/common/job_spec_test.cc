@@ -58,6 +58,22 @@ TEST(JobSpec, ToJsonRoundTrips) {
   EXPECT_EQ(again->ToJson(), s->ToJson());
 }
 
+TEST(JobSpec, AlertsAreValidatedAndKept) {
+  const std::string rules = "alerts:\n  - {name: nan-cancel, kind: nonfinite, metric: loss, action: cancel}\n";
+  auto s = ParseYaml(std::string(kValid) + rules);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE(s->alerts.is_array());
+  EXPECT_EQ(s->alerts[0]["name"], "nan-cancel");
+  auto again = JobSpec::Parse(s->ToJson());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->ToJson(), s->ToJson());
+  EXPECT_TRUE(ParseYaml(kValid)->ToJson().count("alerts") == 0);
+  std::string e = Error(std::string(kValid) + "alerts:\n  - {name: x, kind: nonfinite, for: soon}\n");
+  EXPECT_NE(e.find("alerts[0].for"), std::string::npos) << e;
+  e = Error(std::string(kValid) + "alerts:\n  - {name: x, kind: nonfinite, action: explode}\n");
+  EXPECT_NE(e.find("alerts[0].action"), std::string::npos) << e;
+}
+
 TEST(JobSpec, NegativeBatchSizeNamesFieldAndValue) {
   EXPECT_EQ(Error(kValid, {"train.batch_size=-4"}), "job spec: train.batch_size must be > 0 (got -4)");
 }

@@ -44,11 +44,17 @@ TEST(IngestWire, MetricsFrameHasTheEnvelopeAndBody) {
 }
 
 TEST(IngestWire, JobStateFrame) {
-  auto j = ParseMsgpack(EncodeJobStateMessage({"j-2", "RUNNING", 1, "running attempt 1", 12.0}));
+  auto j = ParseMsgpack(EncodeJobStateMessage({"j-2", "RUNNING", 1, "running attempt 1", 12.0, "", nullptr}));
   ASSERT_TRUE(j.ok());
   EXPECT_EQ((*j)["type"], "job_state");
   EXPECT_EQ((*j)["body"], (json{{"job_id", "j-2"}, {"state", "RUNNING"}, {"attempt", 1},
                                 {"reason", "running attempt 1"}, {"time", 12.0}}));
+  // The spec's name and alert rules ride along when the job has them.
+  json rules = json::array({{{"name", "nan"}, {"kind", "nonfinite"}}});
+  auto k = ParseMsgpack(EncodeJobStateMessage({"j-3", "QUEUED", 0, "", 1.0, "mnist", rules}));
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ((*k)["body"]["name"], "mnist");
+  EXPECT_EQ((*k)["body"]["alerts"], rules);
 }
 
 TEST(Fields, GetBoolAndModelRef) {

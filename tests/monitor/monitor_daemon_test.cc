@@ -25,7 +25,7 @@ TEST(MonitorDaemonTest, IngestsSurvivesGarbageAndStopsOnSigterm) {
   SpawnOptions o;
   o.argv = {testing::BinDir() + "/gantry-monitor", "--data-dir", data,
             "--ingest", "tcp://127.0.0.1:0", "--feed", "tcp://127.0.0.1:0",
-            "--api", "tcp://127.0.0.1:0", "--log-level", "warn"};
+            "--api", "tcp://127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "warn"};
   o.stdout_path = tmp.path() + "/monitor.out";
   auto child = ChildProcess::Spawn(o);
   ASSERT_TRUE(child.ok()) << child.status().ToString();
@@ -38,7 +38,7 @@ TEST(MonitorDaemonTest, IngestsSurvivesGarbageAndStopsOnSigterm) {
     if (i.ok()) info = *i;
     return i.ok();
   }));
-  ASSERT_EQ(info.endpoints.size(), 3u) << "gantry-monitor exited: " << ReadFile(o.stdout_path).value();
+  ASSERT_EQ(info.endpoints.size(), 4u) << "gantry-monitor exited: " << ReadFile(o.stdout_path).value();
 
   zmq::context_t ctx;
   zmq::socket_t push(ctx, zmq::socket_type::push);

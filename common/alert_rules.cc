@@ -1,11 +1,11 @@
-// Parsing and validation of alert rules (rule.h).
+// Parsing and validation of alert rules (alert_rules.h).
 #include <cmath>
 #include <set>
 
 #include "common/config.h"
-#include "monitor/alerts/rule.h"
+#include "common/alert_rules.h"
 
-namespace gantry::monitor::alerts {
+namespace gantry::alert_rules {
 namespace {
 
 std::string Describe(const json& j) {
@@ -348,4 +348,4 @@ bool Compare(double lhs, CompareOp op, double rhs) {
   return false;
 }
 
-}  // namespace gantry::monitor::alerts
+}  // namespace gantry::alert_rules

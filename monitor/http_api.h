@@ -1,0 +1,65 @@
+// HttpApi: the monitor's HTTP side (MONITOR_API.md, docs/monitor.md "HTTP
+// API"): GET /metrics (Prometheus), /api/jobs, /api/jobs/{id}/metrics,
+// /api/alerts, /api/drift, the /events SSE stream and the dashboard files.
+//
+// Sharing with ingest: HttpApi is an IngestObserver, so on the RpcServer
+// thread every accepted message updates its ReadModel (mutex-guarded) and is
+// published to the SSE broadcaster (thread-safe). Series queries read the
+// monitor's SQLite file through a second, read-only use connection of their
+// own (`query_store`, WAL lets it read while ingest writes), guarded by a
+// mutex; they see what ingest has flushed (at most IngestBufferOptions'
+// max_age behind).
+//
+// Ownership: owns the read model, query store and broadcaster; `alerts` (may
+// be null) must outlive it. Thread safety: OnMessage/OnDropped on the
+// RpcServer thread, the handlers on the HTTP threads; PublishAlert from any.
+#pragma once
+
+#include <memory>
+#include <mutex>
+
+#include "monitor/alerts/alert.h"
+#include "monitor/alerts/engine.h"
+#include "monitor/http/router.h"
+#include "monitor/http/sse.h"
+#include "monitor/metrics_store.h"
+#include "monitor/monitor_service.h"
+#include "monitor/read_model.h"
+
+namespace gantry::monitor {
+
+// max_points when the request names none.
+inline constexpr int64_t kDefaultMaxPoints = 2000;
+// Points read per series query: bounds one request's memory (a job with
+// more points is downsampled from its first kMaxQueryPoints after `after`).
+inline constexpr int64_t kMaxQueryPoints = 2'000'000;
+
+class HttpApi final : public IngestObserver {
+ public:
+  HttpApi(MetricsStore query_store, const alerts::AlertEngine* alerts);
+
+  // Adds every route (and the dashboard files when built with them).
+  Status Install(http::Router& router);
+
+  void OnMessage(const IngestMessage& msg) override;
+  void OnDropped() override { model_.OnDropped(); }
+  // An `alert` SSE event for one transition.
+  void PublishAlert(const alerts::Transition& t);
+
+  const ReadModel& model() const { return model_; }
+  std::shared_ptr<http::SseBroadcaster> events() const { return events_; }
+
+ private:
+  http::HttpResponse Jobs() const;
+  http::HttpResponse JobMetrics(const http::HttpRequest& r);
+  http::HttpResponse Alerts() const;
+  Result<prometheus::MetricsSnapshot> Snapshot() const;
+
+  ReadModel model_;
+  std::mutex store_mu_;
+  MetricsStore query_store_;  // GUARDED_BY(store_mu_)
+  const alerts::AlertEngine* alerts_;
+  std::shared_ptr<http::SseBroadcaster> events_;
+};
+
+}  // namespace gantry::monitor
