@@ -104,7 +104,7 @@ void StorageRetention::Run() {
     if (stop_) return;
     json body = queue_.front();  // stays queued (pending) while in flight
     lock.unlock();
-    Result<json> r = client->Call("set_retention", body);
+    auto r = client->Call("set_retention", body);  // only the outcome matters
     lock.lock();
     const StatusCode code = r.ok() ? StatusCode::kOk : r.status().code();
     if (code == StatusCode::kUnavailable || code == StatusCode::kDeadlineExceeded) {
