@@ -30,6 +30,8 @@ else
   started=1
 fi
 
+log "live dashboard: http://127.0.0.1:8600/ (Prometheus metrics at /metrics) while the cluster runs"
+
 log "submitting configs/jobs/fashion_mnist.yaml"
 job=$(gantry submit configs/jobs/fashion_mnist.yaml --quiet)
 echo "job id: $job"
@@ -44,5 +46,7 @@ log "job summary"
 gantry job show "$job"
 log "checkpoint versions of fashion-mnist"
 gantry ckpt list fashion-mnist
+log "alerts"
+gantry alerts --job "$job" || true
 [ "$rc" -eq 0 ] || die "the job did not succeed (exit $rc); see: gantry logs $job"
 log "done. Explore: gantry jobs, gantry logs $job, gantry ckpt list fashion-mnist"
