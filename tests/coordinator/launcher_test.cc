@@ -141,9 +141,11 @@ TEST_F(LocalLaunchTest, StartRunsTheCommandLineInAProcessGroupOfItsOwn) {
   auto launch = Start(kStandIn, "j-start");
   ASSERT_NE(launch, nullptr);
   auto [launcher, rank] = Ready();
-  EXPECT_EQ(launcher, launch->pid());
-  EXPECT_EQ(::getpgid(launch->pid()), launch->pid()) << "mpirun leads its own process group";
-  EXPECT_EQ(::getpgid(rank), launch->pid()) << "the rank is in mpirun's group";
+  // The exit-status wrapper leads the attempt's group; mpirun runs under it.
+  EXPECT_EQ(::getpgid(launch->pid()), launch->pid()) << "the attempt has a process group of its own";
+  EXPECT_NE(launcher, launch->pid());
+  EXPECT_EQ(::getpgid(launcher), launch->pid()) << "mpirun is in the attempt's group";
+  EXPECT_EQ(::getpgid(rank), launch->pid()) << "the rank is in the attempt's group";
   EXPECT_NE(::getpgid(0), launch->pid());
   const std::string argv = Slurp(dir_.path() + "/argv");
   EXPECT_NE(argv.find("-np 2"), std::string::npos) << argv;
