@@ -6,32 +6,7 @@
 # CANCELLED and that `gantry alerts` lists the firing rule. Waits poll a
 # condition with a deadline.
 set -uo pipefail
-BIN=${1:?usage: alerts_cancel_e2e.sh BIN_DIR}
-export PATH="$BIN:$PATH"
-DATA=$(mktemp -d /tmp/gantry-alerts-e2e.XXXXXX)
-export GANTRY_DATA_DIR="$DATA"
-FMNIST=/usr/share/datasets/fashion-mnist
-
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$DATA"/logs/*.log "$DATA"/jobs/*/attempt-*/*.log; do
-    [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
-  done
-  exit 1
-}
-cleanup() {
-  gantry down --timeout 20 >/dev/null 2>&1
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-wait_for() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    [ $SECONDS -lt $deadline ] || return 1
-    sleep 0.2
-  done
-}
+source "$(dirname "$0")/lib.sh" "${1:-}" alerts-e2e
 
 [ -f "$FMNIST/train-images-idx3-ubyte.gz" ] || { echo "SKIP: Fashion-MNIST missing"; exit 0; }
 # No cluster rules (the built-in ones include a NaN-cancel rule too): only

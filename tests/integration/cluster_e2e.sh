@@ -5,36 +5,7 @@
 # cancel a second job while it trains, stop the cluster, and check that no
 # Gantry process is left. Waits poll a condition with a deadline.
 set -uo pipefail
-BIN=${1:?usage: cluster_e2e.sh BIN_DIR}
-export PATH="$BIN:$PATH"
-DATA=$(mktemp -d /tmp/gantry-e2e.XXXXXX)
-export GANTRY_DATA_DIR="$DATA"
-FMNIST=/usr/share/datasets/fashion-mnist
-checks=0
-
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$DATA"/logs/*.log "$DATA"/jobs/*/attempt-*/*.log; do
-    [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
-  done
-  exit 1
-}
-ok() { checks=$((checks + 1)); echo "ok $checks - $*"; }
-cleanup() {
-  gantry down --timeout 20 >/dev/null 2>&1
-  pkill -KILL -f "$DATA" 2>/dev/null
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-# wait_for SECONDS CMD...: polls CMD until it succeeds or the deadline passes.
-wait_for() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    [ $SECONDS -lt $deadline ] || return 1
-    sleep 0.2
-  done
-}
+source "$(dirname "$0")/lib.sh" "${1:-}" e2e
 
 [ -f "$FMNIST/train-images-idx3-ubyte.gz" ] || fail "Fashion-MNIST missing: apt-get install dataset-fashion-mnist"
 

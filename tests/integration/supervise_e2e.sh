@@ -5,35 +5,7 @@
 # that ends while no coordinator runs is settled from its exit file by the
 # next one; `gantry down` leaves no process. Waits poll with a deadline.
 set -uo pipefail
-BIN=${1:?usage: supervise_e2e.sh BIN_DIR}
-export PATH="$BIN:$PATH"
-DATA=$(mktemp -d /tmp/gantry-sup.XXXXXX)
-export GANTRY_DATA_DIR="$DATA"
-FMNIST=/usr/share/datasets/fashion-mnist
-checks=0
-
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$DATA"/logs/*.log "$DATA"/logs/supervisor.out "$DATA"/jobs/*/attempt-*/*.log; do
-    [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
-  done
-  exit 1
-}
-ok() { checks=$((checks + 1)); echo "ok $checks - $*"; }
-cleanup() {
-  gantry down --timeout 20 >/dev/null 2>&1
-  pkill -KILL -f "$DATA" 2>/dev/null
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-wait_for() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    [ $SECONDS -lt $deadline ] || return 1
-    sleep 0.2
-  done
-}
+source "$(dirname "$0")/lib.sh" "${1:-}" sup
 pid_of() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['pid'])" "$DATA/run/$1.json"; }
 field() {  # field JOB EXPR: a value from `gantry job show JOB --json`
   gantry job show "$1" --json 2>/dev/null | python3 -c "import json,sys; j=json.load(sys.stdin); print($2)"
