@@ -38,6 +38,23 @@ struct Ecdf {
   double Quantile(double q) const;
 };
 
+// Walks the distinct values of `a` and `b` merged in increasing order and
+// calls fn(v, count_a, count_b) with each sample's observations <= v: the
+// one pass behind the KS statistic and the Wasserstein distance.
+template <typename Fn>
+void WalkMerged(const Ecdf& a, const Ecdf& b, Fn&& fn) {
+  size_t i = 0, j = 0;
+  int64_t ca = 0, cb = 0;
+  while (i < a.values.size() || j < b.values.size()) {
+    const double v = (j == b.values.size() || (i < a.values.size() && a.values[i] <= b.values[j]))
+                         ? a.values[i]
+                         : b.values[j];
+    if (i < a.values.size() && a.values[i] == v) ca = a.cumulative[i++];
+    if (j < b.values.size() && b.values[j] == v) cb = b.cumulative[j++];
+    fn(v, ca, cb);
+  }
+}
+
 // Distinct values up to which the O(n) hash count is used.
 inline constexpr size_t kHashDistinctLimit = 4096;
 

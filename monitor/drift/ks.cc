@@ -45,17 +45,7 @@ Result<KsResult> KsTwoSample(const Ecdf& a, const Ecdf& b) {
   }
   const double n1 = static_cast<double>(a.n), n2 = static_cast<double>(b.n);
   double max_diff = -2, min_diff = 2, max_loc = 0, min_loc = 0;
-  size_t i = 0, j = 0;
-  int64_t ca = 0, cb = 0;
-  while (i < a.values.size() || j < b.values.size()) {
-    double v;
-    if (j == b.values.size() || (i < a.values.size() && a.values[i] <= b.values[j])) {
-      v = a.values[i];
-    } else {
-      v = b.values[j];
-    }
-    if (i < a.values.size() && a.values[i] == v) ca = a.cumulative[i++];
-    if (j < b.values.size() && b.values[j] == v) cb = b.cumulative[j++];
+  WalkMerged(a, b, [&](double v, int64_t ca, int64_t cb) {
     // The same float operations as scipy: cdf1 - cdf2 with cdf = count / n.
     const double diff = static_cast<double>(ca) / n1 - static_cast<double>(cb) / n2;
     if (diff > max_diff) {
@@ -66,7 +56,7 @@ Result<KsResult> KsTwoSample(const Ecdf& a, const Ecdf& b) {
       min_diff = diff;
       min_loc = v;
     }
-  }
+  });
   const double min_s = std::clamp(-min_diff, 0.0, 1.0);
   double d;
   KsResult r;

@@ -10,23 +10,18 @@ double Wasserstein1(const Ecdf& a, const Ecdf& b) {
   if (a.n == 0 || b.n == 0) return 0;
   const double n1 = static_cast<double>(a.n), n2 = static_cast<double>(b.n);
   double sum = 0, prev = 0;
+  int64_t prev_a = 0, prev_b = 0;  // counts up to prev
   bool first = true;
-  size_t i = 0, j = 0;
-  int64_t ca = 0, cb = 0;
-  while (i < a.values.size() || j < b.values.size()) {
-    double v;
-    if (j == b.values.size() || (i < a.values.size() && a.values[i] <= b.values[j])) {
-      v = a.values[i];
-    } else {
-      v = b.values[j];
-    }
+  WalkMerged(a, b, [&](double v, int64_t ca, int64_t cb) {
     // CDFs are constant on [prev, v): they hold the counts up to prev.
-    if (!first) sum += std::fabs(static_cast<double>(ca) / n1 - static_cast<double>(cb) / n2) * (v - prev);
+    if (!first) {
+      sum += std::fabs(static_cast<double>(prev_a) / n1 - static_cast<double>(prev_b) / n2) * (v - prev);
+    }
     first = false;
-    if (i < a.values.size() && a.values[i] == v) ca = a.cumulative[i++];
-    if (j < b.values.size() && b.values[j] == v) cb = b.cumulative[j++];
+    prev_a = ca;
+    prev_b = cb;
     prev = v;
-  }
+  });
   return sum;
 }
 
