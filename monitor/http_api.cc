@@ -76,6 +76,17 @@ Status HttpApi::Install(http::Router& router) {
   return Status::Ok();
 }
 
+Status HttpApi::Restore() {
+  std::lock_guard lock(store_mu_);
+  GANTRY_ASSIGN_OR_RETURN(std::vector<std::string> ids, query_store_.JobIds());
+  for (const std::string& id : ids) {
+    GANTRY_ASSIGN_OR_RETURN(std::vector<JobEvent> events, query_store_.Events(id));
+    GANTRY_ASSIGN_OR_RETURN(std::vector<MetricsPoint> latest, query_store_.LatestPoints(id));
+    model_.Restore(events, latest);
+  }
+  return Status::Ok();
+}
+
 void HttpApi::OnMessage(const IngestMessage& msg) {
   if (const auto* p = std::get_if<MetricsPoint>(&msg.record)) {
     model_.OnPoint(*p);

@@ -38,6 +38,10 @@ class HttpApi final : public IngestObserver {
  public:
   HttpApi(MetricsStore query_store, const alerts::AlertEngine* alerts);
 
+  // Rebuilds the read model from the store (every job's events and latest
+  // points), so /api/jobs and /metrics show earlier jobs after a restart.
+  // Call before ingest starts.
+  Status Restore();
   // Adds every route (and the dashboard files when built with them).
   Status Install(http::Router& router);
 

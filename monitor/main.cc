@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
 
   gantry::monitor::HttpApi api(std::move(query_store).value(), &alerting.engine());
   api_ptr = &api;
+  if (auto s = api.Restore(); !s.ok()) return Fail(s.WithContext("reading the stored jobs"));
   monitor.AddObserver(&api);
   monitor.AddObserver(&alerting);
   auto router = std::make_shared<gantry::http::Router>();

@@ -150,4 +150,17 @@ Result<bool> MetricsStore::HasJob(const std::string& job_id) {
   return q.ColumnInt(0) != 0;
 }
 
+Result<std::vector<std::string>> MetricsStore::JobIds() {
+  return db_.QueryStrings("SELECT job_id FROM job_events UNION SELECT job_id FROM metrics");
+}
+
+Result<std::vector<MetricsPoint>> MetricsStore::LatestPoints(const std::string& job_id) {
+  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
+      "SELECT MIN(s) FROM (SELECT MAX(step) AS s FROM metrics WHERE job_id = ?1 GROUP BY rank)"));
+  q.Bind(1, job_id);
+  GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row || q.ColumnIsNull(0)) return std::vector<MetricsPoint>{};
+  return Points(job_id, q.ColumnInt(0) - 1, std::numeric_limits<int64_t>::max());
+}
+
 }  // namespace gantry::monitor

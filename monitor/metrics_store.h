@@ -39,6 +39,12 @@ class MetricsStore {
   Result<std::vector<JobEvent>> Events(const std::string& job_id);
   // True when the store holds any point or event of `job_id`.
   Result<bool> HasJob(const std::string& job_id);
+  // Every job with a point or an event.
+  Result<std::vector<std::string>> JobIds();
+  // Each rank's newest point of `job_id` (and whatever lies between the
+  // oldest of those and the newest step): enough to rebuild a job's latest
+  // values after a restart without reading its whole history.
+  Result<std::vector<MetricsPoint>> LatestPoints(const std::string& job_id);
 
  private:
   explicit MetricsStore(sql::Db db) : db_(std::move(db)) {}

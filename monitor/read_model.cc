@@ -7,7 +7,22 @@ namespace gantry::monitor {
 
 void ReadModel::OnPoint(const MetricsPoint& p) {
   std::lock_guard lock(mu_);
-  ++points_;
+  ApplyPoint(p, /*count=*/true);
+}
+
+void ReadModel::OnEvent(const JobEvent& e, const std::string& name) {
+  std::lock_guard lock(mu_);
+  ApplyEvent(e, name, /*count=*/true);
+}
+
+void ReadModel::Restore(const std::vector<JobEvent>& events, const std::vector<MetricsPoint>& latest) {
+  std::lock_guard lock(mu_);
+  for (const JobEvent& e : events) ApplyEvent(e, "", /*count=*/false);
+  for (const MetricsPoint& p : latest) ApplyPoint(p, /*count=*/false);
+}
+
+void ReadModel::ApplyPoint(const MetricsPoint& p, bool count) {
+  if (count) ++points_;
   Job& job = jobs_[p.job_id];
   job.summary.job_id = p.job_id;
   if (p.attempt > job.summary.attempt) {
@@ -27,6 +42,7 @@ void ReadModel::OnPoint(const MetricsPoint& p) {
     if (name == "step_time") job.rank_step_time[p.rank] = value;
     if (p.rank == 0) job.latest[name] = value;
   }
+  if (!count) return;
   if (has_ckpt_failed) {
     ++checkpoints_failed_;
   } else if (has_ckpt_step) {
@@ -34,9 +50,8 @@ void ReadModel::OnPoint(const MetricsPoint& p) {
   }
 }
 
-void ReadModel::OnEvent(const JobEvent& e, const std::string& name) {
-  std::lock_guard lock(mu_);
-  ++events_;
+void ReadModel::ApplyEvent(const JobEvent& e, const std::string& name, bool count) {
+  if (count) ++events_;
   Job& job = jobs_[e.job_id];
   job.summary.job_id = e.job_id;
   job.summary.state = e.state;

@@ -44,6 +44,9 @@ class ReadModel {
  public:
   void OnPoint(const MetricsPoint& p);
   void OnEvent(const JobEvent& e, const std::string& name);
+  // Rebuilds a job's view from stored history at start (events in order,
+  // then its latest points) without counting them as ingested.
+  void Restore(const std::vector<JobEvent>& events, const std::vector<MetricsPoint>& latest);
   // Counts a message ingest refused.
   void OnDropped();
 
@@ -60,6 +63,10 @@ class ReadModel {
     std::map<std::string, double> latest;     // rank 0's latest values
     std::map<int64_t, double> rank_step_time;  // rank -> latest step_time
   };
+  // REQUIRES: mu_ held. `count`: a new message (counters move), not a replay.
+  void ApplyPoint(const MetricsPoint& p, bool count);
+  void ApplyEvent(const JobEvent& e, const std::string& name, bool count);
+
   mutable std::mutex mu_;
   std::map<std::string, Job> jobs_;  // GUARDED_BY(mu_)
   uint64_t points_ = 0;              // GUARDED_BY(mu_)

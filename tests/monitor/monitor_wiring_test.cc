@@ -232,6 +232,16 @@ TEST(MonitorWiringTest, FiringAlertSurvivesRestart) {
   ASSERT_EQ((*r)["alerts"].size(), 1u) << r->dump();
   EXPECT_EQ((*r)["alerts"][0]["state"], "firing");
   EXPECT_DOUBLE_EQ((*r)["alerts"][0]["since"].get<double>(), since);
+  // The restarted monitor lists the job from its stored history, with its
+  // state and newest step, without counting the replay as ingest.
+  auto jobs = json::parse(http::testing::Fetch(again.http_port(), "GET", "/api/jobs").body);
+  ASSERT_EQ(jobs["jobs"].size(), 1u) << jobs.dump();
+  EXPECT_EQ(jobs["jobs"][0]["job_id"], "job-nan");
+  EXPECT_EQ(jobs["jobs"][0]["state"], "RUNNING");
+  EXPECT_EQ(jobs["jobs"][0]["step"], 5);
+  auto page = http::testing::Fetch(again.http_port(), "GET", "/metrics").body;
+  EXPECT_NE(page.find("gantry_jobs{state=\"RUNNING\"} 1"), std::string::npos) << page;
+  EXPECT_NE(page.find("gantry_ingest_points_total 0"), std::string::npos) << page;
 }
 
 }  // namespace
