@@ -24,6 +24,10 @@ int RunCli(const std::vector<std::string>& args) {
     AddWatchCommand(app, ctx, action);
     AddCkptCommands(app, ctx, action);
     AddAlertsCommand(app, ctx, action);
+#if GANTRY_HAVE_DRIFT_CLI
+    AddDriftCommands(app, ctx, action);
+#endif
+    AddDeployCommands(app, ctx, action);
     std::vector<std::string> rest(args.rbegin(), args.rend());  // CLI11 takes them reversed
     if (!rest.empty()) rest.pop_back();                        // the program name
     try {

@@ -5,12 +5,18 @@
 // reply, so they work against a storage service on another machine. A
 // version is named MODEL@REF where REF is vN, an alias or `latest`
 // (MODEL alone means MODEL@latest).
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "cli/render.h"
+#include "common/ids.h"
 #include "common/fs.h"
+#include "common/process.h"
 
 namespace gantry::cli {
 namespace {
@@ -33,9 +39,8 @@ json RefBody(const std::string& s) {
 
 // Sends one request; prints the reply as JSON, or hands it to `print`.
 int Run(Context& ctx, const std::string& type, const json& body, bool as_json,
-        const std::function<void(const json&)>& print,
-        std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
-  auto r = ctx.Call(kStorage, type, body, timeout);
+        const std::function<void(const json&)>& print, const RpcClient::CallOptions& options) {
+  auto r = ctx.Call(kStorage, type, body, options);
   if (!r.ok()) return Fail(r.status());
   if (as_json) {
     PrintJson(*r);
@@ -43,6 +48,14 @@ int Run(Context& ctx, const std::string& type, const json& body, bool as_json,
     print(*r);
   }
   return 0;
+}
+
+int Run(Context& ctx, const std::string& type, const json& body, bool as_json,
+        const std::function<void(const json&)>& print,
+        std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  RpcClient::CallOptions o;
+  o.timeout = timeout;
+  return Run(ctx, type, body, as_json, print, o);
 }
 
 void PrintList(const json& r) {
@@ -182,16 +195,42 @@ int Import(Context& ctx, const std::string& model, const std::string& file, cons
   if (!bytes.ok()) return Fail(bytes.status());
   // A request over the storage's frame limit is dropped by ZeroMQ unread and
   // would only time out, so ask the service for its real limit first.
-  auto ping = ctx.Call(kStorage, "ping");
+  auto ping = ctx.Call(kStorage, "ping", json::object(), Retrying(std::chrono::seconds(30)));
   if (!ping.ok()) return Fail(ping.status());
   if (Status s = CheckRequestFits(*ping, bytes->size() + kImportEnvelopeBytes, file); !s.ok()) return Fail(s);
+  // One request id for this import, sent again unchanged on a retry: a
+  // storage that committed the version and died before replying answers
+  // the retry with that version instead of importing it twice.
   json body = {{"model", model}, {"format", format}, {"step", step},
                {"data", json::binary(std::vector<uint8_t>(bytes->begin(), bytes->end()))},
-               {"meta", {{"source", "torch import"}, {"file", AbsolutePath(file, ".")}}}};
+               {"meta", {{"source", "torch import"}, {"file", AbsolutePath(file, ".")}}},
+               {kRequestIdField, NewRequestId()}};
   return Run(ctx, "import_version", body, as_json, [](const json& r) {
     std::cout << "imported as " << r["model"].get<std::string>() << " v" << r["version"] << " ("
               << Bytes(r["bytes"].get<double>()) << ", " << Bytes(r["bytes_written"].get<double>()) << " written)\n";
-  }, kBulkTimeout);
+  }, Retrying(kBulkTimeout));
+}
+
+// `gantry ckpt optimize`: quantising needs LibTorch, which the CLI does not
+// link, so it hands over to gantry-optimize (installed beside it) with the
+// storage endpoint; that program's output and exit code are this command's.
+int Optimize(Context& ctx, const std::string& version, bool int8, const std::string& images,
+             const std::string& labels, bool as_json) {
+  if (!int8) return Fail(Status::InvalidArgument("ckpt optimize: say which optimisation (--int8)"));
+  auto storage = ctx.dir().Endpoint(kStorage, "api");
+  if (!storage.ok()) return Fail(storage.status());
+  const std::string program = SelfDir() + "/gantry-optimize";
+  std::vector<std::string> args = {program, "--storage", *storage, version, "--int8"};
+  if (!images.empty()) args.insert(args.end(), {"--test-images", images});
+  if (!labels.empty()) args.insert(args.end(), {"--test-labels", labels});
+  if (as_json) args.push_back("--json");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  ::execv(program.c_str(), argv.data());
+  return Fail(Status::Unavailable("ckpt optimize: cannot run " + program + ": " + std::strerror(errno) +
+                                  " (it is built with LibTorch, beside gantry-serve)"));
 }
 
 }  // namespace
@@ -375,6 +414,14 @@ void AddCkptCommands(CLI::App& app, Context& ctx, Action& action) {
     cmd->add_option("-o,--output", o->b, "Output file (e.g. model.pt)")->required();
     cmd->add_flag("--all", o->flag1, "Include optimizer/ and trainer/ tensors, not only the model's");
     bind(cmd, [&ctx, o] { return Export(ctx, o->a, o->format, o->b, o->flag1, o->as_json); });
+  }
+  {
+    auto [cmd, o] = add(ckpt, "optimize", "Make an optimised version (int8) with its test accuracy beside the parent's");
+    cmd->add_option("version", o->a, "MODEL@REF (a builtin mlp)")->required();
+    cmd->add_flag("--int8", o->flag1, "Dynamic int8 quantisation of the Linear layers (LibTorch quantized ops)");
+    cmd->add_option("--test-images", o->b, "IDX test images for the accuracy (default: Fashion-MNIST's)");
+    cmd->add_option("--test-labels", o->c, "IDX test labels");
+    bind(cmd, [&ctx, o] { return Optimize(ctx, o->a, o->flag1, o->b, o->c, o->as_json); });
   }
   {
     auto [cmd, o] = add(ckpt, "import", "Add a state dict saved by Python's torch.save as a new version");

@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/render.h"
+#include "common/ids.h"
 #include "common/config.h"
 #include "common/job_spec.h"
 
@@ -29,7 +30,11 @@ int Submit(Context& ctx, const SubmitOptions& o) {
   // relative paths resolve against the spec file, not the coordinator's cwd.
   auto spec = JobSpec::Parse(*doc, base);
   if (!spec.ok()) return Fail(spec.status().WithContext(o.file));
-  auto r = ctx.Call(kCoordinator, "submit_job", {{"spec", spec->ToJson()}});
+  // One request id per `gantry submit`, reused on a retry: a coordinator
+  // that queued the job and died before replying answers the retry with
+  // that job instead of queueing a second one.
+  auto r = ctx.Call(kCoordinator, "submit_job", {{"spec", spec->ToJson()}, {kRequestIdField, NewRequestId()}},
+                    Retrying(std::chrono::seconds(30)));
   if (!r.ok()) return Fail(r.status().WithContext(o.file));
   std::string id = (*r)["job_id"];
   if (o.as_json) {

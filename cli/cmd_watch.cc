@@ -8,6 +8,11 @@
 // 4. Stop at a terminal job_state event, or when the coordinator (asked
 //    every 2 s in case an event was lost) says the job has finished; exit
 //    with the job's outcome (0 succeeded, 1 failed, 3 cancelled).
+// A service that dies meanwhile does not end the watch: it says so on
+// stderr ("reconnecting") and carries on once the service is back. A
+// restarted monitor (a new pid in its run file) is re-subscribed and its
+// history read again, so points published while it was down are shown.
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -83,6 +88,14 @@ class Renderer {
     Redraw();
   }
 
+  // A line on stderr that keeps the progress bar intact.
+  void Note(const std::string& text) {
+    Clear();
+    std::fflush(stdout);
+    std::fprintf(stderr, "gantry: %s\n", text.c_str());
+    Redraw();
+  }
+
   void Finish() {
     if (tty_ && drawn_) std::printf("\n");
     std::fflush(stdout);
@@ -125,12 +138,25 @@ int Watch(Context& ctx, const std::string& id, bool as_json) {
   Renderer out(id, ::isatty(STDOUT_FILENO) && !as_json, as_json);
 
   std::unique_ptr<zmq::socket_t> sub;
-  if (auto feed = ctx.dir().Endpoint(kMonitor, "feed"); feed.ok()) {
+  std::string feed_endpoint;
+  auto subscribe = [&](const std::string& feed) {
     sub = std::make_unique<zmq::socket_t>(ctx.zmq(), zmq::socket_type::sub);
     sub->set(zmq::sockopt::linger, 0);
     sub->set(zmq::sockopt::subscribe, "job/" + id);
-    sub->connect(*feed);
-  }
+    sub->connect(feed);
+    feed_endpoint = feed;
+  };
+  // The monitor process we follow: 0 while none runs.
+  auto monitor_pid = [&]() -> pid_t {
+    auto info = ctx.dir().ReadServiceInfo(kMonitor);
+    if (!info.ok() || info->pid <= 0 || ::kill(info->pid, 0) != 0) return 0;
+    if (auto it = info->endpoints.find("feed"); it != info->endpoints.end() && it->second != feed_endpoint) {
+      subscribe(it->second);
+    }
+    return info->pid;
+  };
+  pid_t monitor = monitor_pid();
+  bool monitor_down = false, coordinator_down = false;
   // Points reach us from the recorded history, the live feed and a last
   // catch-up; each is shown once, tracked per rank and kind.
   std::map<std::pair<int64_t, bool>, int64_t> shown;  // (rank, eval) -> last step shown
@@ -146,7 +172,7 @@ int Watch(Context& ctx, const std::string& id, bool as_json) {
   // The feed's subscription takes effect a moment after connect (ZeroMQ's
   // slow joiner), so points published meanwhile come only from the history.
   auto catch_up = [&](bool warn) {
-    auto history = ctx.Call(kMonitor, "get_metrics", {{"job_id", id}});
+    auto history = ctx.Call(kMonitor, "get_metrics", {{"job_id", id}}, std::chrono::seconds(5));
     if (history.ok()) {
       for (const auto& p : (*history)["points"]) show(p);
     } else if (warn && history.status().code() != StatusCode::kNotFound) {
@@ -190,11 +216,31 @@ int Watch(Context& ctx, const std::string& id, bool as_json) {
     }
     if (std::chrono::steady_clock::now() >= next_check && !IsTerminalState(state)) {
       next_check = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-      auto j = ctx.Call(kCoordinator, "get_job", {{"job_id", id}});
+      // A monitor that died is followed again once it is back.
+      const pid_t now_monitor = monitor_pid();
+      if (now_monitor == 0 && !monitor_down) {
+        monitor_down = true;
+        out.Note("monitor is not running; reconnecting when it is back");
+      } else if (now_monitor != 0 && now_monitor != monitor) {
+        out.Note("monitor " + std::string(monitor_down || monitor != 0 ? "restarted" : "started") +
+                 " (pid " + std::to_string(now_monitor) + "); reconnected, carrying on");
+        monitor_down = false;
+        monitor = now_monitor;
+        catch_up(false);  // what its feed carried while we were not listening
+      }
+      auto j = ctx.Call(kCoordinator, "get_job", {{"job_id", id}}, std::chrono::seconds(5));
+      if (!j.ok() && (j.status().code() == StatusCode::kUnavailable ||
+                      j.status().code() == StatusCode::kDeadlineExceeded)) {
+        if (!coordinator_down) out.Note("coordinator unavailable (" + j.status().message() + "); reconnecting");
+        coordinator_down = true;
+        continue;
+      }
       if (!j.ok()) {
         out.Finish();
         return Fail(j.status());
       }
+      if (coordinator_down) out.Note("coordinator is back, carrying on");
+      coordinator_down = false;
       if (IsTerminalState((*j)["job"]["state"].get<std::string>())) catch_up(false);
       out.State((*j)["job"]);
       state = (*j)["job"]["state"];

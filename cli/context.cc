@@ -10,12 +10,19 @@ namespace gantry::cli {
 
 Result<json> Context::Call(const std::string& service, const std::string& type, const json& body,
                            std::chrono::milliseconds timeout) {
+  RpcClient::CallOptions o;
+  o.timeout = timeout;
+  return Call(service, type, body, o);
+}
+
+Result<json> Context::Call(const std::string& service, const std::string& type, const json& body,
+                           const RpcClient::CallOptions& options) {
   auto& client = clients_[service];
   if (!client) {
     GANTRY_ASSIGN_OR_RETURN(std::string ep, dir().Endpoint(service, "api"));
-    client = std::make_unique<RpcClient>(zmq_, ep, timeout);
+    client = std::make_unique<RpcClient>(zmq_, ep);
   }
-  auto r = client->Call(type, body, timeout);
+  auto r = client->Call(type, body, options);
   if (!r.ok() && r.status().code() == StatusCode::kUnavailable) {
     return Status::Unavailable("the " + service + " did not answer (" + r.status().message() +
                                "); check `gantry status`");

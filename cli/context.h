@@ -24,13 +24,30 @@ class Context {
   zmq::context_t& zmq() { return zmq_; }
 
   // Calls `type` on a service's API ("coordinator", "storage", "monitor").
+  // A service that is down or dies mid-call fails in seconds (RpcClient);
+  // the error names the service and its endpoint.
   Result<json> Call(const std::string& service, const std::string& type, const json& body = json::object(),
                     std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  Result<json> Call(const std::string& service, const std::string& type, const json& body,
+                    const RpcClient::CallOptions& options);
 
  private:
   zmq::context_t zmq_;
   std::map<std::string, std::unique_ptr<RpcClient>> clients_;
 };
+
+// How long a command whose request may be sent again (a read, or a write
+// with a request_id) waits for a service that died mid-request to come
+// back (a supervisor restarts it in about a second) before it fails.
+inline constexpr std::chrono::seconds kRetryWindow{5};
+// CallOptions for such a request: idempotent, retried for kRetryWindow.
+inline RpcClient::CallOptions Retrying(std::chrono::milliseconds timeout) {
+  RpcClient::CallOptions o;
+  o.timeout = timeout;
+  o.idempotent = true;
+  o.retry_for = kRetryWindow;
+  return o;
+}
 
 // The command to run once arguments are parsed; returns the exit code.
 using Action = std::function<int()>;

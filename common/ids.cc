@@ -28,6 +28,17 @@ std::string NewJobId(const Clock& clock) {
 
 std::string NewRequestId() { return RandomHex(16); }
 
+std::string NewSecretToken() {
+  std::random_device dev;  // /dev/urandom on Linux: unpredictable, unlike the ids' generator
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(32, '0');
+  for (size_t i = 0; i < out.size(); i += 8) {
+    uint32_t bits = dev();
+    for (size_t j = 0; j < 8; ++j, bits >>= 4) out[i + j] = kHex[bits & 15];
+  }
+  return out;
+}
+
 Status ValidateName(std::string_view name, std::string_view what) {
   if (name.empty() || name.size() > 128) {
     return Status::InvalidArgument(std::string(what) + " must be 1..128 characters (got " +

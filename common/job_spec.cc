@@ -137,6 +137,7 @@ Result<JobSpec> JobSpec::Parse(const json& j, const std::string& base_dir) {
   c.Get("model", s.checkpoint.model);
   c.Get("every_steps", s.checkpoint.every_steps);
   c.Get("async", s.checkpoint.async);
+  c.Get("final_save_timeout", s.checkpoint.final_save_timeout);
   c.Get("keep_latest", s.checkpoint.keep_latest);
   c.Get("keep_best", s.checkpoint.keep_best);
   c.Get("best_metric", s.checkpoint.best_metric);
@@ -144,6 +145,7 @@ Result<JobSpec> JobSpec::Parse(const json& j, const std::string& base_dir) {
   NonNegative(c, "every_steps", s.checkpoint.every_steps);
   NonNegative(c, "keep_latest", s.checkpoint.keep_latest);
   NonNegative(c, "keep_best", s.checkpoint.keep_best);
+  Positive(c, "final_save_timeout", s.checkpoint.final_save_timeout);
   OneOf(c, "best_mode", s.checkpoint.best_mode, {"max", "min"});
   if (s.checkpoint.model.empty()) s.checkpoint.model = s.name;
   else if (Status st = ValidateName(s.checkpoint.model, "model"); !st.ok()) c.Fail("model", "is invalid: " + st.message());
@@ -218,6 +220,7 @@ json JobSpec::ToJson() const {
        {{"model", checkpoint.model},
         {"every_steps", checkpoint.every_steps},
         {"async", checkpoint.async},
+        {"final_save_timeout", checkpoint.final_save_timeout},
         {"keep_latest", checkpoint.keep_latest},
         {"keep_best", checkpoint.keep_best},
         {"best_metric", checkpoint.best_metric},

@@ -77,6 +77,11 @@ struct CheckpointSpec {
   std::string model;        // registry model name; default: the job name
   int64_t every_steps = 0;  // 0 = only at the end
   bool async = true;        // persist in the background while training goes on
+  // How long the final (or preemption) save waits for an unavailable
+  // storage before the attempt fails (and is requeued): long enough to
+  // ride out a storage restart, short enough that a dead storage does not
+  // hold the job's slots for long.
+  double final_save_timeout = 120;  // seconds, > 0
   // Retention (storage keeps the union; aliased/tagged versions are kept too).
   int64_t keep_latest = 0;  // newest N versions (0 = keep all)
   int64_t keep_best = 0;    // best K by best_metric

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstring>
+#include <random>
 #include <vector>
 
 #include "common/ids.h"
@@ -150,61 +153,250 @@ Status RpcServer::Serve() {
   return Status::Ok();
 }
 
-RpcClient::RpcClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout)
-    : ctx_(ctx), endpoint_(std::move(endpoint)), timeout_(timeout) {}
+// The client's socket and what its monitor has said about the connection.
+struct RpcClient::Link {
+  Link(zmq::context_t& ctx, const RpcLiveness& live, bool watched)
+      : dealer(ctx, zmq::socket_type::dealer), monitor(ctx, zmq::socket_type::pair), watched(watched) {
+    dealer.set(zmq::sockopt::linger, 0);
+    dealer.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(live.heartbeat_interval.count()));
+    dealer.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(live.heartbeat_timeout.count()));
+    dealer.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(3 * live.heartbeat_timeout.count()));
+    dealer.set(zmq::sockopt::handshake_ivl, static_cast<int>(live.connect_timeout.count()));
+    monitor.set(zmq::sockopt::linger, 0);
+  }
+  ~Link() {
+    if (monitoring) (void)zmq_socket_monitor(dealer.handle(), nullptr, 0);
+  }
 
-void RpcClient::Connect() {
-  socket_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
-  socket_->set(zmq::sockopt::linger, 0);
-  socket_->connect(endpoint_);
+  zmq::socket_t dealer;
+  zmq::socket_t monitor;  // PAIR receiving the dealer's events
+  // inproc peers raise no events: such a link is taken as always up.
+  bool watched = true;
+  bool monitoring = false;
+  bool up = false;          // handshake done, no disconnect since
+  int refused = 0;          // connect attempts that failed since the last up
+};
+
+namespace {
+
+constexpr int kMonitorEvents = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
+                               ZMQ_EVENT_CLOSED;
+
+std::string Ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+bool IsHexish(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_';
+}
+
+}  // namespace
+
+RpcClient::RpcClient(zmq::context_t& ctx, std::string endpoint, std::chrono::milliseconds timeout,
+                     RpcLiveness liveness)
+    : ctx_(&ctx), endpoint_(std::move(endpoint)), timeout_(timeout), liveness_(liveness) {}
+
+RpcClient::~RpcClient() = default;
+RpcClient::RpcClient(RpcClient&&) noexcept = default;
+RpcClient& RpcClient::operator=(RpcClient&&) noexcept = default;
+
+Status RpcClient::Connect() {
+  const bool watched = endpoint_.rfind("inproc://", 0) != 0;
+  auto link = std::make_unique<Link>(*ctx_, liveness_, watched);
+  if (watched) {
+    // The monitor's PAIR is connected before the dealer dials, so no event
+    // is missed.
+    const std::string addr = "inproc://gantry-rpc-monitor-" + NewRequestId();
+    if (zmq_socket_monitor(link->dealer.handle(), addr.c_str(), kMonitorEvents) != 0) {
+      return Status::Internal("zmq_socket_monitor: " + std::string(zmq_strerror(zmq_errno())));
+    }
+    link->monitoring = true;
+    link->monitor.connect(addr);
+  } else {
+    link->up = true;
+  }
+  link->dealer.connect(endpoint_);
+  link_ = std::move(link);
+  return Status::Ok();
+}
+
+void RpcClient::PollMonitor(std::chrono::milliseconds wait) {
+  Link& l = *link_;
+  if (!l.watched) return;
+  zmq::pollitem_t item{l.monitor.handle(), 0, ZMQ_POLLIN, 0};
+  zmq::poll(&item, 1, wait);
+  while (true) {
+    zmq::message_t event;
+    if (!l.monitor.recv(event, zmq::recv_flags::dontwait)) return;
+    zmq::message_t address;  // the event's second frame
+    if (event.more()) (void)l.monitor.recv(address, zmq::recv_flags::dontwait);
+    if (event.size() < sizeof(uint16_t)) continue;
+    uint16_t id = 0;
+    std::memcpy(&id, event.data(), sizeof id);
+    switch (id) {
+      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        l.up = true;
+        l.refused = 0;
+        break;
+      case ZMQ_EVENT_DISCONNECTED:
+      case ZMQ_EVENT_CLOSED:
+        l.up = false;
+        break;
+      case ZMQ_EVENT_CONNECT_RETRIED:
+        ++l.refused;
+        break;
+      default:
+        break;
+    }
+  }
 }
 
 Result<json> RpcClient::Call(const std::string& type, const json& body) {
-  return Call(type, body, timeout_);
+  return Call(type, body, CallOptions{});
 }
 
-Result<json> RpcClient::Call(const std::string& type, const json& body,
-                             std::chrono::milliseconds timeout) {
+Result<json> RpcClient::Call(const std::string& type, const json& body, std::chrono::milliseconds timeout) {
+  CallOptions o;
+  o.timeout = timeout;
+  return Call(type, body, o);
+}
+
+Result<json> RpcClient::Call(const std::string& type, const json& body, const CallOptions& options) {
+  using Clock = std::chrono::steady_clock;
+  const auto timeout = options.timeout.count() > 0 ? options.timeout : timeout_;
+  const auto start = Clock::now();
+  const auto deadline = start + timeout;
+  const auto retry_until = start + (options.idempotent ? options.retry_for : std::chrono::milliseconds(0));
+  int attempts = 0;
+  while (true) {
+    ++attempts;
+    const auto now = Clock::now();
+    // A first try waits connect_timeout for the connection; a retry waits
+    // for the service to come back until the retry window closes.
+    auto connect_deadline = attempts == 1 ? std::max(now + liveness_.connect_timeout, retry_until) : retry_until;
+    connect_deadline = std::min(connect_deadline, deadline);
+    Outcome outcome = Outcome::kReply;
+    auto r = Attempt(type, body, deadline, connect_deadline, &outcome);
+    if (outcome == Outcome::kReply || outcome == Outcome::kTimeout) return r;
+    const bool retry = options.idempotent && Clock::now() < retry_until && Clock::now() < deadline;
+    if (!retry) {
+      if (attempts == 1) return r;
+      return r.status().WithContext("after " + std::to_string(attempts) + " tries over " +
+                                    Ms(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start)));
+    }
+    spdlog::debug("retrying '{}' to {}: {}", type, endpoint_, r.status().message());
+  }
+}
+
+Result<json> RpcClient::Attempt(const std::string& type, const json& body, std::chrono::steady_clock::time_point deadline,
+                                std::chrono::steady_clock::time_point connect_deadline, Outcome* outcome) {
+  using Clock = std::chrono::steady_clock;
+  auto left = [](Clock::time_point until) {
+    return std::max(std::chrono::milliseconds(0),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()));
+  };
   try {
-    if (!socket_) Connect();
-    const std::string id = NewRequestId();
-    // ZeroMQ takes the encoded bytes without copying them (a 100 MB
+    if (!link_) GANTRY_RETURN_IF_ERROR(Connect());
+    // 1. Wait for the connection (an idle one may have dropped since the
+    //    last call; ZeroMQ redials by itself).
+    PollMonitor(std::chrono::milliseconds(0));
+    while (!link_->up) {
+      const auto wait = left(connect_deadline);
+      if (wait.count() == 0) {
+        const bool refused = link_->refused > 0;
+        link_.reset();
+        *outcome = Outcome::kNotUp;
+        return Status::Unavailable("cannot reach " + endpoint_ + " for '" + type + "': " +
+                                   (refused ? "connection refused" : "no connection") +
+                                   " (is the service running?)");
+      }
+      PollMonitor(std::min(wait, std::chrono::milliseconds(100)));
+    }
+    // 2. Send. ZeroMQ takes the encoded bytes without copying them (a 100 MB
     // checkpoint would otherwise be faulted into a second buffer) and frees
     // them once they are on the wire.
+    const std::string id = NewRequestId();
     auto payload = std::make_unique<std::string>(EncodeRequest(type, id, "", body));
     zmq::message_t frame(payload->data(), payload->size(),
                          [](void*, void* hint) { delete static_cast<std::string*>(hint); }, payload.get());
     payload.release();  // owned by `frame` now
-    socket_->send(zmq::message_t(), zmq::send_flags::sndmore);
-    socket_->send(frame, zmq::send_flags::none);
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (true) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) break;
-      zmq::pollitem_t item{socket_->handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, left);
-      if (!(item.revents & ZMQ_POLLIN)) continue;
+    link_->dealer.send(zmq::message_t(), zmq::send_flags::sndmore);
+    link_->dealer.send(frame, zmq::send_flags::none);
+    const auto sent = Clock::now();
+    // 3. Wait for the reply, the connection's loss, or the deadline.
+    auto read_reply = [&](bool* matched) -> Result<json> {
+      *matched = false;
       std::vector<zmq::message_t> frames;
       zmq::message_t m;
       do {
-        if (!socket_->recv(m, zmq::recv_flags::none)) break;
+        if (!link_->dealer.recv(m, zmq::recv_flags::dontwait)) break;
         frames.push_back(std::move(m));
       } while (frames.back().more());
-      if (frames.empty()) continue;
+      if (frames.empty()) return json();
       auto rep = DecodeReply(frames.back().to_string_view());
-      if (!rep.ok()) return rep.status().WithContext("bad reply from " + endpoint_);
-      if (rep->id != id) continue;  // a late reply to an earlier call
+      if (!rep.ok()) {
+        *matched = true;
+        return rep.status().WithContext("bad reply from " + endpoint_);
+      }
+      if (rep->id != id) return json();  // a late reply to an earlier call
+      *matched = true;
       if (!rep->status.ok()) return rep->status;
       return std::move(rep->body);
+    };
+    while (true) {
+      const auto wait = left(deadline);
+      if (wait.count() == 0) break;
+      zmq::pollitem_t items[2] = {{link_->dealer.handle(), 0, ZMQ_POLLIN, 0},
+                                  {link_->monitor.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, link_->watched ? 2 : 1, wait);
+      if (items[0].revents & ZMQ_POLLIN) {
+        bool matched = false;
+        auto r = read_reply(&matched);
+        if (matched) return r;
+      }
+      if (link_->watched && (items[1].revents & ZMQ_POLLIN)) {
+        PollMonitor(std::chrono::milliseconds(0));
+        if (!link_->up) {
+          // A reply that arrived just before the connection closed (a
+          // service answering "shutdown") is still readable.
+          while (true) {
+            bool matched = false;
+            auto r = read_reply(&matched);
+            if (matched) return r;
+            if (!(link_->dealer.get(zmq::sockopt::events) & ZMQ_POLLIN)) break;
+          }
+          // Anything still queued must not reach a restarted service later.
+          link_.reset();
+          *outcome = Outcome::kLost;
+          return Status::Unavailable(
+              "lost the connection to " + endpoint_ + " " +
+              Ms(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent)) +
+              " into '" + type + "' (the service stopped, crashed or stopped answering heartbeats)");
+        }
+      }
     }
-    socket_.reset();
+    link_.reset();
+    *outcome = Outcome::kTimeout;
     return Status::Unavailable("no reply from " + endpoint_ + " to '" + type + "' within " +
-                               std::to_string(timeout.count()) + " ms");
+                               Ms(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - sent)) +
+                               " (the service is up but slow)");
   } catch (const zmq::error_t& e) {
-    socket_.reset();
+    link_.reset();
+    *outcome = Outcome::kLost;
     return Status::Unavailable("talking to " + endpoint_ + ": " + e.what());
   }
+}
+
+Result<std::string> GetRequestId(const json& body, std::string_view what) {
+  auto it = body.find(kRequestIdField);
+  if (it == body.end() || it->is_null()) return std::string();
+  if (!it->is_string()) {
+    return Status::InvalidArgument(std::string(what) + ": field 'request_id' must be a string");
+  }
+  const std::string id = it->get<std::string>();
+  if (id.size() < 8 || id.size() > 64 || !std::all_of(id.begin(), id.end(), IsHexish)) {
+    return Status::InvalidArgument(std::string(what) + ": field 'request_id' must be 8..64 letters, digits, '-' or '_' (got '" +
+                                   id.substr(0, 80) + "')");
+  }
+  return id;
 }
 
 }  // namespace gantry

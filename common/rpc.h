@@ -8,6 +8,14 @@
 //      [identity, ..., empty, reply] with the same request id.
 //   3. The client waits up to its timeout for the reply whose id matches;
 //      on timeout it drops the socket (late replies die with it).
+// Liveness is not the timeout (RpcClient): the client sends the request only
+// once its connection is up, and watches that connection while it waits
+// (a ZeroMQ socket monitor for disconnects, ZMTP heartbeats for a peer that
+// went silent). A service that is not running, or dies or freezes
+// mid-call, gives `unavailable` within a few seconds, naming its endpoint,
+// however long the call's timeout; a slow service that is alive (its
+// ZeroMQ I/O thread answers the heartbeats while a handler runs) keeps the
+// call going up to the timeout.
 // Malformed input, in the order the server checks it:
 //   - no empty delimiter after the routing frames, or nothing after it: the
 //     message cannot be answered in a way a DEALER/REQ peer would read, so
@@ -104,24 +112,74 @@ class RpcServer {
   std::atomic<int64_t> dropped_{0};
 };
 
+// How an RpcClient decides that its peer is gone. Shorter detects a dead
+// service sooner but may give up on a live one across a network stall;
+// loopback and LAN peers answer heartbeats in well under a millisecond.
+struct RpcLiveness {
+  // No connection (TCP and ZMTP handshake) within this: unavailable. Also
+  // the wait for a restarted service before each retry.
+  std::chrono::milliseconds connect_timeout{2000};
+  // A PING every interval; no traffic at all from the peer for `timeout`
+  // drops the connection (then unavailable). The peer is told to drop us
+  // after 3 x timeout of silence (ZMQ_HEARTBEAT_TTL).
+  std::chrono::milliseconds heartbeat_interval{500};
+  std::chrono::milliseconds heartbeat_timeout{2000};
+};
+
 class RpcClient {
  public:
+  // Per-call settings (Call's third form).
+  struct CallOptions {
+    // Upper bound on the call, however alive the peer; 0 means the
+    // client's default timeout.
+    std::chrono::milliseconds timeout{0};
+    // The request may be sent again without changing the outcome: a read
+    // (ping, list, get, status, load...) or a write carrying a `request_id`
+    // the service deduplicates (docs/protocol.md). Only these are retried.
+    bool idempotent = false;
+    // How long after the call began a lost connection or a service that is
+    // not up yet is retried (a fresh connection, the same body). 0: never.
+    std::chrono::milliseconds retry_for{0};
+  };
+
   RpcClient(zmq::context_t& ctx, std::string endpoint,
-            std::chrono::milliseconds timeout = std::chrono::seconds(10));
+            std::chrono::milliseconds timeout = std::chrono::seconds(10), RpcLiveness liveness = {});
+  ~RpcClient();
+  RpcClient(RpcClient&&) noexcept;
+  RpcClient& operator=(RpcClient&&) noexcept;
 
   // Sends `type` with `body`; returns the reply body or the error it carried.
-  // A service that does not answer in time gives unavailable.
+  // unavailable when the service is not running, its connection is lost
+  // or it stops answering heartbeats (fast, see RpcLiveness), or when no
+  // reply comes within the timeout (a live but slow service).
   Result<json> Call(const std::string& type, const json& body = json::object());
   Result<json> Call(const std::string& type, const json& body, std::chrono::milliseconds timeout);
+  Result<json> Call(const std::string& type, const json& body, const CallOptions& options);
   const std::string& endpoint() const { return endpoint_; }
 
  private:
-  void Connect();
+  struct Link;  // the DEALER, its monitor and the connection state
+  enum class Outcome { kReply, kLost, kNotUp, kTimeout };
+  Status Connect();
+  // One send-and-wait on the current link.
+  Result<json> Attempt(const std::string& type, const json& body, std::chrono::steady_clock::time_point deadline,
+                       std::chrono::steady_clock::time_point connect_deadline, Outcome* outcome);
+  // Reads the monitor's pending events; waits up to `wait` for the first.
+  void PollMonitor(std::chrono::milliseconds wait);
 
-  zmq::context_t& ctx_;
+  zmq::context_t* ctx_;
   std::string endpoint_;
   std::chrono::milliseconds timeout_;
-  std::unique_ptr<zmq::socket_t> socket_;
+  RpcLiveness liveness_;
+  std::unique_ptr<Link> link_;
 };
+
+// A non-idempotent request's `request_id` body field is a NewRequestId()
+// (common/ids.h), made once per user action and reused on every retry.
+
+// The optional `request_id` body field (kRequestIdField): "" when absent;
+// invalid_argument unless 8..64 of [0-9A-Za-z_-]. `what` names the request.
+Result<std::string> GetRequestId(const json& body, std::string_view what);
+inline constexpr const char* kRequestIdField = "request_id";
 
 }  // namespace gantry

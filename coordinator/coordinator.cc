@@ -150,7 +150,15 @@ Result<bool> Coordinator::Readopt(Job& job, const Attempt& a) {
   return true;
 }
 
-Result<Job> Coordinator::Submit(const json& spec_json) {
+Result<Job> Coordinator::Submit(const json& spec_json, const std::string& request_id) {
+  if (!request_id.empty()) {
+    GANTRY_ASSIGN_OR_RETURN(auto earlier, store_.JobForRequest(request_id));
+    if (earlier) {
+      spdlog::info("submit request {} repeated: job {} already queued for it", request_id, *earlier);
+      if (auto it = active_.find(*earlier); it != active_.end()) return it->second;
+      return store_.Get(*earlier);
+    }
+  }
   GANTRY_ASSIGN_OR_RETURN(JobSpec spec, JobSpec::Parse(spec_json));
   GANTRY_RETURN_IF_ERROR(spec.CheckFiles());
   if (spec.SlotsNeeded() > options_.slots) {
@@ -170,7 +178,7 @@ Result<Job> Coordinator::Submit(const json& spec_json) {
   job.priority = job.spec.priority;
   job.submitted_at = job.updated_at = clock_.WallSeconds();
   job.reason = "queued";
-  GANTRY_RETURN_IF_ERROR(store_.Insert(job).WithContext("recording the job"));
+  GANTRY_RETURN_IF_ERROR(store_.Insert(job, request_id).WithContext("recording the job"));
   retention_.Apply(job.spec);  // queued, never waits on storage
   events_.JobChanged(job, job.updated_at);
   spdlog::info("job {} ({}) queued: {} workers", job.id, job.spec.name, job.spec.resources.workers);

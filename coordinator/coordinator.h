@@ -117,7 +117,10 @@ class Coordinator {
   // The retention policy is checked here and handed to storage
   // asynchronously (RetentionSink): a storage that is down delays the
   // policy, not the submit.
-  Result<Job> Submit(const json& spec);
+  // A non-empty `request_id` makes the submit idempotent: when a job was
+  // already recorded with it (by this run or one before a restart), that
+  // job is returned and nothing is queued; the spec is not compared.
+  Result<Job> Submit(const json& spec, const std::string& request_id = "");
   Result<Job> Cancel(const std::string& job_id);
   // Job, spec, attempts and log locations.
   Result<JobView> Describe(const std::string& job_id);

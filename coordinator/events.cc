@@ -9,7 +9,9 @@ namespace gantry::coordinator {
 MonitorEventSink::MonitorEventSink(zmq::context_t& ctx, const std::string& endpoint) {
   if (endpoint.empty()) return;
   try {
-    auto s = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::push);
+    // DEALER: the monitor's ingest is a ROUTER (it acks sequenced metrics;
+    // job_state frames get no reply).
+    auto s = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
     s->set(zmq::sockopt::linger, 1000);
     s->set(zmq::sockopt::sndhwm, 10000);
     s->connect(endpoint);

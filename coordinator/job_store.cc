@@ -1,5 +1,7 @@
 #include "coordinator/job_store.h"
 
+#include "coordinator/retrain/schedule_store.h"
+
 namespace gantry::coordinator {
 namespace {
 
@@ -39,6 +41,33 @@ CREATE TABLE attempts (
 )sql",
     // 2: the attempt's process group, so a restarted coordinator re-adopts it.
     "ALTER TABLE attempts ADD COLUMN pgid INTEGER NOT NULL DEFAULT 0;",
+    // 3: the client's request id of submit_job, so a retried submit finds
+    // its job instead of queueing a second one (NULL: none given).
+    R"sql(
+ALTER TABLE jobs ADD COLUMN request_id TEXT;
+CREATE UNIQUE INDEX jobs_request_id ON jobs(request_id);
+)sql",
+    // 4: deployments (coordinator/deployment_store.cc reads and writes them).
+    R"sql(
+CREATE TABLE deployments (
+  name TEXT PRIMARY KEY,
+  spec TEXT NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  port INTEGER NOT NULL DEFAULT 0,
+  pid INTEGER NOT NULL DEFAULT 0,
+  pgid INTEGER NOT NULL DEFAULT 0,
+  serve_pid INTEGER NOT NULL DEFAULT 0,
+  version TEXT NOT NULL DEFAULT '',
+  restarts INTEGER NOT NULL DEFAULT 0,
+  created_at REAL NOT NULL,
+  updated_at REAL NOT NULL,
+  started_at REAL NOT NULL DEFAULT 0,
+  ready_at REAL NOT NULL DEFAULT 0,
+  last_exit TEXT NOT NULL DEFAULT '',
+  dir TEXT NOT NULL DEFAULT ''
+);
+)sql",
 };
 
 constexpr const char* kJobColumns =
@@ -47,21 +76,41 @@ constexpr const char* kJobColumns =
 
 }  // namespace
 
+// The job and deployment tables, then the retraining schedules' tables
+// (coordinator/retrain/schedule_store.cc), in one user_version sequence.
+const std::vector<std::string>& CoordinatorSchema() {
+  static const std::vector<std::string> schema = [] {
+    std::vector<std::string> all = kMigrations;
+    for (std::string& m : ScheduleMigrations()) all.push_back(std::move(m));
+    return all;
+  }();
+  return schema;
+}
+
 Result<JobStore> JobStore::Open(const std::string& path) {
   GANTRY_ASSIGN_OR_RETURN(sql::Db db, sql::Db::Open(path, /*durable=*/true));
-  GANTRY_RETURN_IF_ERROR(db.Migrate(kMigrations).WithContext("migrating " + path));
+  GANTRY_RETURN_IF_ERROR(db.Migrate(CoordinatorSchema()).WithContext("migrating " + path));
   return JobStore(std::move(db));
 }
 
-Status JobStore::Insert(Job& job) {
+Status JobStore::Insert(Job& job, const std::string& request_id) {
   GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
-      "INSERT INTO jobs (id, spec, state, priority, submitted_at, updated_at, reason) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+      "INSERT INTO jobs (id, spec, state, priority, submitted_at, updated_at, reason, request_id) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''))"));
   q.Bind(1, job.id).Bind(2, job.spec.ToJson().dump()).Bind(3, JobStateName(job.state));
   q.Bind(4, job.priority).Bind(5, job.submitted_at).Bind(6, job.updated_at).Bind(7, job.reason);
+  q.Bind(8, request_id);
   GANTRY_RETURN_IF_ERROR(q.Run());
   job.seq = db_.LastInsertRowId();
   return Status::Ok();
+}
+
+Result<std::optional<std::string>> JobStore::JobForRequest(const std::string& request_id) {
+  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare("SELECT id FROM jobs WHERE request_id=?"));
+  q.Bind(1, request_id);
+  GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(q.ColumnText(0));
 }
 
 Status JobStore::Update(const Job& job) {

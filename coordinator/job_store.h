@@ -8,6 +8,7 @@
 // Thread safety: not thread-safe; owned by the coordinator's loop thread.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,12 +17,20 @@
 
 namespace gantry::coordinator {
 
+// The schema steps of the coordinator's database (jobs, attempts,
+// deployments), applied in order by whichever store opens it first.
+const std::vector<std::string>& CoordinatorSchema();
+
 class JobStore {
  public:
   static Result<JobStore> Open(const std::string& path);
 
-  // Inserts a new job; assigns job.seq.
-  Status Insert(Job& job);
+  // Inserts a new job; assigns job.seq. A non-empty `request_id` (the
+  // client's submit_job request_id) is stored with it, unique across the
+  // store: a second job with the same id is refused (already_exists).
+  Status Insert(Job& job, const std::string& request_id = "");
+  // The job recorded with `request_id`, if any.
+  Result<std::optional<std::string>> JobForRequest(const std::string& request_id);
   // Writes every mutable field of `job` (state, attempt, reason, times...).
   Status Update(const Job& job);
   // Errors: not_found; corruption when a stored row (state, spec JSON)

@@ -1,4 +1,5 @@
-// Launchers start one attempt of a job on its gang of slots and watch it.
+// Launchers start one attempt of a job on its gang of slots and watch it,
+// and (StartProcess) the single long-running process of a deployment.
 // One interface, chosen by cluster configuration (DESIGN.md: local, hosts,
 // slurm); tests use a fake. A launcher never blocks the coordinator loop.
 #pragma once
@@ -8,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/process.h"
 #include "common/status.h"
@@ -49,6 +51,18 @@ class Launch {
   virtual void Abandon() {}
 };
 
+// One long-running process (a deployment's gantry-serve), not a gang of
+// ranks: started under the same exit-recording wrapper, in its own process
+// group, so Poll/RequestStop/Kill and a restarted coordinator's Adopt()
+// treat it like an attempt. `key` must appear in `argv` (Adopt checks it).
+struct ProcessRequest {
+  std::string key;
+  std::vector<std::string> argv;         // argv[0] resolved on PATH
+  std::map<std::string, std::string> env;  // added to the coordinator's
+  std::string log_dir;                   // output.log and exit_status go here
+  std::string log_name = "output.log";
+};
+
 // What a restarted coordinator knows of an attempt it did not start.
 struct AdoptRequest {
   std::string job_id;
@@ -69,6 +83,8 @@ class Launcher {
  public:
   virtual ~Launcher() = default;
   virtual Result<std::unique_ptr<Launch>> Start(const LaunchRequest& request) = 0;
+  // Starts one service process on this launcher's machine (ProcessRequest).
+  virtual Result<std::unique_ptr<Launch>> StartProcess(const ProcessRequest& request) = 0;
   // Re-attaches to a live attempt started by an earlier coordinator (its
   // process group still runs). not_found when nothing of it is alive.
   virtual Result<std::unique_ptr<Launch>> Adopt(const AdoptRequest& request) = 0;
@@ -100,6 +116,7 @@ class LocalMpiLauncher final : public Launcher {
  public:
   explicit LocalMpiLauncher(LocalMpiOptions options) : options_(std::move(options)) {}
   Result<std::unique_ptr<Launch>> Start(const LaunchRequest& request) override;
+  Result<std::unique_ptr<Launch>> StartProcess(const ProcessRequest& request) override;
   Result<std::unique_ptr<Launch>> Adopt(const AdoptRequest& request) override;
   // The command line Start() runs; public so tests and docs can show it.
   std::vector<std::string> CommandLine(const LaunchRequest& request) const;

@@ -187,6 +187,21 @@ Result<std::unique_ptr<Launch>> LocalMpiLauncher::Start(const LaunchRequest& r) 
   return std::unique_ptr<Launch>(std::make_unique<ProcessLaunch>(std::move(child), r.log_dir));
 }
 
+Result<std::unique_ptr<Launch>> LocalMpiLauncher::StartProcess(const ProcessRequest& r) {
+  if (r.argv.empty()) return Status::InvalidArgument("StartProcess: empty command line");
+  GANTRY_RETURN_IF_ERROR(MakeDirs(r.log_dir));
+  std::error_code ec;
+  std::filesystem::remove(r.log_dir + "/" + kExitStatusFile, ec);  // left by the previous run
+  SpawnOptions o;
+  o.argv = {"/bin/sh", "-c", kWrapper, r.log_dir + "/" + kExitStatusFile};
+  for (const auto& a : r.argv) o.argv.push_back(a);
+  o.stdout_path = r.log_dir + "/" + r.log_name;
+  o.new_session = true;
+  o.env = r.env;
+  GANTRY_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Spawn(o));
+  return std::unique_ptr<Launch>(std::make_unique<ProcessLaunch>(std::move(child), r.log_dir));
+}
+
 Result<std::unique_ptr<Launch>> LocalMpiLauncher::Adopt(const AdoptRequest& r) {
   int pgid = r.pgid > 0 ? r.pgid : r.pid;
   // The group must still run this attempt under the wrapper that records its

@@ -8,6 +8,8 @@
 #include "common/process.h"
 #include "common/service.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/deployment_service.h"
+#include "coordinator/deployments.h"
 #include "coordinator/service.h"
 
 namespace {
@@ -21,7 +23,7 @@ int Run(int argc, char** argv) {
   }
   CLI::App app{"gantry-coordinator: queues jobs and gang-schedules them onto MPI workers"};
   std::string data_dir, bind = "tcp://127.0.0.1:" + std::to_string(kCoordinatorPort);
-  std::string storage, monitor, log_level = "info", mpirun = "mpirun", worker_bin;
+  std::string storage, monitor, log_level = "info", mpirun = "mpirun", worker_bin, serve_bin;
   std::vector<std::string> mpirun_args;
   int slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   double stop_grace = 10;
@@ -33,6 +35,7 @@ int Run(int argc, char** argv) {
   app.add_option("--mpirun", mpirun, "mpirun executable");
   app.add_option("--mpirun-arg", mpirun_args, "Extra mpirun argument (repeatable)");
   app.add_option("--worker-bin", worker_bin, "gantry-worker executable (default: next to this binary)");
+  app.add_option("--serve-bin", serve_bin, "gantry-serve executable for deployments (default: next to this binary)");
   app.add_option("--stop-grace", stop_grace, "Seconds between SIGTERM and SIGKILL for stopped jobs");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   CLI11_PARSE(app, argc, argv);
@@ -44,10 +47,16 @@ int Run(int argc, char** argv) {
   }
   InitLogging("coordinator", dir.LogFile(kCoordinator), log_level);
   if (worker_bin.empty()) worker_bin = SelfDir() + "/gantry-worker";
+  if (serve_bin.empty()) serve_bin = SelfDir() + "/gantry-serve";
 
   auto store = coordinator::JobStore::Open(dir.Path("coordinator.db"));
   if (!store.ok()) {
     spdlog::critical("{}", store.status().ToString());
+    return 1;
+  }
+  auto deployment_store = coordinator::DeploymentStore::Open(dir.Path("coordinator.db"));
+  if (!deployment_store.ok()) {
+    spdlog::critical("{}", deployment_store.status().ToString());
     return 1;
   }
   zmq::context_t ctx;
@@ -73,10 +82,29 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
+  coordinator::DeploymentsOptions deploy_options;
+  deploy_options.serve_binary = serve_bin;
+  deploy_options.storage_endpoint = storage;
+  deploy_options.monitor_endpoint = monitor;
+  deploy_options.data_dir = dir.root();
+  deploy_options.policy.stop_grace = options.stop_grace;
+  coordinator::Deployments deployments(deploy_options, std::move(deployment_store).value(), launcher, clock);
+  if (Status s = deployments.Recover(); !s.ok()) {
+    spdlog::critical("recovering deployments: {}", s.ToString());
+    return 1;
+  }
+
   coordinator::RegisterHandlers(server, coord);
+  coordinator::RegisterDeploymentHandlers(server, deployments, deploy_options.host);
+  // Replaces RegisterHandlers' tick: one loop turn drives jobs and deployments.
+  server.OnTick([&coord, &deployments] {
+    coord.Tick();
+    deployments.Tick();
+  });
   ServiceInfo info{kCoordinator, ::getpid(), {{"api", server.endpoint()}}};
   Status s = RunService(server, *signals, dir, info);
   coord.Shutdown();
+  deployments.Shutdown();  // `gantry down`: deployments stop with the cluster
   if (!s.ok()) {
     spdlog::critical("{}", s.ToString());
     return 1;

@@ -69,7 +69,8 @@ void RegisterHandlers(RpcServer& server, Coordinator& c) {
     if (spec == r.body.end() || !spec->is_object()) {
       return Status::InvalidArgument("submit_job: field 'spec' must be a map holding the job spec");
     }
-    GANTRY_ASSIGN_OR_RETURN(Job job, c.Submit(*spec));
+    GANTRY_ASSIGN_OR_RETURN(std::string request_id, GetRequestId(r.body, "submit_job"));
+    GANTRY_ASSIGN_OR_RETURN(Job job, c.Submit(*spec, request_id));
     return json{{"job_id", job.id}, {"state", JobStateName(job.state)}, {"job", JobJson(job)}};
   });
   server.Handle("list_jobs", [&c](const Request& r) -> Result<json> {

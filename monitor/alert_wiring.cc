@@ -106,7 +106,18 @@ void AlertWiring::OnMessage(const IngestMessage& msg) {
   }
 }
 
+void AlertWiring::QueueDrift(alerts::DriftSample sample) {
+  std::lock_guard lock(drift_mu_);
+  drift_queue_.push_back(std::move(sample));
+}
+
 void AlertWiring::OnTick() {
+  std::vector<alerts::DriftSample> drift;
+  {
+    std::lock_guard lock(drift_mu_);
+    drift.swap(drift_queue_);
+  }
+  for (const auto& d : drift) Handle(engine_.ObserveDrift(d));
   double now = clock_.WallSeconds();
   if (now - last_tick_ < 1.0) return;
   last_tick_ = now;

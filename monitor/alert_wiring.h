@@ -30,6 +30,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 #include <zmq.hpp>
 
 #include "common/clock.h"
@@ -77,6 +78,9 @@ class AlertWiring final : public IngestObserver {
   Status Restore();
   void OnMessage(const IngestMessage& msg) override;
   void OnTick() override;
+  // Queues a drift result for the engine (from any thread, e.g. the drift
+  // watcher's); the next OnTick feeds it to ObserveDrift.
+  void QueueDrift(alerts::DriftSample sample);
 
   const alerts::AlertEngine& engine() const { return engine_; }
 
@@ -90,6 +94,8 @@ class AlertWiring final : public IngestObserver {
   std::unique_ptr<Canceller> canceller_;
   Publish publish_;
   double last_tick_ = 0;
+  std::mutex drift_mu_;
+  std::vector<alerts::DriftSample> drift_queue_;  // GUARDED_BY(drift_mu_)
   bool store_failing_ = false;
 };
 

@@ -2,11 +2,13 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
+#include <set>
 
 #include "monitor/alerts/alert_json.h"
 #include "monitor/downsample.h"
 #include "monitor/http/metrics_route.h"
-#include "monitor/http/static_files.h"
+#include "common/http/static_files.h"
 #include "monitor/monitor_api.h"
 #if GANTRY_HAVE_DASHBOARD
 #include "monitor/web/dashboard_files.h"
@@ -44,6 +46,32 @@ Result<int64_t> IntParam(const http::HttpRequest& r, const std::string& name, in
   }
 }
 
+// One /api/drift item (docs/protocol.md): the page reads dataset, time,
+// share, drifted and features[].feature/.statistic.
+json DriftJson(const DriftRecord& r) {
+  json features = json::parse(r.features_json, nullptr, false);
+  if (features.is_discarded()) features = json::array();
+  for (json& f : features) {
+    f["feature"] = f.value("name", "");
+    if (f.contains("ks_statistic")) {
+      f["statistic"] = f["ks_statistic"];
+    } else if (f.contains("chi2_statistic")) {
+      f["statistic"] = f["chi2_statistic"];
+    }
+  }
+  return {{"id", r.id},
+          {"dataset", r.dataset},
+          {"file", r.file},
+          {"time", r.time},
+          {"share", Number(r.share)},
+          {"drifted", r.dataset_drift},
+          {"drifted_features", r.drifted},
+          {"tested", r.tested},
+          {"share_threshold", Number(r.share_threshold)},
+          {"rows", r.rows},
+          {"features", std::move(features)}};
+}
+
 json SeriesJson(const std::vector<SeriesPoint>& points) {
   json out = json::array();
   for (const auto& p : points) out.push_back(json::array({p.step, p.time, Number(p.value)}));
@@ -61,10 +89,7 @@ Status HttpApi::Install(http::Router& router) {
   GANTRY_RETURN_IF_ERROR(router.Add("GET", "/api/jobs/{id}/metrics",
                                     [this](const http::HttpRequest& r) { return JobMetrics(r); }));
   GANTRY_RETURN_IF_ERROR(router.Add("GET", "/api/alerts", [this](const http::HttpRequest&) { return Alerts(); }));
-  // No continuous drift checks yet: always an empty list.
-  GANTRY_RETURN_IF_ERROR(router.Add("GET", "/api/drift", [](const http::HttpRequest&) {
-    return http::HttpResponse::Json(200, R"({"results":[]})");
-  }));
+  GANTRY_RETURN_IF_ERROR(router.Add("GET", "/api/drift", [this](const http::HttpRequest&) { return Drift(); }));
   GANTRY_RETURN_IF_ERROR(router.Add("GET", "/events", [this](const http::HttpRequest&) {
     return http::HttpResponse::EventStream(events_);
   }));
@@ -111,6 +136,16 @@ void HttpApi::OnMessage(const IngestMessage& msg) {
 }
 
 void HttpApi::PublishAlert(const alerts::Transition& t) { events_->Publish("alert", Dump(AlertJson(t.alert))); }
+
+void HttpApi::PublishDrift(const DriftRecord& r) { events_->Publish("drift", Dump(DriftJson(r))); }
+
+http::HttpResponse HttpApi::Drift() const {
+  json out = json::array();
+  if (drift_) {
+    for (const DriftRecord& r : drift_()) out.push_back(DriftJson(r));
+  }
+  return http::HttpResponse::Json(200, Dump(json{{"results", std::move(out)}}));
+}
 
 http::HttpResponse HttpApi::Jobs() const {
   json jobs = json::array();
@@ -177,6 +212,29 @@ Result<prometheus::MetricsSnapshot> HttpApi::Snapshot() const {
     std::map<std::pair<std::string, std::string>, int64_t> counts;
     for (const auto& a : alerts_->List()) ++counts[{a.key.rule, alerts::StateName(a.state)}];
     for (const auto& [k, n] : counts) snap.alerts.push_back({k.first, k.second, n});
+  }
+  if (drift_) {
+    // The latest check of each dataset (a watched directory).
+    std::set<std::string> seen;
+    for (const DriftRecord& r : drift_()) {
+      if (!seen.insert(r.dataset).second) continue;
+      prometheus::DatasetDrift d{r.dataset, r.share, r.dataset_drift, r.time, {}};
+      json features = json::parse(r.features_json, nullptr, false);
+      if (features.is_array()) {
+        for (const json& f : features) {
+          if (d.features.size() >= 5) break;
+          if (f.contains("ks_statistic") && f["ks_statistic"].is_number()) {
+            std::optional<double> p;
+            if (f["ks_p_value"].is_number()) p = f["ks_p_value"].get<double>();
+            d.features.push_back({f.value("name", ""), "ks", f["ks_statistic"].get<double>(), p});
+          }
+          if (f.contains("psi") && f["psi"].is_number()) {
+            d.features.push_back({f.value("name", ""), "psi", f["psi"].get<double>(), std::nullopt});
+          }
+        }
+      }
+      snap.drift.push_back(std::move(d));
+    }
   }
   return snap;
 }

@@ -15,13 +15,16 @@
 // RpcServer thread, the handlers on the HTTP threads; PublishAlert from any.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "monitor/alerts/alert.h"
 #include "monitor/alerts/engine.h"
-#include "monitor/http/router.h"
-#include "monitor/http/sse.h"
+#include "common/http/router.h"
+#include "common/http/sse.h"
+#include "monitor/drift_watcher.h"
 #include "monitor/metrics_store.h"
 #include "monitor/monitor_service.h"
 #include "monitor/read_model.h"
@@ -49,6 +52,11 @@ class HttpApi final : public IngestObserver {
   void OnDropped() override { model_.OnDropped(); }
   // An `alert` SSE event for one transition.
   void PublishAlert(const alerts::Transition& t);
+  // Continuous drift results for /api/drift and /metrics (newest first);
+  // unset: none. Call before Install.
+  void SetDriftSource(std::function<std::vector<DriftRecord>()> recent) { drift_ = std::move(recent); }
+  // A `drift` SSE event for one new result.
+  void PublishDrift(const DriftRecord& r);
 
   const ReadModel& model() const { return model_; }
   std::shared_ptr<http::SseBroadcaster> events() const { return events_; }
@@ -57,6 +65,7 @@ class HttpApi final : public IngestObserver {
   http::HttpResponse Jobs() const;
   http::HttpResponse JobMetrics(const http::HttpRequest& r);
   http::HttpResponse Alerts() const;
+  http::HttpResponse Drift() const;
   Result<prometheus::MetricsSnapshot> Snapshot() const;
 
   ReadModel model_;
@@ -64,6 +73,7 @@ class HttpApi final : public IngestObserver {
   MetricsStore query_store_;  // GUARDED_BY(store_mu_)
   const alerts::AlertEngine* alerts_;
   std::shared_ptr<http::SseBroadcaster> events_;
+  std::function<std::vector<DriftRecord>()> drift_;  // set before serving
 };
 
 }  // namespace gantry::monitor

@@ -43,6 +43,10 @@ Result<MetricsPoint> ParseMetrics(const json& body) {
   if (!total.ok()) return total.status().WithContext(type);
   p.total_steps = *total;
   if (p.total_steps < 0) return Bad(type, "field 'total_steps' must be >= 0");
+  auto seq = GetInt(body, "seq", 0);
+  if (!seq.ok()) return seq.status().WithContext(type);
+  if (*seq < 0) return Bad(type, "field 'seq' must be >= 0");
+  p.seq = *seq;
   auto values = body.find("values");
   if (values == body.end() || !values->is_object() || values->empty()) {
     return Bad(type, "field 'values' must be a non-empty map {name: number}");

@@ -2,7 +2,9 @@
 //
 // Each is one frame, ToMsgpack of {v: 1, type, id?, body}:
 //   metrics   {job_id, attempt, rank, world_size?, step, total_steps?, epoch,
-//              time (unix s), values: {name: number}}; values may be NaN/Inf.
+//              time (unix s), values: {name: number}, seq?}; values may be
+//              NaN/Inf; seq (>= 1) numbers the points of one (job_id,
+//              attempt, rank) for acknowledgements and deduplication.
 //   job_state {job_id, state, attempt?, reason?, time}
 // ParseIngestFrame() never throws: a malformed frame (bad MessagePack, wrong
 // types, unknown type, out-of-range values) is an invalid_argument Status.
@@ -38,6 +40,7 @@ struct MetricsPoint {
   int64_t total_steps = 0;  // planned steps of the run; 0 = not reported
   double time = 0;
   std::vector<std::pair<std::string, double>> values;
+  int64_t seq = 0;  // sender's sequence number; 0 = not sequenced
 };
 
 struct JobEvent {

@@ -11,9 +11,10 @@
 #include "common/service.h"
 #include "common/signal_fd.h"
 #include "monitor/alert_wiring.h"
+#include "monitor/drift_watcher.h"
 #include "monitor/alerts/webhook_notifier.h"
-#include "monitor/http/server.h"
-#include "monitor/http/token.h"
+#include "common/http/server.h"
+#include "common/http/token.h"
 #include "monitor/http_api.h"
 #include "monitor/metrics_store.h"
 #include "monitor/monitor_api.h"
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
   std::string alerts_file;
   std::string coordinator;
   std::string log_level = "info";
+  gantry::monitor::DriftWatchOptions drift_watch;
   app.add_option("--data-dir", data_dir, "data directory")->required();
   app.add_option("--ingest", options.ingest_bind, "PULL endpoint for metrics (port 0 or * picks a free port)");
   app.add_option("--feed", options.feed_bind, "PUB endpoint of the live feed");
@@ -75,6 +77,12 @@ int main(int argc, char** argv) {
                  "cluster alert rules (default: <data>/alerts.yaml if present, else the built-in configs/alerts.yaml)");
   app.add_option("--coordinator", coordinator,
                  "coordinator api endpoint for `action: cancel` (default: from the coordinator's run file)");
+#if GANTRY_HAVE_DRIFT_WATCH
+  app.add_option("--drift-watch", drift_watch.dir, "dataset directory whose new shards are checked for drift");
+  app.add_option("--drift-reference", drift_watch.reference,
+                 "reference of --drift-watch: a dataset path, or MODEL@VERSION (the profile stored with it)");
+  app.add_option("--drift-interval", drift_watch.interval_seconds, "seconds between listings of --drift-watch");
+#endif
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
@@ -122,6 +130,20 @@ int main(int argc, char** argv) {
   if (auto s = api.Restore(); !s.ok()) return Fail(s.WithContext("reading the stored jobs"));
   monitor.AddObserver(&api);
   monitor.AddObserver(&alerting);
+#if GANTRY_HAVE_DRIFT_WATCH
+  // Continuous drift: each new shard's result goes to SSE and the alert rules.
+  std::unique_ptr<gantry::monitor::DriftWatcher> watcher;
+  if (!drift_watch.dir.empty()) {
+    auto w = gantry::monitor::DriftWatcher::Create(
+        drift_watch, dir, [&api, &alerting](const gantry::monitor::DriftRecord& r) {
+          api.PublishDrift(r);
+          alerting.QueueDrift({r.dataset, r.share, r.drifted, r.tested, r.dataset_drift, r.share_threshold});
+        });
+    if (!w.ok()) return Fail(w.status());
+    watcher = std::move(w).value();
+    api.SetDriftSource([&watcher] { return watcher->Recent(); });
+  }
+#endif
   auto router = std::make_shared<gantry::http::Router>();
   if (auto s = api.Install(*router); !s.ok()) return Fail(s);
   gantry::http::HttpServer http(http_options, router);
@@ -140,7 +162,13 @@ int main(int argc, char** argv) {
                             {"ingest", monitor.ingest_endpoint()},
                             {"feed", monitor.feed_endpoint()},
                             {"http", "http://" + http_options.address + ":" + std::to_string(http.port())}}};
+#if GANTRY_HAVE_DRIFT_WATCH
+  if (watcher) watcher->Start();
+#endif
   gantry::Status served = gantry::RunService(server, *signals, dir, info);
+#if GANTRY_HAVE_DRIFT_WATCH
+  if (watcher) watcher->Stop();
+#endif
   http.Stop();
   gantry::Status flushed = monitor.Shutdown();
   if (!served.ok()) return Fail(served);

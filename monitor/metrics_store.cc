@@ -33,6 +33,16 @@ CREATE INDEX job_events_job ON job_events(job_id);
     R"sql(
 ALTER TABLE metrics ADD COLUMN total_steps INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 3: at-least-once delivery. A point may arrive more than once (a
+    // worker re-sends what was not acknowledged); one row per (job_id,
+    // attempt, rank, step, name) keeps the first. seq is the sender's
+    // sequence number (0 = not sequenced), the basis of acknowledgements.
+    R"sql(
+ALTER TABLE metrics ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+DELETE FROM metrics WHERE rowid NOT IN
+  (SELECT MIN(rowid) FROM metrics GROUP BY job_id, attempt, rank, step, name);
+CREATE UNIQUE INDEX metrics_point ON metrics(job_id, attempt, rank, step, name);
+)sql",
 };
 
 }  // namespace
@@ -42,8 +52,8 @@ Result<MetricsStore> MetricsStore::Open(const std::string& path) {
   GANTRY_RETURN_IF_ERROR(db.Migrate(kMigrations).WithContext(path));
   MetricsStore store(std::move(db));
   GANTRY_ASSIGN_OR_RETURN(store.insert_metric_, store.db_.Prepare(
-      "INSERT INTO metrics(job_id, attempt, rank, step, epoch, time, name, value, total_steps)"
-      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+      "INSERT OR IGNORE INTO metrics(job_id, attempt, rank, step, epoch, time, name, value, total_steps, seq)"
+      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
   GANTRY_ASSIGN_OR_RETURN(store.insert_event_, store.db_.Prepare(
       "INSERT INTO job_events(job_id, state, attempt, reason, time) VALUES(?1, ?2, ?3, ?4, ?5)"));
   return store;
@@ -57,7 +67,7 @@ Status MetricsStore::Write(const std::vector<MetricsPoint>& points, const std::v
     for (const auto& [name, value] : p.values) {
       auto& s = insert_metric_;
       s.Bind(1, p.job_id).Bind(2, p.attempt).Bind(3, p.rank).Bind(4, p.step).Bind(5, p.epoch);
-      s.Bind(6, p.time).Bind(7, name).Bind(9, p.total_steps);
+      s.Bind(6, p.time).Bind(7, name).Bind(9, p.total_steps).Bind(10, p.seq);
       if (std::isnan(value)) {
         s.BindNull(8);
       } else {
@@ -118,6 +128,22 @@ Result<std::vector<MetricsPoint>> MetricsStore::Points(const std::string& job_id
         q.ColumnText(5), q.ColumnIsNull(6) ? std::numeric_limits<double>::quiet_NaN() : q.ColumnDouble(6));
   }
   return points;
+}
+
+Result<std::vector<int64_t>> MetricsStore::Seqs(const std::string& job_id, int64_t attempt, int64_t rank) {
+  // The unique index (job_id, attempt, rank, step, name) narrows the scan to
+  // the source's rows.
+  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
+      "SELECT DISTINCT seq FROM metrics WHERE job_id = ?1 AND attempt = ?2 AND rank = ?3 AND seq > 0"
+      " ORDER BY seq"));
+  q.Bind(1, job_id).Bind(2, attempt).Bind(3, rank);
+  std::vector<int64_t> seqs;
+  while (true) {
+    GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    seqs.push_back(q.ColumnInt(0));
+  }
+  return seqs;
 }
 
 Result<std::vector<JobEvent>> MetricsStore::Events(const std::string& job_id) {

@@ -1,9 +1,13 @@
 // MetricsStore: the monitor's SQLite database, <data>/monitor.db (WAL).
 //
-//   metrics(job_id, attempt, rank, step, epoch, time, name, value)
-//     one row per value of a point; index (job_id, step). value is REAL;
+//   metrics(job_id, attempt, rank, step, epoch, time, name, value,
+//           total_steps, seq)
+//     one row per value of a point; index (job_id, step); unique index
+//     (job_id, attempt, rank, step, name): a point written again (a worker
+//     re-sent it) keeps its first rows (INSERT OR IGNORE). value is REAL;
 //     NaN is stored as NULL (SQLite has no NaN) and read back as NaN, while
-//     +-Inf are ordinary REALs.
+//     +-Inf are ordinary REALs. seq is the sender's sequence number (0 =
+//     not sequenced).
 //   job_events(job_id, state, attempt, reason, time)  index (job_id)
 //
 // Ownership: owns the database handle and its cached statements.
@@ -25,7 +29,8 @@ class MetricsStore {
   MetricsStore(MetricsStore&&) = default;
   MetricsStore& operator=(MetricsStore&&) = default;
 
-  // Inserts everything in one transaction: all or nothing.
+  // Inserts everything in one transaction: all or nothing. Rows already
+  // stored (same job_id, attempt, rank, step, name) are skipped.
   Status Write(const std::vector<MetricsPoint>& points, const std::vector<JobEvent>& events);
 
   // Reads return the records ingest parsed (ingest_message.h), so a point or
@@ -35,6 +40,9 @@ class MetricsStore {
   // at most `limit` of them; each point's values in the order they were
   // written, NaN as NaN; total_steps 0 when the worker did not report it.
   Result<std::vector<MetricsPoint>> Points(const std::string& job_id, int64_t after_step, int64_t limit);
+  // The distinct sequence numbers (> 0) stored for one sender, ascending:
+  // what a restarted monitor has durably received from it.
+  Result<std::vector<int64_t>> Seqs(const std::string& job_id, int64_t attempt, int64_t rank);
   // Events of `job_id` in arrival order.
   Result<std::vector<JobEvent>> Events(const std::string& job_id);
   // True when the store holds any point or event of `job_id`.

@@ -54,6 +54,7 @@ json StatsJson(const MonitorStats& s) {
   return {{"points_ingested", s.points_ingested},
           {"events_ingested", s.events_ingested},
           {"messages_dropped", s.messages_dropped},
+          {"points_repeated", s.points_repeated},
           {"buffered", s.buffered}};
 }
 

@@ -6,7 +6,8 @@
 //                                     total_steps?, values: {name: number}}]}
 //                  (total_steps left out when the worker did not report it)
 //   get_events  {job_id} -> {job_id, events: [{state, attempt?, reason?, time}]}
-//   stats       {} -> {points_ingested, events_ingested, messages_dropped, buffered}
+//   stats       {} -> {points_ingested, events_ingested, messages_dropped,
+//                     points_repeated, buffered}
 //   get_alerts  {job_id?} -> {alerts: [alert_json.h instance + job_id, rank (null
 //               when per job)]}: pending, firing and resolved alerts, firing
 //               first (AlertEngine::List), only `job_id`'s when given

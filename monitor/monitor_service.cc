@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/ingest_wire.h"
 #include "monitor/monitor_api.h"
 
 namespace gantry::monitor {
@@ -23,11 +24,12 @@ Result<std::string> BindSocket(zmq::socket_t& socket, std::string addr, const ch
 
 MonitorService::MonitorService(zmq::context_t& ctx, MetricsStore store, const Clock& clock,
                                MonitorOptions options)
-    : ingest_(ctx, zmq::socket_type::pull),
+    : ingest_(ctx, zmq::socket_type::router),
       feed_(ctx, zmq::socket_type::pub),
       store_(std::move(store)),
       buffer_(clock, options.buffer),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      acks_([this](const SenderKey& k) { return store_.Seqs(k.job_id, k.attempt, k.rank); }) {
   ingest_.set(zmq::sockopt::maxmsgsize, options_.max_ingest_bytes);
   ingest_.set(zmq::sockopt::linger, 0);
   feed_.set(zmq::sockopt::linger, 0);
@@ -47,8 +49,11 @@ void MonitorService::Attach(RpcServer& server) {
 
 void MonitorService::DrainIngest(size_t max_frames) {
   for (size_t i = 0; i < max_frames; ++i) {
+    // ROUTER: [routing id of the sender's connection][the message].
+    zmq::message_t routing_id;
+    if (!ingest_.recv(routing_id, zmq::recv_flags::dontwait)) return;
     zmq::message_t frame;
-    if (!ingest_.recv(frame, zmq::recv_flags::dontwait)) return;
+    if (!routing_id.more() || !ingest_.recv(frame, zmq::recv_flags::dontwait)) continue;
     if (frame.more()) {
       // Ingest messages are single frames: drop the whole multipart message.
       while (frame.more() && ingest_.recv(frame, zmq::recv_flags::dontwait)) {
@@ -57,17 +62,29 @@ void MonitorService::DrainIngest(size_t max_frames) {
       spdlog::debug("dropped a multipart ingest message");
       continue;
     }
-    OnIngestFrame(frame.to_string_view());
+    OnIngestFrame(frame.to_string_view(), routing_id.to_string());
     Tick();
   }
 }
 
-void MonitorService::OnIngestFrame(std::string_view frame) {
+void MonitorService::OnIngestFrame(std::string_view frame, const std::string& routing_id) {
   auto msg = ParseIngestFrame(frame);
   if (!msg.ok()) {
     Dropped();
     spdlog::debug("dropped ingest frame of {} bytes: {}", frame.size(), msg.status().message());
     return;
+  }
+  // A sequenced point received before (a sender re-sent what was not yet
+  // acknowledged) is acknowledged again, and seen by no one.
+  const auto* point = std::get_if<MetricsPoint>(&msg->record);
+  const int64_t seq = point ? point->seq : 0;
+  SenderKey sender;
+  if (seq > 0) {
+    sender = {point->job_id, point->attempt, point->rank};
+    if (acks_.IsRepeat(sender, seq, routing_id)) {
+      ++points_repeated_;
+      return;
+    }
   }
   // Observers and topic/payload first: buffering moves the record out.
   const std::string topic = msg->Topic();
@@ -81,6 +98,10 @@ void MonitorService::OnIngestFrame(std::string_view frame) {
     return;
   }
   ++(msg->type == kMetricsType ? points_ingested_ : events_ingested_);
+  if (seq > 0) {
+    acks_.Received(sender, seq);
+    buffered_seqs_.emplace_back(std::move(sender), seq);
+  }
   Publish(topic, payload);
 }
 
@@ -102,11 +123,31 @@ void MonitorService::Dropped() {
 
 void MonitorService::Tick() {
   if (buffer_.Due()) (void)Flush();
+  // Acks say what is committed: send them once nothing is waiting.
+  if (buffer_.empty()) SendAcks();
   for (IngestObserver* o : observers_) o->OnTick();
+}
+
+void MonitorService::SendAcks() {
+  for (const DueAck& a : acks_.TakeDue()) {
+    const std::string frame = EncodeIngestAck(a.ack);
+    try {
+      // ROUTER drops a frame for a sender that is gone; it acks again later.
+      if (ingest_.send(zmq::buffer(a.routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        (void)ingest_.send(zmq::buffer(frame), zmq::send_flags::dontwait);
+      }
+    } catch (const zmq::error_t& e) {
+      spdlog::debug("ingest ack to {} failed: {}", a.ack.job_id, e.what());
+    }
+  }
 }
 
 Status MonitorService::Flush() {
   Status s = buffer_.FlushTo(store_);
+  if (s.ok()) {
+    for (const auto& [sender, seq] : buffered_seqs_) acks_.Committed(sender, seq);
+    buffered_seqs_.clear();
+  }
   if (!s.ok() && !flush_failing_) {
     spdlog::error("writing metrics failed, keeping {} messages buffered: {}", buffer_.size(), s.ToString());
   } else if (s.ok() && flush_failing_) {
@@ -154,6 +195,7 @@ MonitorStats MonitorService::Stats() const {
   s.points_ingested = points_ingested_;
   s.events_ingested = events_ingested_;
   s.messages_dropped = messages_dropped_;
+  s.points_repeated = points_repeated_;
   s.buffered = static_cast<int64_t>(buffer_.size());
   return s;
 }

@@ -1,8 +1,10 @@
 // MonitorService: the monitor's sockets and wire API around a MetricsStore.
 //
 // Sockets (all bound by Bind(); ":0" or ":*" picks a free port):
-//   ingest  PULL, single-frame messages (ingest_message.h); frames above
-//           max_ingest_bytes are dropped by ZeroMQ (ZMQ_MAXMSGSIZE).
+//   ingest  ROUTER, single-frame messages from DEALER senders
+//           (ingest_message.h); frames above max_ingest_bytes are dropped by
+//           ZeroMQ (ZMQ_MAXMSGSIZE). Senders of sequenced metrics get
+//           `ingest_ack` frames back on the same connection (ingest_acks.h).
 //   feed    PUB; every valid ingest message is republished at once as
 //           [topic "job/<job_id>", ToMsgpack({type, body})].
 //   api     the RpcServer passed to Attach(); its handlers (monitor_api.h)
@@ -15,10 +17,15 @@
 // Life of an ingest message:
 //   1. the PULL socket is readable: Attach()'s callback drains up to
 //      kMaxFramesPerWakeup frames so the api is never starved;
-//   2. each frame is parsed; a malformed one is counted and dropped;
+//   2. each frame is parsed; a malformed one is counted and dropped; a
+//      sequenced point received before is counted (points_repeated) and
+//      dropped, unseen by the feed and the observers;
 //   3. a valid one is published on the feed, then buffered (ingest_buffer.h);
 //   4. the buffer is written in one transaction when due (checked after each
-//      frame and on every server tick), before any query, and at Shutdown().
+//      frame and on every server tick), before any query, and at Shutdown();
+//   5. once the buffer is empty (all committed), every sender of sequenced
+//      points since the last ack gets one: the highest seq up to which all
+//      its points are committed.
 //
 // Ownership: owns its sockets, store and buffer; the zmq context and the
 // Clock must outlive it. Thread safety: everything runs on the thread that
@@ -34,6 +41,7 @@
 
 #include "common/clock.h"
 #include "common/rpc.h"
+#include "monitor/ingest_acks.h"
 #include "monitor/ingest_buffer.h"
 #include "monitor/metrics_store.h"
 
@@ -63,6 +71,7 @@ struct MonitorStats {
   int64_t points_ingested = 0;
   int64_t events_ingested = 0;
   int64_t messages_dropped = 0;  // malformed, multipart or over the buffer bound
+  int64_t points_repeated = 0;   // sequenced points received again (dropped)
   int64_t buffered = 0;          // received, not yet written
 };
 
@@ -102,8 +111,9 @@ class MonitorService {
   // Publishes one message on the feed (RpcServer thread only).
   void Publish(const std::string& topic, const std::string& payload);
 
-  // Steps 2-3 for one frame. Public so tests can feed frames directly.
-  void OnIngestFrame(std::string_view frame);
+  // Steps 2-3 for one frame from `routing_id` (empty: fed in directly, no
+  // ack is sent). Public so tests can feed frames directly.
+  void OnIngestFrame(std::string_view frame, const std::string& routing_id = "");
   // Flushes when the buffer is due (the server tick calls this).
   void Tick();
   // Writes the buffer now.
@@ -124,6 +134,7 @@ class MonitorService {
   // not_found unless the store knows `job_id`; `request` prefixes errors.
   Status CheckKnown(const std::string& job_id, const char* request);
   void Dropped();
+  void SendAcks();
 
   zmq::socket_t ingest_;
   zmq::socket_t feed_;
@@ -133,10 +144,14 @@ class MonitorService {
   std::string ingest_endpoint_;
   std::string feed_endpoint_;
   std::vector<IngestObserver*> observers_;
+  IngestAcks acks_;
+  // Sequenced points in buffer_, committed to acks_ when it is written.
+  std::vector<std::pair<SenderKey, int64_t>> buffered_seqs_;
   bool flush_failing_ = false;  // to log a failing disk once, not per tick
   int64_t points_ingested_ = 0;
   int64_t events_ingested_ = 0;
   int64_t messages_dropped_ = 0;
+  int64_t points_repeated_ = 0;
 };
 
 }  // namespace gantry::monitor

@@ -11,10 +11,11 @@ GANTRY_PACKAGES=(
   libgtest-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
   zlib1g-dev
+  libhowardhinnant-date-dev tzdata
   dataset-fashion-mnist
   python3-torch
   python3-scipy
-  prometheus libjs-dygraphs chromium
+  prometheus libjs-dygraphs chromium curl
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

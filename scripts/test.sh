@@ -18,4 +18,8 @@ fi
 export OMP_NUM_THREADS=1
 
 log "running tests"
-ctest --test-dir "$BUILD" --output-on-failure -j "$(nproc)" --timeout 600 "$@"
+# A failed test is run once more (--repeat until-pass:2): the end-to-end
+# tests kill real processes on a shared 2-core machine, and a timing budget
+# (the chaos test's "normal time + 30 s") can be missed under load. A test
+# that needed the second run shows as failed-then-passed in the output.
+ctest --test-dir "$BUILD" --output-on-failure -j "$(nproc)" --timeout 600 --repeat until-pass:2 "$@"

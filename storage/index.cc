@@ -98,6 +98,17 @@ CREATE TABLE pending_deletes(
   created_at REAL NOT NULL
 );
 )sql",
+    // 3: client request ids of saves and imports, so a retried save finds
+    //    its version instead of committing a second one. Kept when the
+    //    version is deleted (a late retry is then refused, not re-saved).
+    R"sql(
+CREATE TABLE save_requests(
+  request_id TEXT PRIMARY KEY,
+  model TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  created_at REAL NOT NULL
+);
+)sql",
 };
 
 // A JSON column that no longer parses as an object means the index was
@@ -246,6 +257,22 @@ Result<std::optional<VersionRow>> Index::GetVersion(const std::string& model, in
   if (!row) return std::optional<VersionRow>();
   GANTRY_ASSIGN_OR_RETURN(auto v, ReadVersion(q));
   return std::optional<VersionRow>(std::move(v));
+}
+
+Status Index::RecordSaveRequest(const std::string& request_id, const std::string& model, int64_t version,
+                                double now) {
+  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare(
+      "INSERT INTO save_requests(request_id, model, version, created_at) VALUES (?1, ?2, ?3, ?4)"));
+  q.Bind(1, request_id).Bind(2, model).Bind(3, version).Bind(4, now);
+  return q.Run().WithContext("recording save request " + request_id);
+}
+
+Result<std::optional<SaveRequestRow>> Index::SaveForRequest(const std::string& request_id) {
+  GANTRY_ASSIGN_OR_RETURN(auto q, db_.Prepare("SELECT model, version FROM save_requests WHERE request_id = ?1"));
+  q.Bind(1, request_id);
+  GANTRY_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return std::optional<SaveRequestRow>();
+  return std::optional<SaveRequestRow>(SaveRequestRow{q.ColumnText(0), q.ColumnInt(1)});
 }
 
 Result<std::vector<VersionRow>> Index::Versions(const std::string& model) {

@@ -13,6 +13,8 @@
 //   retention        per-model policy (latest N, best K by a metric)
 //   pending_deletes  paths that garbage collection has unlinked from the
 //                    index but may not have removed from disk yet
+//   save_requests    client request ids of saves -> the version each made
+//                    (a retried save returns it instead of saving again)
 // The schema evolves only by appending to the migration list in index.cc.
 // Every statement is parameterised.
 //
@@ -65,6 +67,12 @@ struct PackRow {
   int64_t blobs = 0;
 };
 
+// The version a save with a given request id committed.
+struct SaveRequestRow {
+  std::string model;
+  int64_t version = 0;
+};
+
 struct TagRow {
   std::string tag;
   bool protect = false;
@@ -102,6 +110,9 @@ class Index {
   Result<std::vector<VersionRow>> AllVersions();
   Result<int64_t> LatestVersion(const std::string& model);  // 0 when none
   Result<std::vector<TensorRecord>> Tensors(const std::string& model, int64_t version);
+  // Save request ids (unique: a second record of one id is already_exists).
+  Status RecordSaveRequest(const std::string& request_id, const std::string& model, int64_t version, double now);
+  Result<std::optional<SaveRequestRow>> SaveForRequest(const std::string& request_id);
   // Removes the version's rows (tensors, tags, aliases, version).
   Status DeleteVersionRows(const std::string& model, int64_t version);
 

@@ -10,6 +10,7 @@
 #include "common/service.h"
 #include "common/signal_fd.h"
 #include "storage/registry.h"
+#include "storage/registry_feed.h"
 #include "storage/storage_service.h"
 
 namespace {
@@ -34,8 +35,12 @@ int main(int argc, char** argv) {
   std::string bind = "tcp://127.0.0.1:" + std::to_string(gantry::kStoragePort);
   int64_t max_message_mb = gantry::storage::kDefaultMaxMessageMb;
   std::string log_level = "info";
+  std::string feed_bind;
   app.add_option("--data-dir", data_dir, "data directory")->required();
   app.add_option("--bind", bind, "API endpoint (port 0 or * picks a free port)");
+  app.add_option("--feed", feed_bind,
+                 "PUB endpoint of the registry feed (default: --bind's host, a free port; "
+                 "announced in ping and run/storage.json)");
   app.add_option("--max-message-mb", max_message_mb, "largest request accepted, MiB")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
@@ -55,10 +60,18 @@ int main(int argc, char** argv) {
   options.bind = bind;
   options.max_message_bytes = max_message_mb << 20;
   gantry::RpcServer server(ctx, options);
-  gantry::storage::RegisterStorageHandlers(server, *registry);
   if (auto s = server.Bind(); !s.ok()) return Fail(s);
+  // The feed defaults to a free port on the API's host: clients find it in
+  // ping / run/storage.json, so it needs no fixed port of its own.
+  if (feed_bind.empty()) {
+    const std::string& api = server.endpoint();
+    feed_bind = api.substr(0, api.rfind(':')) + ":0";
+  }
+  gantry::storage::RegistryFeed feed(ctx);
+  if (auto s = feed.Bind(feed_bind); !s.ok()) return Fail(s);
+  gantry::storage::RegisterStorageHandlers(server, *registry, &feed);
 
-  gantry::ServiceInfo info{gantry::kStorage, ::getpid(), {{"api", server.endpoint()}}};
+  gantry::ServiceInfo info{gantry::kStorage, ::getpid(), {{"api", server.endpoint()}, {"feed", feed.endpoint()}}};
   if (auto s = gantry::RunService(server, *signals, dir, info); !s.ok()) return Fail(s);
   return 0;
 }

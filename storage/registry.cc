@@ -131,9 +131,39 @@ Result<std::string> Registry::ChooseBlobKey(
   }
 }
 
-Result<SaveResult> Registry::Save(const Checkpoint& c) {
+Result<std::optional<SaveResult>> Registry::EarlierSave(const std::string& model, const std::string& request_id) {
+  GANTRY_ASSIGN_OR_RETURN(auto earlier, index_.SaveForRequest(request_id));
+  if (!earlier) return std::optional<SaveResult>();
+  const std::string was = earlier->model + " v" + std::to_string(earlier->version);
+  if (earlier->model != model) {
+    return Status::InvalidArgument("request_id " + request_id + " already saved " + was + "; a request id names one save (make a fresh one per save)");
+  }
+  GANTRY_ASSIGN_OR_RETURN(auto row, index_.GetVersion(model, earlier->version));
+  if (!row) {
+    return Status::FailedPrecondition("request_id " + request_id + " already saved " + was +
+                                      ", which has been deleted since; a new save needs a new request id");
+  }
+  SaveResult r;
+  r.model = model;
+  r.version = row->version;
+  r.path = root_ + "/" + row->path;
+  r.bytes = row->bytes;
+  r.deduplicated = true;
+  return std::optional<SaveResult>(std::move(r));
+}
+
+Result<SaveResult> Registry::Save(const Checkpoint& c, const std::string& request_id) {
   const std::string& model = c.prov.model;
   GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
+  if (!request_id.empty()) {
+    // A retry of a save whose reply was lost (the service or the link died
+    // after the commit): answer as the first time, write nothing.
+    GANTRY_ASSIGN_OR_RETURN(auto earlier, EarlierSave(model, request_id));
+    if (earlier) {
+      spdlog::info("save request {} repeated: {} v{} already holds it", request_id, model, earlier->version);
+      return std::move(*earlier);
+    }
+  }
   const std::string model_dir = CheckpointsDir() + "/" + model;
   if (!PathExists(model_dir)) {
     GANTRY_RETURN_IF_ERROR(MakeDirs(model_dir));
@@ -233,6 +263,7 @@ Result<SaveResult> Registry::Save(const Checkpoint& c) {
   GANTRY_RETURN_IF_ERROR(index_.InsertVersion(row));
   GANTRY_RETURN_IF_ERROR(index_.InsertTensors(model, version, manifest.tensors));
   GANTRY_RETURN_IF_ERROR(index_.SetNextVersion(model, version + 1));
+  if (!request_id.empty()) GANTRY_RETURN_IF_ERROR(index_.RecordSaveRequest(request_id, model, version, now));
   GANTRY_RETURN_IF_ERROR(tx.Commit().WithContext("committing " + rel));
   staging.Keep();
   published.Disarm();

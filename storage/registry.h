@@ -75,8 +75,14 @@ class Registry {
   Registry(Registry&&) = default;
   Registry& operator=(Registry&&) = default;
 
-  // Commits a new version.
-  Result<SaveResult> Save(const Checkpoint& checkpoint);
+  // Commits a new version. A non-empty `request_id` (the client's
+  // idempotency key, GetRequestId in common/rpc.h) is recorded in the same
+  // transaction; a later Save with the same id, also after a restart,
+  // commits nothing and returns that version (deduplicated = true), or
+  // failed_precondition when it has been deleted since, invalid_argument
+  // when it belongs to another model. Every save path (RPC, import, a
+  // local data-plane save) passes its request id here.
+  Result<SaveResult> Save(const Checkpoint& checkpoint, const std::string& request_id = "");
 
   // Reads (registry_read.cc).
   // Every version with its aliases and tags, and the model's retention
@@ -127,6 +133,8 @@ class Registry {
         index_(std::move(index)), blobs_(root_) {}
 
   Result<VersionRow> RequireVersion(const std::string& model, int64_t version);
+  // What an earlier save with `request_id` made, if one did (Save).
+  Result<std::optional<SaveResult>> EarlierSave(const std::string& model, const std::string& request_id);
   Status NoVersionsError(const std::string& model);
   // Picks the blob for one large tensor: an existing blob with the same
   // bytes (shared = true), or a fresh key.

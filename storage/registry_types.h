@@ -26,6 +26,9 @@ struct SaveResult {
   uint64_t bytes_written = 0;  // new bytes on disk (fresh tensors + manifest)
   int64_t tensors_shared = 0;  // tensors whose bytes an earlier blob already held
   std::vector<int64_t> expired;  // versions retention removed after the save
+  // The request id had saved this version before: nothing was written now
+  // (bytes_written and tensors_shared are 0, expired empty).
+  bool deduplicated = false;
 };
 
 // One committed version with its names, for list_versions.

@@ -58,23 +58,26 @@ Result<json> Import(Registry& registry, const json& body) {
     c.tensors.push_back({tensors[i].name, tensors[i].dtype, tensors[i].shape, tensors[i].data});
   }
   if (!c.prov.meta.contains("source")) c.prov.meta["source"] = "torch import";
-  GANTRY_ASSIGN_OR_RETURN(SaveResult saved, registry.Save(c));
+  GANTRY_ASSIGN_OR_RETURN(std::string request_id, GetRequestId(body, "import_version"));
+  GANTRY_ASSIGN_OR_RETURN(SaveResult saved, registry.Save(c, request_id));
   return ToJson(saved);
 }
 
 }  // namespace
 
-void RegisterStorageAdminHandlers(RpcServer& server, Registry& registry) {
-  server.Handle("set_alias", [&registry](const Request& req) -> Result<json> {
+void RegisterStorageAdminHandlers(RpcServer& server, Registry& registry, RegistryFeed* feed) {
+  server.Handle("set_alias", [&registry, feed](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(auto mr, GetModelRef(req.body, "set_alias"));
     GANTRY_ASSIGN_OR_RETURN(std::string alias, In(GetString(req.body, "alias"), "set_alias"));
     GANTRY_ASSIGN_OR_RETURN(AliasChange r, registry.SetAlias(mr.first, alias, mr.second));
+    if (feed) feed->AliasMoved(r);
     return SetAliasJson(r);
   });
-  server.Handle("remove_alias", [&registry](const Request& req) -> Result<json> {
+  server.Handle("remove_alias", [&registry, feed](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(req.body, "model"), "remove_alias"));
     GANTRY_ASSIGN_OR_RETURN(std::string alias, In(GetString(req.body, "alias"), "remove_alias"));
     GANTRY_ASSIGN_OR_RETURN(AliasChange r, registry.RemoveAlias(model, alias));
+    if (feed) feed->AliasRemoved(r);
     return RemoveAliasJson(r);
   });
   server.Handle("tag_version", [&registry](const Request& req) -> Result<json> {
@@ -90,12 +93,13 @@ void RegisterStorageAdminHandlers(RpcServer& server, Registry& registry) {
     GANTRY_ASSIGN_OR_RETURN(TagChange r, registry.Untag(mr.first, mr.second, tag));
     return UntagJson(r);
   });
-  server.Handle("delete_version", [&registry](const Request& req) -> Result<json> {
+  server.Handle("delete_version", [&registry, feed](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(std::string model, In(GetString(req.body, "model"), "delete_version"));
     // No default ref here: deleting "latest" by omission would be a trap.
     GANTRY_ASSIGN_OR_RETURN(std::string ref, GetRef(req.body, "delete_version", std::nullopt));
     GANTRY_ASSIGN_OR_RETURN(bool force, In(GetBool(req.body, "force", false), "delete_version"));
     GANTRY_ASSIGN_OR_RETURN(DeleteResult r, registry.Delete(model, ref, force));
+    if (feed) feed->VersionDeleted(r.model, r.version);
     return ToJson(r);
   });
   server.Handle("set_retention", [&registry](const Request& req) -> Result<json> {
@@ -130,7 +134,16 @@ void RegisterStorageAdminHandlers(RpcServer& server, Registry& registry) {
     return ToJson(r);
   });
   server.Handle("export_version", [&registry](const Request& req) { return Export(registry, req.body); });
-  server.Handle("import_version", [&registry](const Request& req) { return Import(registry, req.body); });
+  server.Handle("import_version", [&registry, feed](const Request& req) -> Result<json> {
+    Result<json> out = Import(registry, req.body);
+    if (feed && out.ok()) {
+      SaveResult saved;
+      saved.model = out->value("model", "");
+      saved.version = out->value("version", int64_t{0});
+      feed->VersionSaved(saved);
+    }
+    return out;
+  });
 }
 
 }  // namespace gantry::storage

@@ -47,7 +47,8 @@ json ToJson(const SaveResult& r) {
   return {{"model", r.model},           {"version", r.version},
           {"path", r.path},             {"bytes", r.bytes},
           {"bytes_written", r.bytes_written}, {"tensors_shared", r.tensors_shared},
-          {"expired", r.expired.empty() ? json::array() : json(r.expired)}};
+          {"expired", r.expired.empty() ? json::array() : json(r.expired)},
+          {"deduplicated", r.deduplicated}};
 }
 
 json ToJson(const VersionList& r) {

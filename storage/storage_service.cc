@@ -1,6 +1,7 @@
 #include "storage/storage_service.h"
 
 #include "common/fields.h"
+#include "storage/inbox.h"
 #include "storage/storage_json.h"
 
 namespace gantry::storage {
@@ -43,10 +44,12 @@ Result<int64_t> ResolveForLoad(Registry& registry, const json& body, const std::
 
 }  // namespace
 
-void RegisterStorageHandlers(RpcServer& server, Registry& registry) {
-  server.Handle("save_checkpoint", [&registry](const Request& req) -> Result<json> {
+void RegisterStorageHandlers(RpcServer& server, Registry& registry, RegistryFeed* feed) {
+  server.Handle("save_checkpoint", [&registry, feed](const Request& req) -> Result<json> {
     GANTRY_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpoint(req.body));
-    GANTRY_ASSIGN_OR_RETURN(SaveResult saved, registry.Save(c));
+    GANTRY_ASSIGN_OR_RETURN(std::string request_id, GetRequestId(req.body, "save_checkpoint"));
+    GANTRY_ASSIGN_OR_RETURN(SaveResult saved, registry.Save(c, request_id));
+    if (feed) feed->VersionSaved(saved);
     return ToJson(saved);
   });
   server.Handle("list_versions", [&registry](const Request& req) -> Result<json> {
@@ -109,7 +112,8 @@ void RegisterStorageHandlers(RpcServer& server, Registry& registry) {
     GANTRY_ASSIGN_OR_RETURN(DiffResult diff, registry.Diff(a.first, a.second, b.first, b.second));
     return ToJson(diff);
   });
-  RegisterStorageAdminHandlers(server, registry);
+  RegisterStorageAdminHandlers(server, registry, feed);
+  RegisterInboxHandlers(server, registry, feed);
 }
 
 }  // namespace gantry::storage

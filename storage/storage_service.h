@@ -26,6 +26,7 @@
 
 #include "common/rpc.h"
 #include "storage/registry.h"
+#include "storage/registry_feed.h"
 
 namespace gantry::storage {
 
@@ -33,10 +34,11 @@ namespace gantry::storage {
 // in one message, so this bounds the biggest model that can be saved.
 inline constexpr int64_t kDefaultMaxMessageMb = 512;
 
-// Registers every request type above.
-void RegisterStorageHandlers(RpcServer& server, Registry& registry);
+// Registers every request type above. With a feed, registry changes are
+// announced on it (registry_feed.h); the feed must outlive the server.
+void RegisterStorageHandlers(RpcServer& server, Registry& registry, RegistryFeed* feed = nullptr);
 // The naming, retention, maintenance and interop half (storage_admin.cc);
 // called by RegisterStorageHandlers.
-void RegisterStorageAdminHandlers(RpcServer& server, Registry& registry);
+void RegisterStorageAdminHandlers(RpcServer& server, Registry& registry, RegistryFeed* feed);
 
 }  // namespace gantry::storage

@@ -1,12 +1,16 @@
 #include "worker/checkpoint_client.h"
 
 #include <torch/torch.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
+#include "common/ids.h"
+#include "worker/checkpoint_plane.h"
+
 namespace gantry::worker {
-namespace {
 
 static_assert(std::endian::native == std::endian::little,
               "checkpoint tensors are sent as raw little-endian bytes");
@@ -22,6 +26,8 @@ Result<std::string> DtypeName(torch::ScalarType t) {
   return Status::InvalidArgument(std::string("checkpoint: unsupported tensor dtype ") +
                                  std::string(c10::toString(t)));
 }
+
+namespace {
 
 Result<torch::ScalarType> DtypeFromName(const std::string& n) {
   for (const auto& [type, name] : kDtypes) {
@@ -48,7 +54,8 @@ Result<json> TensorToJson(const std::string& name, const torch::Tensor& t) {
 
 }  // namespace
 
-CheckpointClient::CheckpointClient(zmq::context_t& ctx, const std::string& endpoint) {
+CheckpointClient::CheckpointClient(zmq::context_t& ctx, const std::string& endpoint, bool use_inbox)
+    : use_inbox_(use_inbox) {
   if (!endpoint.empty()) rpc_.emplace(ctx, endpoint, kTimeout);
 }
 
@@ -159,8 +166,9 @@ Result<OptimizerRecord> OptimizerFrom(const json& o, const std::string& where) {
 }
 
 // The save_checkpoint body of `c` (docs/protocol.md, "save_checkpoint"),
-// without its version: the reverse of CheckpointFromReply (below).
-Result<json> CheckpointToBody(const Checkpoint& c) {
+// without its version: the reverse of CheckpointFromReply (below). Without
+// tensors: everything but the tensor list (save_checkpoint_file's body).
+Result<json> CheckpointToBody(const Checkpoint& c, bool with_tensors = true) {
   const model::ModelManifest& m = c.manifest;
   json meta = {{"job_name", c.job_name},
                {"world_size", c.world_size},
@@ -185,10 +193,12 @@ Result<json> CheckpointToBody(const Checkpoint& c) {
     body["optimizer_state"] = {
         {"name", o->name}, {"lr", o->lr}, {"momentum", o->momentum}, {"weight_decay", o->weight_decay}};
   }
+  if (!c.request_id.empty()) body["request_id"] = c.request_id;
   if (c.parent_version > 0) {
     body["parent_model"] = c.parent_model;
     body["parent_version"] = c.parent_version;
   }
+  if (!with_tensors) return body;
   json tensors = json::array();
   for (const auto& [name, t] : c.tensors) {
     GANTRY_ASSIGN_OR_RETURN(json j, TensorToJson(name, t));
@@ -262,10 +272,46 @@ Result<Checkpoint> DecodeCheckpoint(std::string_view bytes) {
 Result<SavedCheckpoint> CheckpointClient::Save(const Checkpoint& checkpoint) {
   const std::string& model = checkpoint.model;
   if (!rpc_) return SavedCheckpoint{model, 0};
+  // A storage that is down answers no ping: fail in seconds, not kTimeout.
+  // (A server without ping answers invalid_argument: it is alive.)
+  if (auto alive = rpc_->Call("ping", json::object(), kProbeTimeout);
+      !alive.ok() && (alive.status().code() == StatusCode::kUnavailable ||
+                      alive.status().code() == StatusCode::kDeadlineExceeded)) {
+    return Status::Unavailable("storage at " + rpc_->endpoint() + " does not answer (" + alive.status().message() +
+                               ")");
+  }
+  int64_t bytes = 0;
+  for (const auto& [name, t] : checkpoint.tensors) bytes += static_cast<int64_t>(t.nbytes());
+  const auto timeout = std::min<std::chrono::milliseconds>(
+      kTimeout, kSaveBase + std::chrono::milliseconds(static_cast<int64_t>(1000.0 * bytes / kSaveBytesPerSecond)));
   // Encoded here, on the saving thread (AsyncCheckpointer's, in async mode).
-  GANTRY_ASSIGN_OR_RETURN(json body, CheckpointToBody(checkpoint));
-  auto reply = rpc_->Call("save_checkpoint", body);
-  if (!reply.ok()) return reply.status().WithContext("save_checkpoint to " + rpc_->endpoint());
+  Result<json> reply = json::object();
+  auto inbox = use_inbox_ ? rpc_->Call("checkpoint_inbox", json::object(), kProbeTimeout)
+                          : Result<json>(Status::FailedPrecondition("inbox disabled"));
+  if (inbox.ok()) {
+    // The data plane: bytes through the inbox, only their layout in the frame.
+    GANTRY_ASSIGN_OR_RETURN(json body, CheckpointToBody(checkpoint, /*with_tensors=*/false));
+    const std::string id = checkpoint.request_id.empty() ? NewRequestId() : checkpoint.request_id;
+    auto up = UploadToInbox(*rpc_, *inbox, checkpoint.tensors, id + "-" + NewRequestId().substr(0, 8), timeout);
+    if (!up.ok()) return up.status().WithContext("checkpoint inbox of " + rpc_->endpoint());
+    last_save_same_host_ = up->same_host;
+    body["file"] = up->file;
+    body["tensors"] = std::move(up->tensors);
+    reply = rpc_->Call("save_checkpoint_file", body, timeout);
+    if (!up->local_path.empty()) ::unlink(up->local_path.c_str());
+    // The file vanished (storage restarted and emptied its inbox): retry.
+    if (!reply.ok() && reply.status().code() == StatusCode::kNotFound) {
+      reply = Status::Unavailable(reply.status().message());
+    }
+    if (!reply.ok()) return reply.status().WithContext("save_checkpoint_file to " + rpc_->endpoint());
+  } else if (inbox.status().code() == StatusCode::kInvalidArgument || !use_inbox_) {
+    // A storage without the data plane (unknown request type): one frame.
+    GANTRY_ASSIGN_OR_RETURN(json body, CheckpointToBody(checkpoint));
+    reply = rpc_->Call("save_checkpoint", body, timeout);
+    if (!reply.ok()) return reply.status().WithContext("save_checkpoint to " + rpc_->endpoint());
+  } else {
+    return inbox.status().WithContext("checkpoint_inbox at " + rpc_->endpoint());
+  }
   auto name = GetString(*reply, "model", model);
   auto version = GetInt(*reply, "version");
   if (!name.ok() || !version.ok()) {

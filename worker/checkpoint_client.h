@@ -3,7 +3,7 @@
 //
 // Requests (docs/protocol.md, "Storage"; docs/worker.md, "Checkpoints"):
 //   save_checkpoint {model, job_id, attempt, step, epoch, metrics, meta,
-//                    trainer_state, optimizer_state, parent_model?,
+//                    request_id?, trainer_state, optimizer_state, parent_model?,
 //                    parent_version?, tensors: [{name, dtype, shape, data}]}
 //                   -> {model, version}
 //   list_versions   {model} -> {versions: [{version, job_id, ...}]}
@@ -92,6 +92,10 @@ struct Checkpoint {
   std::string parent_model;               // lineage; empty with parent_version 0: none
   int64_t parent_version = 0;
   std::string data_fingerprint;
+  // Client request id (random hex; the same on every retry of one
+  // snapshot), sent as request_id so storage can deduplicate a retried
+  // save; empty: none sent. Not part of a loaded checkpoint.
+  std::string request_id;
   // Weights, plus optimizer/ and trainer/ state, by name. When saving, each
   // is a contiguous CPU copy taken at snapshot time (training goes on while
   // the background thread encodes and sends them).
@@ -121,8 +125,20 @@ class CheckpointClient final : public CheckpointStore {
   // A large checkpoint on a slow disk takes a while to fsync; the storage
   // service answers only once the version is durable.
   static constexpr std::chrono::seconds kTimeout{60};
+  // Save() first pings storage with this timeout, so a dead storage costs
+  // a saving thread seconds rather than kTimeout.
+  static constexpr std::chrono::seconds kProbeTimeout{2};
+  // A save call waits kSaveBase plus the checkpoint's bytes at
+  // kSaveBytesPerSecond (a slow disk's fsync), at most kTimeout: a storage
+  // killed mid-save costs a small checkpoint seconds, not a minute.
+  static constexpr std::chrono::seconds kSaveBase{10};
+  static constexpr double kSaveBytesPerSecond = 25e6;
 
-  CheckpointClient(zmq::context_t& ctx, const std::string& endpoint);
+  // use_inbox: save through storage's inbox (the data plane) when storage
+  // offers one; false always sends the state in one save_checkpoint frame.
+  CheckpointClient(zmq::context_t& ctx, const std::string& endpoint, bool use_inbox = true);
+  // Whether the last save wrote its bytes straight into the inbox.
+  bool last_save_same_host() const { return last_save_same_host_; }
 
   bool enabled() const override { return rpc_.has_value(); }
   Result<SavedCheckpoint> Save(const Checkpoint& checkpoint) override;
@@ -132,10 +148,14 @@ class CheckpointClient final : public CheckpointStore {
 
  private:
   std::optional<RpcClient> rpc_;
+  bool use_inbox_ = true;
+  bool last_save_same_host_ = false;
 };
 
 // The message codec (the only place a checkpoint is JSON on the worker).
 //
+// The wire name of a tensor dtype (float32, float64, int64, int32, uint8).
+Result<std::string> DtypeName(torch::ScalarType t);
 // The tensors of a load_checkpoint reply by name, validated (dtype, shape
 // and byte count agree).
 Result<model::TensorMap> TensorsFromJson(const json& tensors);

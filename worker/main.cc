@@ -148,7 +148,11 @@ int Run(int argc, char** argv) {
     const int rank = mpi.world_rank();
     // Every rank reports its own step time (stragglers show); rank 0 also
     // the job's loss and accuracy. Only rank 0 talks to storage.
-    MetricsPublisher metrics(zmq_ctx, opt.monitor, {opt.job_id, opt.attempt, rank, mpi.world_size()});
+    // Unacknowledged points spill to the attempt's folder (metrics_publisher.h).
+    MetricsPublisherOptions metrics_options;
+    metrics_options.spill_dir = opt.log_dir;
+    MetricsPublisher metrics(zmq_ctx, opt.monitor, {opt.job_id, opt.attempt, rank, mpi.world_size()},
+                             metrics_options);
     CheckpointClient checkpoints(zmq_ctx, rank == 0 ? opt.storage : "");
     const auto period = std::chrono::milliseconds(
         std::max<int64_t>(1, static_cast<int64_t>(spec->train.heartbeat_seconds * 1000)));

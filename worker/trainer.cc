@@ -112,7 +112,8 @@ Status Trainer::RunSteps() {
   if (bucket_mb > 0) ropt.bucket_bytes = std::max<int64_t>(1, static_cast<int64_t>(bucket_mb * (1 << 20)));
   ropt.overlap = spec.train.overlap;
   GANTRY_ASSIGN_OR_RETURN(reducer_, Reducer::Create(comm_, model_->Parameters(), ropt));
-  saver_ = std::make_unique<AsyncCheckpointer>(checkpoints_, spec.checkpoint.async);
+  saver_ = std::make_unique<AsyncCheckpointer>(
+      checkpoints_, AsyncCheckpointerOptions{.async = spec.checkpoint.async, .clock = &clock_});
   summary_.first_step = step_;
   spdlog::info("rank {}/{}: job {} attempt {}: {} {} ({} parameters in {} buckets, overlap {}), "
                "{} train / {} test samples, batch {} per rank, steps {}..{} ({} per epoch){}",

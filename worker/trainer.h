@@ -127,6 +127,9 @@ class Trainer {
   Status ApplyCheckpoint(const Checkpoint& ckpt, bool resume);
   Result<Checkpoint> TakeSnapshot(bool preempted);
   static torch::Tensor SnapshotTensor(const torch::Tensor& t);
+  // trainer_profile.cc: rank 0's drift profile of train_, built on first use
+  // (undefined when it could not be built).
+  const torch::Tensor& DriftProfileTensor();
   // Periodic (async) or final/preempt (synchronous, shared outcome).
   Status SaveCheckpoint(bool final_save, bool preempted);
   // Logs and reports finished saves; the status of the save of the current
@@ -149,6 +152,8 @@ class Trainer {
   std::unique_ptr<Reducer> reducer_;
   std::optional<DistributedSampler> sampler_;
   std::unique_ptr<AsyncCheckpointer> saver_;
+  torch::Tensor drift_profile_;  // the saved drift profile (rank 0), see DriftProfileTensor
+  bool drift_profile_built_ = false;
   bool saving_ = false;  // the same on every rank: rank 0 has a storage endpoint
 
   // Position: optimizer steps done, and where the next global batch starts.

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "data/idx_reader.h"
+#include "drift/stored_profile.h"
 #include "model/checkpoint_model.h"
 #include "worker/trainer.h"
 
@@ -179,6 +180,8 @@ Result<Checkpoint> Trainer::TakeSnapshot(bool preempted) {
     for (const auto& [name, t] : NamedState()) c.tensors[name] = SnapshotTensor(t);
     GANTRY_ASSIGN_OR_RETURN(NamedTensors optim, SaveOptimizerState(*optimizer_, NamedParameters()));
     for (const auto& [name, t] : optim) c.tensors[name] = SnapshotTensor(t);
+    // Immutable once built: shared with every snapshot, no copy.
+    if (const torch::Tensor& profile = DriftProfileTensor(); profile.defined()) c.tensors[drift::kProfileTensorName] = profile;
   } catch (const std::exception& e) {
     return Status::Internal(std::string("checkpoint: copying the training state: ") + e.what());
   }
@@ -210,8 +213,13 @@ Status Trainer::SaveCheckpoint(bool final_save, bool preempted) {
     if (outcome.ok()) {
       (void)saver_->Submit(std::move(snap).value());
       if (final_save) {
-        saver_->Flush();
+        // Waits out a storage restart (retrying) up to the spec's limit,
+        // then fails the attempt naming storage; the job is requeued.
+        const auto limit = std::chrono::milliseconds(
+            static_cast<int64_t>(options_.spec.checkpoint.final_save_timeout * 1000));
+        Status finished = saver_->Finish(limit);
         outcome = CollectSaveOutcomes().value_or(Status::Internal("the final save left no outcome"));
+        if (!finished.ok()) outcome = finished;
       }
     } else {  // no snapshot: reported like a failed save
       spdlog::error("checkpoint at step {} failed: {}", step_, outcome.ToString());
@@ -233,6 +241,11 @@ std::optional<Status> Trainer::CollectSaveOutcomes() {
   std::optional<Status> current;
   if (!saver_) return current;
   for (auto& o : saver_->TakeFinished()) {
+    if (o.will_retry) {  // kept in memory and retried: not (yet) a failure
+      spdlog::warn("checkpoint at step {}: storage unavailable ({}); kept, retrying until storage is back", o.step,
+                   o.status.message());
+      continue;
+    }
     if (o.status.ok()) {
       ++summary_.checkpoints_saved;
       spdlog::info("checkpoint saved: {} v{} (step {}, {:.3f} s in storage)", o.saved.model, o.saved.version,

@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "monitor/drift/detector.h"
-#include "monitor/drift/ks.h"
-#include "monitor/drift/profile.h"
+#include "drift/detector.h"
+#include "drift/ks.h"
+#include "drift/profile.h"
 
-namespace drift = gantry::monitor::drift;
+namespace drift = gantry::drift;
 
 namespace {
 

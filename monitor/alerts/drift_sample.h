@@ -1,4 +1,4 @@
-// Converts a drift library result (monitor/drift/detector.h) into the
+// Converts a drift library result (drift/detector.h) into the
 // engine's DriftSample, so the monitor's drift watcher feeds drift rules.
 //
 // Thread safety: pure function.
@@ -7,7 +7,7 @@
 #include <string>
 
 #include "monitor/alerts/engine.h"
-#include "monitor/drift/detector.h"
+#include "drift/detector.h"
 
 namespace gantry::monitor::alerts {
 

@@ -10,7 +10,7 @@
 #include <functional>
 
 #include "common/status.h"
-#include "monitor/http/router.h"
+#include "common/http/router.h"
 #include "monitor/prometheus/snapshot.h"
 
 namespace gantry::http {

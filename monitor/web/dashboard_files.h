@@ -18,7 +18,7 @@
 #pragma once
 
 #include "common/status.h"
-#include "monitor/http/static_files.h"
+#include "common/http/static_files.h"
 
 namespace gantry::monitor {
 

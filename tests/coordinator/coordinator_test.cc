@@ -268,6 +268,31 @@ TEST_F(CoordinatorTest, QueueSurvivesRestart) {
   EXPECT_EQ(State(q2), "QUEUED");
 }
 
+TEST_F(CoordinatorTest, RepeatedSubmitRequestIdQueuesOneJobAcrossRestarts) {
+  const std::string rid = "0123456789abcdef0123456789abcdef";
+  auto first = coord_->Submit(Spec(1), rid);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto again = coord_->Submit(Spec(1), rid);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->id, first->id);
+  // A retry after the coordinator crashed (the reply was lost with it).
+  Open();
+  auto after = coord_->Submit(Spec(1), rid);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->id, first->id);
+  // Another request id, or none, is another job.
+  auto other = coord_->Submit(Spec(1), "fedcba9876543210fedcba9876543210");
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other->id, first->id);
+  auto plain = coord_->Submit(Spec(1));
+  auto plain2 = coord_->Submit(Spec(1));
+  ASSERT_TRUE(plain.ok() && plain2.ok());
+  EXPECT_NE(plain->id, plain2->id);
+  auto jobs = coord_->ListJobs(false, 100);
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->jobs.size(), 4u);
+}
+
 TEST_F(CoordinatorTest, ShutdownRequeuesRunningJobs) {
   std::string id = Submit(2);
   coord_->Shutdown();

@@ -32,6 +32,9 @@ class FakeLauncher final : public Launcher {
     attempts[r.job_id] = state;
     return std::unique_ptr<Launch>(std::make_unique<FakeLaunch>(state));
   }
+  Result<std::unique_ptr<Launch>> StartProcess(const ProcessRequest& r) override {
+    return Status::Unavailable("the fake launcher runs no processes (" + r.key + ")");
+  }
   // Re-adopts the attempts of the jobs in `alive` (a live process group).
   Result<std::unique_ptr<Launch>> Adopt(const AdoptRequest& r) override {
     adopt_requests.push_back(r);

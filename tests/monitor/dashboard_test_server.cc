@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
-#include "monitor/http/server.h"
-#include "monitor/http/sse.h"
-#include "monitor/http/static_files.h"
+#include "common/http/server.h"
+#include "common/http/sse.h"
+#include "common/http/static_files.h"
 #include "monitor/web/dashboard_files.h"
 
 namespace {

@@ -3,10 +3,10 @@
 #include <sys/stat.h>
 
 #include "common/fs.h"
-#include "monitor/http/router.h"
-#include "monitor/http/sse.h"
-#include "monitor/http/static_files.h"
-#include "monitor/http/token.h"
+#include "common/http/router.h"
+#include "common/http/sse.h"
+#include "common/http/static_files.h"
+#include "common/http/token.h"
 #include "tests/support/test_support.h"
 
 namespace gantry::http {

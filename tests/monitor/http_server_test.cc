@@ -10,9 +10,9 @@
 #include <stdexcept>
 #include <thread>
 
-#include "monitor/http/server.h"
-#include "monitor/http/sse.h"
-#include "monitor/http/static_files.h"
+#include "common/http/server.h"
+#include "common/http/sse.h"
+#include "common/http/static_files.h"
 #include "tests/monitor/http_test_client.h"
 #include "tests/support/test_support.h"
 

@@ -41,7 +41,7 @@ TEST(MonitorDaemonTest, IngestsSurvivesGarbageAndStopsOnSigterm) {
   ASSERT_EQ(info.endpoints.size(), 4u) << "gantry-monitor exited: " << ReadFile(o.stdout_path).value();
 
   zmq::context_t ctx;
-  zmq::socket_t push(ctx, zmq::socket_type::push);
+  zmq::socket_t push(ctx, zmq::socket_type::dealer);
   push.set(zmq::sockopt::linger, 0);
   push.connect(info.endpoints["ingest"]);
   push.send(zmq::buffer(std::string("\xc1\xc1 malformed")));

@@ -149,7 +149,7 @@ TEST_F(MonitorServiceTest, ApiRepliesInWireForm) {
 
   Reply stats = call("stats", json::object());
   EXPECT_EQ(stats.body, json::parse(R"({"points_ingested": 2, "events_ingested": 1,
-                                        "messages_dropped": 0, "buffered": 0})"));
+                                        "messages_dropped": 0, "points_repeated": 0, "buffered": 0})"));
 
   EXPECT_EQ(call("get_metrics", {{"job_id", "nobody"}}).status.code(), StatusCode::kNotFound);
   EXPECT_EQ(call("get_events", {{"job_id", "nobody"}}).status.code(), StatusCode::kNotFound);

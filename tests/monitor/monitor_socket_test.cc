@@ -7,6 +7,7 @@
 #include <optional>
 #include <thread>
 
+#include "common/ingest_wire.h"
 #include "monitor/monitor_service.h"
 #include "tests/monitor/test_support.h"
 
@@ -40,7 +41,7 @@ class MonitorSocketTest : public ::testing::Test {
   }
 
   zmq::socket_t Push() {
-    zmq::socket_t s(ctx_, zmq::socket_type::push);
+    zmq::socket_t s(ctx_, zmq::socket_type::dealer);
     s.set(zmq::sockopt::linger, 0);
     s.connect(service_->ingest_endpoint());
     return s;
@@ -180,6 +181,44 @@ TEST_F(MonitorSocketTest, BadInputDoesNotStopService) {
   // The multipart message's point was dropped whole: its job is unknown.
   EXPECT_EQ(client_->Call("get_metrics", {{"job_id", "j-bad"}}).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(Call("stats", json::object())["points_ingested"], 1);
+}
+
+// A sender of sequenced points hears, on its own connection, up to which
+// seq everything is committed; a hole holds the ack back until re-sent.
+TEST_F(MonitorSocketTest, SequencedPointsAreAcknowledgedOnTheSameConnection) {
+  auto dealer = Push();
+  auto send = [&](int64_t seq) {
+    json b = MetricsBody("j-ack", seq * 10, {{"loss", 1.0}});
+    b["seq"] = seq;
+    dealer.send(zmq::buffer(Frame("metrics", b)));
+  };
+  // The latest ack within 5 s, or -1.
+  auto ack_reaching = [&](int64_t want) {
+    int64_t got = -1;
+    (void)WaitFor([&] {
+      zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(20));
+      zmq::message_t m;
+      while (dealer.recv(m, zmq::recv_flags::dontwait)) {
+        auto ack = DecodeIngestAck(m.to_string_view());
+        EXPECT_TRUE(ack.ok()) << ack.status().ToString();
+        if (ack.ok()) {
+          EXPECT_EQ(ack->job_id, "j-ack");
+          got = ack->seq;
+        }
+      }
+      return got == want;
+    });
+    return got;
+  };
+  send(1);
+  send(3);  // 2 was lost
+  EXPECT_EQ(ack_reaching(1), 1);
+  send(2);
+  send(3);  // a repeat, acknowledged again
+  EXPECT_EQ(ack_reaching(3), 3);
+  EXPECT_EQ(PointsOf("j-ack").size(), 3u);
+  EXPECT_EQ(Call("stats", json::object())["points_repeated"], 1);
 }
 
 }  // namespace

@@ -108,7 +108,7 @@ TEST(MonitorWiringTest, MetricsPageApiAndPromtool) {
   ASSERT_TRUE(m.ok()) << Log(tmp.path() + "/monitor.out");
 
   zmq::context_t ctx;
-  zmq::socket_t push(ctx, zmq::socket_type::push);
+  zmq::socket_t push(ctx, zmq::socket_type::dealer);
   push.set(zmq::sockopt::linger, 0);
   push.connect(m.endpoint("ingest"));
   push.send(zmq::buffer(Frame("job_state", StateBody("job-a", "RUNNING"))));
@@ -189,7 +189,7 @@ TEST(MonitorWiringTest, FiringAlertSurvivesRestart) {
     Monitor m(data, tmp.path() + "/monitor1.out");
     ASSERT_TRUE(m.ok()) << Log(tmp.path() + "/monitor1.out");
     zmq::context_t ctx;
-    zmq::socket_t push(ctx, zmq::socket_type::push);
+    zmq::socket_t push(ctx, zmq::socket_type::dealer);
     push.set(zmq::sockopt::linger, 0);
     push.connect(m.endpoint("ingest"));
     // An SSE client sees the job_state, point and alert events as ingested.

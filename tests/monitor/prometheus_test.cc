@@ -15,7 +15,7 @@
 
 #include "common/process.h"
 #include "monitor/http/metrics_route.h"
-#include "monitor/http/server.h"
+#include "common/http/server.h"
 #include "monitor/prometheus/snapshot.h"
 #include "tests/monitor/http_test_client.h"
 #include "tests/support/test_support.h"

@@ -306,6 +306,45 @@ TEST_F(RegistryTest, ReopenedRegistrySeesEarlierVersions) {
   EXPECT_EQ(saved->version, 3);
 }
 
+TEST_F(RegistryTest, RepeatedSaveRequestIdCommitsOneVersionAcrossReopen) {
+  const std::string rid = "00112233445566778899aabbccddeeff";
+  auto parse = [](const json& body) { return std::move(ParseCheckpoint(body)).value(); };
+  {
+    Registry reg = Open();
+    auto first = reg.Save(parse(Body("mnist", 1, 1)), rid);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    EXPECT_FALSE(first->deduplicated);
+    auto again = reg.Save(parse(Body("mnist", 1, 1)), rid);
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_TRUE(again->deduplicated);
+    EXPECT_EQ(again->version, first->version);
+    EXPECT_EQ(again->path, first->path);
+    EXPECT_EQ(again->bytes, first->bytes);
+    EXPECT_EQ(again->bytes_written, 0u);
+  }
+  // The retry that usually follows a crash: a new Registry on the same dir.
+  Registry reg = Open();
+  auto after = reg.Save(parse(Body("mnist", 1, 1)), rid);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_TRUE(after->deduplicated);
+  EXPECT_EQ(after->version, 1);
+  // One id names one save: not another model's.
+  auto other_model = reg.Save(parse(Body("other", 1, 1)), rid);
+  EXPECT_EQ(other_model.status().code(), StatusCode::kInvalidArgument);
+  // Without an id, or with another, every save is a version.
+  ASSERT_TRUE(reg.Save(parse(Body("mnist", 2, 1))).ok());
+  ASSERT_TRUE(reg.Save(parse(Body("mnist", 3, 1)), "ffeeddccbbaa99887766554433221100").ok());
+  auto list = reg.ListVersions("mnist");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->versions.size(), 3u);
+  // A retry of a save whose version has been deleted since is refused,
+  // not saved again.
+  ASSERT_TRUE(reg.Delete("mnist", "v1", /*force=*/true).ok());
+  auto gone = reg.Save(parse(Body("mnist", 1, 1)), rid);
+  EXPECT_EQ(gone.status().code(), StatusCode::kFailedPrecondition) << gone.status().ToString();
+  EXPECT_NE(gone.status().message().find("mnist v1"), std::string::npos) << gone.status().message();
+}
+
 TEST_F(RegistryTest, CorruptStoredMetricsAreAnErrorNotAnEmptyObject) {
   {
     Registry reg = Open();

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "common/ids.h"
 #include "storage/torch_io.h"
 #include "tests/storage/test_support.h"
 
@@ -67,6 +68,26 @@ TEST_F(StorageServiceTest, SaveListAndGetOverTheProtocol) {
   EXPECT_EQ(Ok("get_version", {{"model", "m"}, {"ref", "latest"}})["version"], 1);
 }
 
+TEST_F(StorageServiceTest, SaveWithARepeatedRequestIdAnswersTheFirstVersion) {
+  json body = SaveBody("m");
+  body["request_id"] = NewRequestId();
+  Reply first = Call("save_checkpoint", body);
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  EXPECT_EQ(first.body["deduplicated"], false);
+  Reply again = Call("save_checkpoint", body);
+  ASSERT_TRUE(again.status.ok()) << again.status.ToString();
+  EXPECT_EQ(again.body["version"], first.body["version"]);
+  EXPECT_EQ(again.body["deduplicated"], true);
+  EXPECT_EQ(Ok("list_versions", {{"model", "m"}})["versions"].size(), 1u);
+
+  for (const json& bad : {json(42), json("short"), json("has space in it!")}) {
+    body["request_id"] = bad;
+    Reply r = Call("save_checkpoint", body);
+    EXPECT_EQ(r.status.code(), StatusCode::kInvalidArgument) << bad.dump();
+    EXPECT_NE(r.status.message().find("request_id"), std::string::npos) << r.status.message();
+  }
+}
+
 TEST_F(StorageServiceTest, RegistryRequestsRoundTrip) {
   json body = {{"model", "m"}, {"step", 10}, {"job_id", "j-1"}, {"metrics", {{"loss", 0.5}}},
                {"data_fingerprint", "fp-1"}, {"trainer_state", {{"sampler_offset", 640}}},
@@ -128,7 +149,7 @@ TEST_F(StorageServiceTest, RepliesHaveTheDocumentedFields) {
                {"tensors", {ByteTensor("w", Pattern(70000, 1)), ByteTensor("b", Pattern(10, 2))}}};
   json saved = Ok("save_checkpoint", body);
   EXPECT_EQ(Keys(saved), (std::set<std::string>{"model", "version", "path", "bytes", "bytes_written",
-                                                "tensors_shared", "expired"}));
+                                                "tensors_shared", "expired", "deduplicated"}));
   body["tensors"][1] = ByteTensor("b", Pattern(10, 3));
   body["parent_version"] = 1;
   ASSERT_EQ(Ok("save_checkpoint", body)["version"], 2);

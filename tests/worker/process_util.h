@@ -113,6 +113,7 @@ class WorkerProcessTest : public ::testing::Test {
     zmq::poll(&item, 1, wait);
     zmq::message_t m;
     while (pull->recv(m, zmq::recv_flags::dontwait)) {
+      if (m.more()) continue;  // the ROUTER's routing id frame
       auto j = ParseMsgpack(m.to_string_view());
       ASSERT_TRUE(j.ok()) << j.status().ToString();
       metrics_.push_back(*j);
@@ -131,7 +132,7 @@ class WorkerProcessTest : public ::testing::Test {
   std::string worker_;
   std::string mpirun_;  // empty: not installed
   zmq::context_t ctx_{1};
-  zmq::socket_t idle_{ctx_, zmq::socket_type::pull};  // never receives anything
+  zmq::socket_t idle_{ctx_, zmq::socket_type::router};  // never receives anything
   std::vector<json> metrics_;
 };
 

@@ -66,7 +66,7 @@ class ResumeProcessTest : public WorkerProcessTest {
 
   std::string spec_;
   std::string monitor_;
-  zmq::socket_t pull_{ctx_, zmq::socket_type::pull};
+  zmq::socket_t pull_{ctx_, zmq::socket_type::router};
 };
 
 // Acceptance: kill every rank (SIGKILL) after the step-20 checkpoint, resume

@@ -195,14 +195,14 @@ TEST_F(TrainerTest, ResumeWithOneRankContinuesAtTheSameSample) {
 }
 
 TEST_F(TrainerTest, AsyncSaveFailureIsReportedAndTrainingGoesOn) {
-  zmq::socket_t pull(ctx_, zmq::socket_type::pull);
+  zmq::socket_t pull(ctx_, zmq::socket_type::router);
   pull.set(zmq::sockopt::linger, 0);
   pull.bind("tcp://127.0.0.1:*");
   monitor_ = pull.get(zmq::sockopt::last_endpoint);
   testing::FakeRegistry reg;
   testing::FakeStore store(reg);
   store.on_save = [](const json& body) -> Status {
-    return body["step"] == 4 ? Status::Unavailable("disk full (fake)") : Status::Ok();
+    return body["step"] == 4 ? Status::Internal("disk full (fake)") : Status::Ok();
   };
   auto rs = RunRanks(2, spec_, &store);
   ExpectOk(rs);
@@ -212,6 +212,7 @@ TEST_F(TrainerTest, AsyncSaveFailureIsReportedAndTrainingGoesOn) {
   bool event = false;
   zmq::message_t m;
   while (pull.recv(m, zmq::recv_flags::dontwait)) {
+    if (m.more()) continue;  // the ROUTER's routing id frame
     auto j = ParseMsgpack(m.to_string_view());
     ASSERT_TRUE(j.ok());
     const json& v = (*j)["body"]["values"];
@@ -227,13 +228,36 @@ TEST_F(TrainerTest, FinalSaveFailureFailsEveryRank) {
   testing::FakeRegistry reg;
   testing::FakeStore store(reg);
   store.on_save = [](const json& body) -> Status {
-    return body["step"] == 12 ? Status::Unavailable("disk full (fake)") : Status::Ok();
+    return body["step"] == 12 ? Status::Internal("disk full (fake)") : Status::Ok();
   };
   auto rs = RunRanks(2, spec_, &store);
   EXPECT_FALSE(rs[0].status.ok());
   EXPECT_NE(rs[0].status.message().find("final checkpoint"), std::string::npos) << rs[0].status.ToString();
   EXPECT_NE(rs[0].status.message().find("disk full"), std::string::npos) << rs[0].status.ToString();
   EXPECT_FALSE(rs[1].status.ok());
+}
+
+// Storage gone at the final save: the save is retried up to
+// checkpoint.final_save_timeout, then the attempt fails naming storage.
+TEST_F(TrainerTest, FinalSaveWithStorageGoneFailsAfterItsLimit) {
+  JobSpec spec = spec_;
+  spec.checkpoint.final_save_timeout = 0.3;
+  testing::FakeRegistry reg;
+  testing::FakeStore store(reg);
+  std::atomic<int> final_tries{0};
+  store.on_save = [&](const json& body) -> Status {
+    if (body["step"] != 12) return Status::Ok();
+    ++final_tries;
+    return Status::Unavailable("storage at tcp://fake does not answer (fake)");
+  };
+  auto rs = RunRanks(2, spec, &store);
+  ASSERT_FALSE(rs[0].status.ok());
+  EXPECT_EQ(rs[0].status.code(), StatusCode::kUnavailable) << rs[0].status.ToString();
+  EXPECT_NE(rs[0].status.message().find("storage did not take the checkpoint of step 12"), std::string::npos)
+      << rs[0].status.ToString();
+  EXPECT_FALSE(rs[1].status.ok());
+  EXPECT_GE(final_tries.load(), 1);
+  EXPECT_EQ(reg.size(), 2u);  // 4 and 8 only
 }
 
 TEST_F(TrainerTest, SynchronousSavesKeepTheOldPath) {

@@ -21,7 +21,7 @@ TEST_F(WorkerProcessTest, TwoRanksUnderMpirunReportAndCheckpoint) {
   // The default 4 MiB request limit is plenty for this model.
   std::thread server([&] { (void)storage.Serve(); });
 
-  zmq::socket_t pull(ctx_, zmq::socket_type::pull);
+  zmq::socket_t pull(ctx_, zmq::socket_type::router);
   pull.set(zmq::sockopt::linger, 0);
   pull.bind("tcp://127.0.0.1:*");
   std::string monitor = pull.get(zmq::sockopt::last_endpoint);

@@ -1,0 +1,285 @@
+#include "common/http/server.h"
+
+#include <atomic>
+#include <mutex>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "common/http/sse.h"
+
+namespace gantry::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+// State shared by the server and its sessions; outlives every session.
+struct Shared {
+  HttpServerOptions options;
+  std::shared_ptr<const Router> router;
+  std::atomic<size_t> connections{0};
+  // Guards posting from publisher threads against Stop() destroying the
+  // io_context: a wake posts only while holding post_mu and !stopping.
+  std::mutex post_mu;
+  bool stopping = false;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<Shared> shared)
+      : stream_(std::move(socket)),
+        shared_(std::move(shared)),
+        buffer_(shared_->options.max_header_bytes + shared_->options.max_body_bytes + 4096),
+        heartbeat_(stream_.get_executor()) {
+    ++shared_->connections;
+  }
+  ~Session() {
+    if (sse_client_) sse_client_->Close();
+    --shared_->connections;
+  }
+
+  void Start() { DoRead(); }
+
+ private:
+  void DoRead() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(shared_->options.max_header_bytes));
+    parser_->body_limit(shared_->options.max_body_bytes);
+    stream_.expires_after(shared_->options.read_timeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec) {
+      if (ec == bhttp::error::header_limit || ec == bhttp::error::body_limit ||
+          ec == bhttp::error::buffer_overflow) {
+        return SendError(413, "request header or body too large");
+      }
+      if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
+          ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+        return SendError(400, std::string("malformed request: ") + ec.message());
+      }
+      return Close();  // end of stream, timeout, reset
+    }
+    auto& msg = parser_->get();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    for (const auto& field : msg) {
+      std::string name(field.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers[name] = std::string(field.value());
+    }
+    req.body = std::move(msg.body());
+    keep_alive_ = msg.keep_alive();
+    version_ = msg.version();
+    HttpResponse res = shared_->router->Dispatch(std::move(req), shared_->options.token);
+    if (res.event_stream) return StartEventStream(std::move(res));
+    Send(std::move(res));
+  }
+
+  void SendError(int status, const std::string& message) {
+    keep_alive_ = false;
+    version_ = 11;
+    Send(HttpResponse::Error(status, message));
+  }
+
+  void Send(HttpResponse res) {
+    auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
+    out->version(version_);
+    out->result(static_cast<unsigned>(res.status));
+    out->set(bhttp::field::server, shared_->options.server_name);
+    out->set(bhttp::field::content_type, res.content_type);
+    for (const auto& [k, v] : res.headers) out->set(k, v);
+    out->body() = std::move(res.body);
+    // An error that may have left unread bytes behind closes the connection.
+    if (res.status == 400 || res.status == 413) keep_alive_ = false;
+    out->keep_alive(keep_alive_);
+    out->prepare_payload();
+    stream_.expires_after(shared_->options.write_timeout);
+    bhttp::async_write(stream_, *out, [self = shared_from_this(), out](beast::error_code ec, size_t) {
+      if (ec || !self->keep_alive_) return self->Close();
+      self->DoRead();
+    });
+  }
+
+  void StartEventStream(HttpResponse res) {
+    broadcaster_ = std::move(res.event_stream);
+    // The wake may outlive the io_context (the broadcaster outlives the
+    // server): it holds no executor, only a weak session and Shared.
+    std::weak_ptr<Session> weak = weak_from_this();
+    sse_client_ = broadcaster_->Subscribe([weak, shared = shared_] {
+      std::lock_guard<std::mutex> lock(shared->post_mu);
+      if (shared->stopping) return;
+      if (auto self = weak.lock()) {
+        asio::post(self->stream_.get_executor(), [self] { self->PumpEvents(); });
+      }
+    });
+    if (!sse_client_) return SendError(503, "too many event-stream clients");
+    keep_alive_ = false;
+    pending_ = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+               "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n:ok\n\n";
+    ScheduleHeartbeat();
+    PumpEvents();
+  }
+
+  void ScheduleHeartbeat() {
+    if (shared_->options.sse_heartbeat.count() <= 0) return;  // disabled
+    heartbeat_.expires_after(shared_->options.sse_heartbeat);
+    // The pending heartbeat is what keeps a streaming session alive between
+    // writes; Close() cancels it.
+    heartbeat_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->closed_) return;
+      self->pending_ += ":\n\n";
+      self->PumpEvents();
+      self->ScheduleHeartbeat();
+    });
+  }
+
+  // Writes what is queued, one write at a time; closes a dropped client.
+  void PumpEvents() {
+    if (closed_ || writing_) return;
+    if (sse_client_->dropped()) return Close();
+    pending_ += sse_client_->TakeAll();
+    if (pending_.empty()) return;
+    writing_ = true;
+    auto data = std::make_shared<std::string>(std::move(pending_));
+    pending_.clear();
+    stream_.expires_after(shared_->options.write_timeout);
+    asio::async_write(stream_, asio::buffer(*data),
+                      [self = shared_from_this(), data](beast::error_code ec, size_t) {
+                        self->writing_ = false;
+                        if (ec) return self->Close();
+                        self->stream_.expires_never();
+                        self->PumpEvents();
+                      });
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    if (sse_client_) sse_client_->Close();
+    heartbeat_.cancel();
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<Shared> shared_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bool keep_alive_ = false;
+  unsigned version_ = 11;
+  bool closed_ = false;
+  // Event stream state.
+  std::shared_ptr<SseBroadcaster> broadcaster_;
+  std::shared_ptr<SseClient> sse_client_;
+  asio::steady_timer heartbeat_;
+  std::string pending_;
+  bool writing_ = false;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  std::shared_ptr<Shared> shared = std::make_shared<Shared>();
+  std::optional<asio::io_context> ioc;
+  std::optional<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  std::atomic<uint16_t> port{0};
+  bool started = false;
+
+  void DoAccept() {
+    acceptor->async_accept(asio::make_strand(*ioc), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+      if (!ec) {
+        if (shared->connections.load() >= shared->options.max_connections) {
+          static constexpr char kBusy[] =
+              "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 26\r\n"
+              "Connection: close\r\n\r\ntoo many open connections\n";
+          beast::error_code ignored;
+          socket.non_blocking(true, ignored);
+          asio::write(socket, asio::buffer(kBusy, sizeof(kBusy) - 1), ignored);
+          socket.shutdown(tcp::socket::shutdown_both, ignored);
+          socket.close(ignored);
+        } else {
+          std::make_shared<Session>(std::move(socket), shared)->Start();
+        }
+      }
+      DoAccept();
+    });
+  }
+};
+
+HttpServer::HttpServer(HttpServerOptions options, std::shared_ptr<const Router> router)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->shared->options = std::move(options);
+  impl_->shared->router = std::move(router);
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Start() {
+  if (impl_->started) return Status::FailedPrecondition("http server already started");
+  const HttpServerOptions& o = impl_->shared->options;
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(o.address, ec);
+  if (ec) return Status::InvalidArgument("http: bad listen address '" + o.address + "': " + ec.message());
+  tcp::endpoint ep(addr, o.port);
+  impl_->ioc.emplace();
+  auto& acc = impl_->acceptor.emplace(*impl_->ioc);
+  std::string where = o.address + ":" + std::to_string(o.port);
+  if (acc.open(ep.protocol(), ec); ec) return Status::Unavailable("http: open " + where + ": " + ec.message());
+  if (acc.set_option(asio::socket_base::reuse_address(true), ec); ec) {
+    return Status::Unavailable("http: SO_REUSEADDR " + where + ": " + ec.message());
+  }
+  if (acc.bind(ep, ec); ec) return Status::Unavailable("http: bind " + where + ": " + ec.message());
+  if (acc.listen(asio::socket_base::max_listen_connections, ec); ec) {
+    return Status::Unavailable("http: listen " + where + ": " + ec.message());
+  }
+  impl_->port = acc.local_endpoint().port();
+  impl_->started = true;
+  {
+    std::lock_guard<std::mutex> lock(impl_->shared->post_mu);
+    impl_->shared->stopping = false;
+  }
+  impl_->DoAccept();
+  int n = o.threads > 0 ? o.threads : 1;
+  for (int i = 0; i < n; ++i) {
+    impl_->threads.emplace_back([this] { impl_->ioc->run(); });
+  }
+  return Status::Ok();
+}
+
+uint16_t HttpServer::port() const { return impl_->port.load(); }
+
+size_t HttpServer::connections() const { return impl_->shared->connections.load(); }
+
+void HttpServer::Stop() {
+  if (!impl_ || !impl_->started) return;
+  impl_->started = false;
+  {
+    std::lock_guard<std::mutex> lock(impl_->shared->post_mu);
+    impl_->shared->stopping = true;
+  }
+  impl_->ioc->stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+  // Destroying the io_context destroys the pending handlers, which releases
+  // (and so closes) every session.
+  impl_->acceptor.reset();
+  impl_->ioc.reset();
+}
+
+}  // namespace gantry::http

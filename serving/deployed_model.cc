@@ -1,0 +1,154 @@
+#include "serving/deployed_model.h"
+
+#include <algorithm>
+#include <future>
+
+#include "common/protocol.h"
+
+namespace gantry::serving {
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+http::HttpResponse WithVersion(http::HttpResponse r, const std::string& version) {
+  r.headers.emplace_back("X-Model-Version", version);
+  return r;
+}
+
+}  // namespace
+
+DeployedModel::DeployedModel(DeploymentOptions options, ServingMetricsOptions metrics)
+    : options_(std::move(options)) {
+  options_.limits.max_rows = static_cast<int64_t>(options_.max_batch);
+  metrics.max_batch = options_.max_batch;
+  metrics_ = std::make_unique<ServingMetrics>(std::move(metrics));
+  BatcherOptions b;
+  b.row_size = options_.row_size;
+  b.max_batch = options_.max_batch;
+  b.max_delay = options_.max_delay;
+  BatchFn inner = SlotBatchFn(slot_);
+  ServingMetrics* m = metrics_.get();
+  batcher_ = std::make_unique<Batcher>(b, [inner, m](const BatchInput& in) {
+    m->RecordBatch(in.rows);
+    return inner(in);
+  });
+}
+
+DeployedModel::~DeployedModel() { batcher_->Stop(StopMode::kFail); }
+
+std::string DeployedModel::Install(std::shared_ptr<const Servable> model, ModelMetadata metadata) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    metadata_ = std::move(metadata);
+    metadata_.name = options_.name;
+  }
+  auto previous = slot_.Swap(std::move(model));
+  return previous ? previous->version() : "";
+}
+
+bool DeployedModel::ready() const { return slot_.Get() != nullptr && !batcher_->stopping(); }
+
+std::string DeployedModel::version() const {
+  auto m = slot_.Get();
+  return m ? m->version() : "";
+}
+
+ModelMetadata DeployedModel::metadata() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return metadata_;
+}
+
+http::HttpResponse DeployedModel::Metadata() const {
+  if (!ready()) return http::HttpResponse::Json(503, EncodeError({503, ErrorKind::kUnavailable, "model " + options_.name + " is not loaded"}));
+  return WithVersion(http::HttpResponse::Json(200, EncodeModelMetadata(metadata())), version());
+}
+
+http::HttpResponse DeployedModel::Ready() const {
+  const std::string v = version();
+  json body = {{"name", options_.name}, {"ready", ready()}, {"model_version", v}};
+  return WithVersion(http::HttpResponse::Json(ready() ? 200 : 503, body.dump()), v);
+}
+
+http::HttpResponse DeployedModel::Error(const ApiError& error, std::chrono::steady_clock::time_point start,
+                                        const std::string& version) {
+  metrics_->RecordError(error, Seconds(start));
+  json body = {{"error", error.message}, {"model_name", options_.name}, {"model_version", version}};
+  return WithVersion(
+      http::HttpResponse::Json(error.http_status, body.dump(-1, ' ', false, json::error_handler_t::replace)),
+      version);
+}
+
+http::HttpResponse DeployedModel::Infer(const http::HttpRequest& request) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string current = version();
+  if (!ready()) return Error({503, ErrorKind::kUnavailable, "model " + options_.name + " is not loaded"}, start, current);
+  const ModelMetadata md = metadata();
+  auto decoded = DecodeInferRequest(request.body, md, options_.limits);
+  if (!decoded.ok()) return Error(decoded.error(), start, current);
+  InferRequest& req = decoded.value();
+  if (req.id.empty()) req.id = options_.name + "-" + std::to_string(next_id_.fetch_add(1));
+  std::vector<float> rows = req.inputs[0].ToFloat();
+  const size_t row_size = batcher_->options().row_size;
+  metrics_->CheckRange(rows, row_size);
+
+  std::promise<Result<RowsResult>> done;
+  auto fut = done.get_future();
+  Status submitted = batcher_->Submit(std::move(rows), [&done](Result<RowsResult> r) { done.set_value(std::move(r)); });
+  if (!submitted.ok()) return Error(ApiErrorFromStatus(submitted), start, current);
+  if (fut.wait_for(options_.request_timeout) != std::future_status::ready) {
+    // The batcher still holds `done`: wait for it to answer before returning
+    // (the promise lives on this stack), then report the timeout.
+    fut.wait();
+    return Error(ApiErrorFromStatus(Status::DeadlineExceeded("the request waited over " +
+                                                             std::to_string(options_.request_timeout.count()) +
+                                                             " ms for its batch")),
+                 start, current);
+  }
+  Result<RowsResult> result = fut.get();
+  if (!result.ok()) return Error(ApiErrorFromStatus(result.status()), start, current);
+  RowsResult& out = result.value();
+
+  InferResponse resp;
+  resp.model_name = options_.name;
+  resp.model_version = out.model_version;
+  resp.id = req.id;
+  Tensor logits;
+  logits.name = "logits";
+  logits.shape = {static_cast<int64_t>(out.rows), static_cast<int64_t>(out.row_size)};
+  logits.datatype = DataType::kFp32;
+  // Predictions are remembered for feedback: the request id for one row,
+  // "<id>/<row>" for each row of a larger request.
+  for (size_t r = 0; r < out.rows && out.row_size > 0; ++r) {
+    const float* row = out.data.data() + r * out.row_size;
+    const int64_t cls = std::max_element(row, row + out.row_size) - row;
+    metrics_->feedback().RecordPrediction(out.rows == 1 ? req.id : req.id + "/" + std::to_string(r), cls);
+  }
+  logits.data = std::move(out.data);
+  resp.outputs.push_back(std::move(logits));
+  metrics_->RecordSuccess(Seconds(start));
+  return WithVersion(http::HttpResponse::Json(200, EncodeInferResponse(resp)), resp.model_version);
+}
+
+http::HttpResponse DeployedModel::Feedback(const http::HttpRequest& request) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string current = version();
+  auto decoded = DecodeFeedbackRequest(request.body, options_.limits);
+  if (!decoded.ok()) return Error(decoded.error(), start, current);
+  Status s = metrics_->feedback().RecordFeedback(decoded->id, decoded->label);
+  if (!s.ok()) {
+    ApiError e = ApiErrorFromStatus(s);
+    if (s.code() == StatusCode::kAlreadyExists) e.http_status = 409;
+    return Error(e, start, current);
+  }
+  FeedbackSnapshot f = metrics_->feedback().Snapshot();
+  json body = {{"model_name", options_.name}, {"model_version", current}, {"id", decoded->id},
+               {"window_outcomes", f.window_outcomes}};
+  if (f.accuracy) body["accuracy"] = *f.accuracy;
+  return WithVersion(http::HttpResponse::Json(200, body.dump()), current);
+}
+
+void DeployedModel::Drain() { batcher_->Stop(StopMode::kDrain); }
+
+}  // namespace gantry::serving

@@ -1,0 +1,83 @@
+// DeployedModel: one model of a gantry-serve process — its hot-reload slot,
+// dynamic batcher and metrics — and the KServe v2 handlers for it.
+//
+// Request path (docs/serving.md, "Design"): decode and validate the body
+// against the current metadata (codec) → FP32 rows → Batcher::Submit (503
+// when the queue is full) → the batch runs on the slot's current model →
+// the response names the version that computed it. Every response of a
+// model route, errors included, carries the version: in the body
+// ("model_version") and in the X-Model-Version header.
+//
+// Every version installed must take rows of options.row_size values (a new
+// version with another input shape needs a new deployment).
+// Install() puts a loaded and warmed version in the slot (the swap of
+// hot reload); batches in flight finish on the previous one.
+//
+// Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/http/message.h"
+#include "serving/batcher.h"
+#include "serving/infer_codec.h"
+#include "serving/model_slot.h"
+#include "serving/serving_metrics.h"
+
+namespace gantry::serving {
+
+struct DeploymentOptions {
+  std::string name;        // the model's name in URLs (/v2/models/{name})
+  std::string registry_model;  // the registry model it follows
+  std::string ref;         // the alias or version it follows ("production", "v3")
+  bool int8 = false;
+  size_t row_size = 1;     // FP32 values per input row (the model's input shape)
+  size_t max_batch = 64;
+  std::chrono::milliseconds max_delay{0};
+  CodecLimits limits;      // max_rows is set to max_batch
+  // How long a request may wait for its batch before 504.
+  std::chrono::milliseconds request_timeout{30'000};
+};
+
+class DeployedModel {
+ public:
+  DeployedModel(DeploymentOptions options, ServingMetricsOptions metrics);
+  ~DeployedModel();
+
+  // Makes `model` (loaded and warmed) the one new batches use; returns the
+  // version it replaced ("" for the first).
+  std::string Install(std::shared_ptr<const Servable> model, ModelMetadata metadata);
+  bool ready() const;
+  std::string version() const;  // "" before the first Install
+  uint64_t swaps() const { return slot_.generation(); }
+  const DeploymentOptions& options() const { return options_; }
+
+  http::HttpResponse Metadata() const;
+  http::HttpResponse Ready() const;
+  http::HttpResponse Infer(const http::HttpRequest& request);
+  http::HttpResponse Feedback(const http::HttpRequest& request);
+  ServingSnapshot Snapshot() const { return metrics_->Snapshot(); }
+  Batcher::Stats batcher_stats() const { return batcher_->stats(); }
+
+  // Runs what is queued, then refuses new requests (503).
+  void Drain();
+
+ private:
+  http::HttpResponse Error(const ApiError& error, std::chrono::steady_clock::time_point start,
+                           const std::string& version);
+  ModelMetadata metadata() const;
+
+  DeploymentOptions options_;
+  std::unique_ptr<ServingMetrics> metrics_;
+  ModelSlot<Servable> slot_;
+  mutable std::mutex mu_;
+  ModelMetadata metadata_;  // GUARDED_BY(mu_)
+  std::atomic<uint64_t> next_id_{1};
+  std::unique_ptr<Batcher> batcher_;  // last: its worker uses the members above
+};
+
+}  // namespace gantry::serving
