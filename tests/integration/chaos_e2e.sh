@@ -121,6 +121,7 @@ start=$SECONDS
 mkfifo "$DATA/nap" && exec {NAP}<>"$DATA/nap" || fail "mkfifo $DATA/nap"
 nap() { read -rt 0.003 -u "$NAP" _; }
 log0="$DATA/jobs/$C/attempt-1/rank-0.log"
+killed_pids=()
 staging="$DATA/checkpoints/chaos-run/.staging-*"
 for ((i = 0; i < ${#victims[@]}; i++)); do
   v=${victims[i]}; target=${targets[i]}
@@ -152,8 +153,14 @@ for ((i = 0; i < ${#victims[@]}; i++)); do
     when="right after rank 0 logged and published a step"
   fi
   echo "killed $v (pid $old) at step $(step_of "$C") $when, $((SECONDS - start)) s into the job"
-  wait_for 30 restarted "$v" "$old" || fail "the supervisor did not restart $v within 30 s of its kill"
-  echo "  $v restarted as pid $(pid_of "$v") after $((SECONDS - start)) s"
+  killed_pids+=("$old")
+done
+# The restarts are checked after all kills: waiting for each one before the
+# next kill let a fast job run past the later kill steps.
+for ((i = 0; i < ${#victims[@]}; i++)); do
+  v=${victims[i]}
+  wait_for 30 restarted "$v" "${killed_pids[i]}" || fail "the supervisor did not restart $v within 30 s of its kill"
+  echo "  $v restarted as pid $(pid_of "$v") by $((SECONDS - start)) s into the job"
 done
 [ ${#victims[@]} -eq 0 ] || ok "SIGKILLed ${victims[*]} (once each); the supervisor restarted each"
 
