@@ -24,7 +24,9 @@ source "$(dirname "$0")/lib.sh" "${1:-}" chaos
 SEED=${GANTRY_CHAOS_SEED:-$(( $(date +%s%N) / 1000 % 32768 ))}
 KILL_LIST=${GANTRY_CHAOS_KILL-coordinator,storage,monitor}
 STEPS=${GANTRY_CHAOS_STEPS:-720}  # 720: ~20 s at ~36 steps/s on 2 idle cores; 360 let the job end before the last kills
-EVERY=40    # checkpoint period
+EVERY=180   # checkpoint period: longer than a storage restart (~2-3 s with the
+            # save retry backoff) at ~50 steps/s; with 40 a save kept while storage
+            # was down could be superseded by the next one (one pending save, by design)
 LOG_EVERY=5
 RANDOM=$SEED
 echo "chaos seed $SEED, kills '${KILL_LIST}' (reproduce: GANTRY_CHAOS_SEED=$SEED GANTRY_CHAOS_KILL=$KILL_LIST)"
