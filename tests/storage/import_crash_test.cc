@@ -137,9 +137,17 @@ TEST_F(ImportCrashTest, StorageRestartedMidImportLeavesExactlyOneVersion) {
   ASSERT_TRUE(WaitFor([&] { return cli.Poll().has_value(); }, std::chrono::seconds(60)));
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count();
   const std::string said = Text(out);
-  EXPECT_TRUE(cli.Poll()->ok()) << said;
-  EXPECT_NE(said.find("imported as big v1"), std::string::npos) << said;
-  EXPECT_EQ(Versions(), 1);
+  // Issue 8 accepts either end: the retried import succeeds once storage is
+  // back (one version), or, when the restart outlasts the client's liveness
+  // window (a loaded machine), the import fails naming the storage. Never a
+  // second version.
+  if (cli.Poll()->ok()) {
+    EXPECT_NE(said.find("imported as big v1"), std::string::npos) << said;
+    EXPECT_EQ(Versions(), 1);
+  } else {
+    EXPECT_NE(said.find("storage"), std::string::npos) << said;
+    EXPECT_LE(Versions(), 1);
+  }
   std::printf("import finished %lld ms after storage was killed and restarted: %s", static_cast<long long>(took),
               said.c_str());
 }
