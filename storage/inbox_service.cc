@@ -97,7 +97,10 @@ Result<SaveResult> SaveFromFile(Registry& registry, const Inbox& inbox, const js
   // The same commit as save_checkpoint: staged, fsynced, renamed, indexed,
   // and a repeated request id answers the version its first try saved.
   GANTRY_ASSIGN_OR_RETURN(std::string request_id, GetRequestId(body, kWhat));
-  GANTRY_ASSIGN_OR_RETURN(SaveResult saved, registry.Save(c, request_id));
+  // The file may become the version's pack (Registry::SourceFile): the
+  // bytes then reach the disk once.
+  const Registry::SourceFile source{path, file.bytes()};
+  GANTRY_ASSIGN_OR_RETURN(SaveResult saved, registry.Save(c, request_id, &source));
   return saved;
 }
 
@@ -132,7 +135,8 @@ void RegisterInboxHandlers(RpcServer& server, Registry& registry, RegistryFeed* 
   server.Handle("save_checkpoint_file", [inbox, &registry, feed](const Request& req) -> Result<json> {
     auto saved = SaveFromFile(registry, *inbox, req.body);
     if (saved.ok() && feed) feed->VersionSaved(*saved);
-    // Done with the file either way: a retry writes it again.
+    // Done with the file either way (unless the save took it as its pack):
+    // a retry writes it again.
     if (auto name = GetString(req.body, "file"); name.ok()) inbox->Remove(*name);
     if (!saved.ok()) return saved.status();
     return ToJson(*saved);

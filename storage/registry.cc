@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -152,7 +153,8 @@ Result<std::optional<SaveResult>> Registry::EarlierSave(const std::string& model
   return std::optional<SaveResult>(std::move(r));
 }
 
-Result<SaveResult> Registry::Save(const Checkpoint& c, const std::string& request_id) {
+Result<SaveResult> Registry::Save(const Checkpoint& c, const std::string& request_id,
+                                   const SourceFile* source) {
   const std::string& model = c.prov.model;
   GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
   if (!request_id.empty()) {
@@ -181,6 +183,19 @@ Result<SaveResult> Registry::Save(const Checkpoint& c, const std::string& reques
   uint64_t pack_bytes = 0;
   uint64_t unkicked = 0;
   int64_t shared_count = 0;
+  // A data-plane save: its bytes are already in a file on this disk, which
+  // starts towards the disk now, while the tensors are hashed, and is
+  // taken as the pack below unless most of it turns out to be shared.
+  std::optional<File> source_file;
+  if (source) {
+    auto opened = File::OpenRead(source->path);
+    if (opened.ok()) {
+      source_file = std::move(opened).value();
+      source_file->StartWriteback();
+    }
+  }
+  std::vector<std::span<const uint8_t>> deferred;  // new blobs' bytes, when source_file
+  uint64_t deferred_bytes = 0;
   HashAhead hashes(c.tensors);
   for (size_t i = 0; i < c.tensors.size(); ++i) {
     const TensorData& t = c.tensors[i];
@@ -194,6 +209,11 @@ Result<SaveResult> Registry::Save(const Checkpoint& c, const std::string& reques
     GANTRY_ASSIGN_OR_RETURN(r.blob, ChooseBlobKey(r.hash, t.data, fresh_keys, &shared));
     if (shared) {
       ++shared_count;
+    } else if (source_file) {
+      fresh.push_back({r.blob, r.hash, t.data.size(), "", 0});
+      fresh_keys.emplace_back(r.blob, t.data);
+      deferred.push_back(t.data);
+      deferred_bytes += t.data.size();
     } else {
       if (!pack) {
         GANTRY_ASSIGN_OR_RETURN(File f, File::CreateNew(staged_pack));
@@ -211,6 +231,25 @@ Result<SaveResult> Registry::Save(const Checkpoint& c, const std::string& reques
     }
     manifest.bytes += r.bytes;
     manifest.tensors.push_back(std::move(r));
+  }
+  if (!deferred.empty()) {
+    // Take the source file as the pack when at least half of it is new
+    // (gc's default compaction threshold: such a pack is not rewritten).
+    if (deferred_bytes * 2 >= source->bytes.size() && ::rename(source->path.c_str(), staged_pack.c_str()) == 0) {
+      pack = std::move(source_file);
+      for (size_t i = 0; i < deferred.size(); ++i) {
+        fresh[i].offset = static_cast<uint64_t>(deferred[i].data() - source->bytes.data());
+      }
+      pack_bytes = source->bytes.size();
+    } else {
+      GANTRY_ASSIGN_OR_RETURN(File f, File::CreateNew(staged_pack));
+      pack = std::move(f);
+      for (size_t i = 0; i < deferred.size(); ++i) {
+        GANTRY_RETURN_IF_ERROR(pack->Write(deferred[i]));
+        fresh[i].offset = pack_bytes;
+        pack_bytes += deferred[i].size();
+      }
+    }
   }
   if (pack) {
     GANTRY_RETURN_IF_ERROR(pack->Sync());

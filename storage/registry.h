@@ -11,7 +11,9 @@
 //      already live in a blob (same hash, bytes compared) is shared, the
 //      others are appended to one new pack file, with writeback started as
 //      it grows so the disk works while later tensors are hashed;
-//      fdatasync the pack;
+//      fdatasync the pack. (A data-plane save whose tensors are views into
+//      one inbox file may instead take that file as the pack: see
+//      SourceFile);
 //   2. BEGIN IMMEDIATE (the SQLite write lock); N = models.next_version;
 //   3. write manifest.json (fsync file and staging folder);
 //   4. rename the pack into .packs/ and fsync that folder;
@@ -36,6 +38,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -82,7 +85,23 @@ class Registry {
   // failed_precondition when it has been deleted since, invalid_argument
   // when it belongs to another model. Every save path (RPC, import, a
   // local data-plane save) passes its request id here.
-  Result<SaveResult> Save(const Checkpoint& checkpoint, const std::string& request_id = "");
+  //
+  // `source`, when given, says every tensor's bytes are a view into one file
+  // on the data dir's file system (the data plane's inbox file,
+  // storage/inbox.h, mapped as `bytes`). When at least half of that file is
+  // new blobs, step 1 takes the file itself as the version's pack (renamed
+  // into the staging folder and fdatasynced) instead of copying the bytes:
+  // the bytes are then written to disk once, as by a plain write. Tensors
+  // that are shared stay in it as dead bytes, which gc reclaims like those
+  // of deleted versions. Otherwise, or when the rename fails (another file
+  // system), the new blobs are copied as usual; either way `path` may be
+  // gone after the call.
+  struct SourceFile {
+    std::string path;
+    std::span<const uint8_t> bytes;
+  };
+  Result<SaveResult> Save(const Checkpoint& checkpoint, const std::string& request_id = "",
+                          const SourceFile* source = nullptr);
 
   // Reads (registry_read.cc).
   // Every version with its aliases and tags, and the model's retention

@@ -5,11 +5,14 @@
 #include "storage/inbox.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "common/fast_checksum.h"
+#include "storage/blob_store.h"
 #include "storage/storage_service.h"
 #include "tests/storage/test_support.h"
 
@@ -53,6 +56,11 @@ class InboxTest : public ::testing::Test {
   std::vector<uint8_t> a_ = Pattern(100, 1), b_ = Pattern(64, 2);
 };
 
+ino_t Inode(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
 std::vector<uint8_t> Concat(std::vector<uint8_t> x, const std::vector<uint8_t>& y) {
   x.insert(x.end(), y.begin(), y.end());
   return x;
@@ -80,6 +88,52 @@ TEST_F(InboxTest, SameHostFileCommitsAVersionAndIsRemoved) {
   EXPECT_EQ(loaded->data[1], b_);
   EXPECT_EQ(loaded->manifest.prov.step, 7);
   EXPECT_EQ(loaded->manifest.prov.job_id, "j-1");
+}
+
+// The data plane writes a save's bytes to disk once: a file that is mostly
+// new blobs is renamed into place as the version's pack; one that is mostly
+// blobs the registry already holds is copied from (only its new bytes).
+TEST_F(InboxTest, AMostlyNewFileBecomesThePackAndAMostlySharedOneIsCopied) {
+  const std::string dir = Inbox();
+  BlobStore blobs(dir_.path());
+  auto pack_sizes = [&] {
+    std::vector<uint64_t> sizes;
+    const std::vector<std::string> packs = blobs.ListPacks().value();
+    for (const std::string& p : packs) sizes.push_back(blobs.PackSize(p).value());
+    std::sort(sizes.begin(), sizes.end());
+    return sizes;
+  };
+  WriteFile(dir + "/new-1.part", Concat(a_, b_));
+  const ino_t inode = Inode(dir + "/new-1.part");
+  ASSERT_NE(inode, 0u);
+  ASSERT_TRUE(Call("save_checkpoint_file", Body("new-1.part", Layout(a_, b_))).status.ok());
+  EXPECT_EQ(pack_sizes(), std::vector<uint64_t>{a_.size() + b_.size()});
+  EXPECT_EQ(Inode(blobs.Path(blobs.ListPacks().value().at(0))), inode) << "the file was copied, not taken";
+
+  // v2: a and b unchanged (shared), c new: 20 of 184 bytes are new.
+  const std::vector<uint8_t> c = Pattern(20, 3);
+  json layout = Layout(a_, b_);
+  layout.push_back({{"name", "c"}, {"dtype", "uint8"}, {"shape", {c.size()}}, {"offset", a_.size() + b_.size()},
+                    {"bytes", c.size()}, {"checksum", FastChecksum(c.data(), c.size())}});
+  json body = Body("shared-2.part", layout);
+  body["request_id"] = "inbox-test-0002";
+  WriteFile(dir + "/shared-2.part", Concat(Concat(a_, b_), c));
+  Reply saved = Call("save_checkpoint_file", body);
+  ASSERT_TRUE(saved.status.ok()) << saved.status.ToString();
+  EXPECT_EQ(saved.body["version"], 2);
+  EXPECT_EQ(pack_sizes(), (std::vector<uint64_t>{c.size(), a_.size() + b_.size()}));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/shared-2.part"));
+
+  for (int64_t v : {1, 2}) {
+    auto loaded = registry_.Load("m", v);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    EXPECT_EQ(loaded->data[0], a_);
+    EXPECT_EQ(loaded->data[1], b_);
+  }
+  EXPECT_EQ(registry_.Load("m", 2)->data[2], c);
+  auto fsck = registry_.Fsck(false);
+  ASSERT_TRUE(fsck.ok()) << fsck.status().ToString();
+  EXPECT_TRUE(fsck->ok) << "an adopted pack must look like any other";
 }
 
 TEST_F(InboxTest, ChunksFromARemoteWriterCommitTheSameWay) {
