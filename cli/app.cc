@@ -28,6 +28,7 @@ int RunCli(const std::vector<std::string>& args) {
     AddDriftCommands(app, ctx, action);
 #endif
     AddDeployCommands(app, ctx, action);
+    AddScheduleCommands(app, ctx, action);
     std::vector<std::string> rest(args.rbegin(), args.rend());  // CLI11 takes them reversed
     if (!rest.empty()) rest.pop_back();                        // the program name
     try {

@@ -28,6 +28,11 @@ struct UpOptions {
   std::string host = "127.0.0.1";
   double stop_grace = 10;
   double start_timeout = 30;
+  // Cluster config (configs/cluster.yaml), absolute; handed to the
+  // coordinator (its hosts' CPU/GPU slots and scheduler policy). With a
+  // config, --slots is passed on only when given (`slots_given`).
+  std::string config;
+  bool slots_given = false;
 };
 
 // Runs the supervisor in this process until stopped. `foreground` (plain

@@ -12,6 +12,7 @@
 
 #include "cli/cluster.h"
 #include "cli/commands.h"
+#include "common/cluster_config.h"
 #include "common/fs.h"
 #include "common/process.h"
 #include "common/signal_fd.h"
@@ -92,6 +93,10 @@ int Up(Context& ctx, const UpOptions& o) {
                                    " (build everything with ./scripts/demo.sh or cmake --build)"));
     }
   }
+  if (!o.config.empty()) {
+    // Checked here so that a bad config fails `gantry up` with its field path.
+    if (auto c = ClusterConfig::Load(o.config); !c.ok()) return Fail(c.status());
+  }
   std::set<std::string> already;
   for (const char* svc : {kStorage, kMonitor, kCoordinator}) {
     if (dir.ReadServiceInfo(svc).ok()) already.insert(svc);
@@ -113,6 +118,8 @@ int Up(Context& ctx, const UpOptions& o) {
   so.argv = {bin + "/gantry", "--data-dir", dir.root(), "supervise", "--slots", std::to_string(o.slots),
              "--port-base", std::to_string(o.port_base), "--stop-grace", std::to_string(o.stop_grace),
              "--start-timeout", std::to_string(o.start_timeout)};
+  if (!o.config.empty()) so.argv.insert(so.argv.end(), {"--config", o.config});
+  if (o.slots_given) so.argv.push_back("--slots-given");
   so.stdout_path = dir.Path("logs/supervisor.out");
   so.new_session = true;  // outlives this command and the terminal
   auto child = ChildProcess::Spawn(so);
@@ -245,6 +252,18 @@ int StatusCmd(Context& ctx, bool as_json) {
       const json& c = out["cluster"];
       std::cout << "Slots: " << c["slots_free"] << " of " << c["slots_total"] << " free; " << c["jobs_running"]
                 << " running, " << c["jobs_queued"] << " queued\n";
+      if (c.value("gpus_total", 0) > 0) {
+        std::string in_use;
+        for (const auto& h : c.value("hosts", json::array())) {
+          for (const auto& g : h.value("gpus_used", json::array())) {
+            in_use += (in_use.empty() ? "" : ", ") + h.value("name", std::string()) + ":" + std::to_string(g.get<int>());
+          }
+        }
+        std::cout << "GPU slots: " << c["gpus_free"] << " of " << c["gpus_total"] << " free"
+                  << (in_use.empty() ? "" : " (in use: " + in_use + ")") << "\n";
+      } else if (c.contains("gpus_total")) {
+        std::cout << "GPU slots: none (a GPU host declares hosts[].gpus in the cluster config)\n";
+      }
     }
     if (up < 3 && sup) {
       std::cout << "The supervisor restarts a service that died; `gantry up` also retries a crash-looping one.\n";
@@ -266,7 +285,14 @@ void AddClusterCommands(CLI::App& app, Context& ctx, Action& action) {
                  "First of five ports (API 7600, storage +1, monitor +2..+4); 0 picks free ports");
   up->add_option("--stop-grace", opts->stop_grace, "Seconds jobs get to stop before SIGKILL");
   up->add_option("--start-timeout", opts->start_timeout, "Seconds each service gets to become ready");
-  up->callback([&ctx, &action, opts] { action = [&ctx, opts] { return Up(ctx, *opts); }; });
+  up->add_option("--config", opts->config,
+                 "Cluster config (configs/cluster.yaml): hosts with CPU and GPU slots, scheduler policy")
+      ->check(CLI::ExistingFile);
+  up->callback([&ctx, &action, opts, up] {
+    opts->slots_given = up->count("--slots") > 0;
+    if (!opts->config.empty()) opts->config = std::filesystem::absolute(opts->config).string();
+    action = [&ctx, opts] { return Up(ctx, *opts); };
+  });
 
   // Hidden: the background supervisor that `gantry up --detach` starts.
   auto sopts = std::make_shared<UpOptions>();
@@ -276,6 +302,8 @@ void AddClusterCommands(CLI::App& app, Context& ctx, Action& action) {
   sv->add_option("--port-base", sopts->port_base);
   sv->add_option("--stop-grace", sopts->stop_grace);
   sv->add_option("--start-timeout", sopts->start_timeout);
+  sv->add_option("--config", sopts->config);
+  sv->add_flag("--slots-given", sopts->slots_given);
   sv->callback([&ctx, &action, sopts] {
     action = [&ctx, sopts] { return Supervise(ctx, *sopts, /*foreground=*/false); };
   });

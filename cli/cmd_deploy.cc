@@ -28,6 +28,7 @@ struct DeployOptions {
   int max_batch = 64;
   int max_delay_ms = 0;
   bool int8 = false;
+  double sample_rate = 0.1;
   bool no_wait = false;
   double timeout = 120;
   bool as_json = false;
@@ -191,7 +192,7 @@ int Deploy(Context& ctx, const DeployOptions& o) {
     return Fail(version.status().WithContext("deploy: model " + model + "@" + ref));
   }
   json body = {{"model", model},         {"ref", ref},   {"port", o.port}, {"max_batch", o.max_batch},
-               {"max_delay_ms", o.max_delay_ms}, {"int8", o.int8}};
+               {"max_delay_ms", o.max_delay_ms}, {"int8", o.int8}, {"sample_rate", o.sample_rate}};
   if (!o.name.empty()) body["name"] = o.name;
   auto r = ctx.Call(kCoordinator, "deploy", body);
   if (!r.ok()) return Fail(r.status());
@@ -247,6 +248,9 @@ void AddDeployCommands(CLI::App& app, Context& ctx, Action& action) {
   deploy->add_option("--max-batch", o->max_batch, "Largest batch run at once (default 64)");
   deploy->add_option("--max-delay-ms", o->max_delay_ms, "Longest wait for a batch to fill (default 0)");
   deploy->add_flag("--int8", o->int8, "Serve the int8-optimised version (gantry ckpt optimize --int8)");
+  deploy->add_option("--sample-rate", o->sample_rate,
+                     "Share of requests whose inputs and predictions go to the monitor for drift (default 0.1)")
+      ->check(CLI::Range(0.0, 1.0));
   deploy->add_flag("--no-wait", o->no_wait, "Return once recorded instead of once serving");
   deploy->add_option("--timeout", o->timeout, "Seconds to wait for it to serve (default 120; exit 4)");
   deploy->add_flag("--json", o->as_json, "Print the deployment as JSON");

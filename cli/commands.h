@@ -17,5 +17,6 @@ void AddAlertsCommand(CLI::App& app, Context& ctx, Action& action);    // alerts
 void AddDriftCommands(CLI::App& app, Context& ctx, Action& action);    // drift compare, drift check
 #endif
 void AddDeployCommands(CLI::App& app, Context& ctx, Action& action);   // deploy, deployments, undeploy
+void AddScheduleCommands(CLI::App& app, Context& ctx, Action& action); // schedule ...
 
 }  // namespace gantry::cli

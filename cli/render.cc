@@ -84,18 +84,28 @@ Status CheckRequestFits(const json& ping, uint64_t request_bytes, const std::str
                                  " (start it with a larger --max-message-mb)");
 }
 
+std::string EstimatedStart(const json& j, double now) {
+  const std::string state = j.value("state", "");
+  if (state != "QUEUED" && state != "PREEMPTED" && state != "RESTARTING") return "-";
+  auto it = j.find("estimated_start");
+  if (it == j.end() || !it->is_number()) return "unknown";
+  const double in = it->get<double>() - now;
+  return in <= 0 ? "now" : "in " + FormatDuration(in);
+}
+
 void RenderJobs(const json& r, std::ostream& out) {
   std::vector<std::vector<std::string>> rows;
+  const double now = static_cast<double>(std::time(nullptr));
   for (const auto& j : r.at("jobs")) {
     rows.push_back({j["job_id"], j["name"], j["state"], std::to_string(j["workers"].get<int>()),
                     std::to_string(j["attempt"].get<int>()), FormatTime(j["submitted_at"]), JobDuration(j),
-                    j["reason"]});
+                    EstimatedStart(j, now), j["reason"]});
   }
   if (rows.empty()) {
     out << "no jobs yet; submit one with `gantry submit configs/jobs/fashion_mnist.yaml`\n";
     return;
   }
-  out << FormatTable({"ID", "NAME", "STATE", "WORKERS", "ATTEMPT", "SUBMITTED", "DURATION", "REASON"}, rows);
+  out << FormatTable({"ID", "NAME", "STATE", "WORKERS", "ATTEMPT", "SUBMITTED", "DURATION", "START", "REASON"}, rows);
 }
 
 void RenderJob(const json& r, std::ostream& out) {
@@ -113,6 +123,16 @@ void RenderJob(const json& r, std::ostream& out) {
       << "  started    " << FormatTime(j["started_at"]) << "\n"
       << "  finished   " << FormatTime(j["finished_at"]) << "  (ran " << JobDuration(j) << ")\n"
       << "  job dir    " << r["job_dir"].get<std::string>() << "\n";
+  if (j.contains("gpus") && j["gpus"].is_array()) {
+    out << "  gpus      ";
+    int rank = 0;
+    for (const auto& g : j["gpus"]) out << " rank " << rank++ << ": " << g.get<std::string>();
+    out << "  (CUDA_VISIBLE_DEVICES)\n";
+  }
+  if (j.value("max_runtime", 0.0) > 0) out << "  max run    " << FormatDuration(j["max_runtime"].get<double>()) << "\n";
+  if (j.contains("estimated_start") && j["estimated_start"].is_number()) {
+    out << "  est start  " << FormatTime(j["estimated_start"]) << "\n";
+  }
   if (r.contains("progress")) {
     out << "  progress  ";
     for (const auto& p : r["progress"]["ranks"]) {

@@ -34,6 +34,9 @@ Status CheckRequestFits(const json& ping_reply, uint64_t request_bytes, const st
 
 // `gantry jobs`: the table of a list_jobs reply, or a hint when it is empty.
 void RenderJobs(const json& list_jobs_reply, std::ostream& out);
+// The START column of `gantry jobs`: for a waiting job its estimated start
+// relative to `now` ("in 4m10s", "now", "unknown"), "-" for the others.
+std::string EstimatedStart(const json& job, double now);
 // `gantry job show`: a get_job reply.
 void RenderJob(const json& get_job_reply, std::ostream& out);
 

@@ -83,9 +83,11 @@ class RealStarter final : public ProcessStarter {
       if (!infos_.count(kStorage) || !infos_.count(kMonitor)) {
         return Status::FailedPrecondition("the coordinator needs storage and monitor running first");
       }
-      args = {"--bind", ep(kCoordinator, "api", 0), "--slots", std::to_string(o_.slots), "--storage",
-              infos_[kStorage].endpoints.at("api"), "--monitor", infos_[kMonitor].endpoints.at("ingest"),
-              "--stop-grace", std::to_string(o_.stop_grace)};
+      args = {"--bind", ep(kCoordinator, "api", 0), "--storage", infos_[kStorage].endpoints.at("api"),
+              "--monitor", infos_[kMonitor].endpoints.at("ingest"), "--stop-grace", std::to_string(o_.stop_grace)};
+      // With a cluster config its hosts give the slots, unless --slots was given.
+      if (o_.config.empty() || o_.slots_given) args.insert(args.end(), {"--slots", std::to_string(o_.slots)});
+      if (!o_.config.empty()) args.insert(args.end(), {"--config", o_.config});
     }
     if (!dir_.ReadServiceInfo(name).ok()) dir_.RemoveServiceInfo(name);  // a dead one's stale record
     SpawnOptions so;
@@ -224,7 +226,9 @@ int Supervise(Context& ctx, const UpOptions& o, bool foreground) {
   for (auto& a : already) std::cout << "; " << a << " was already running";
   std::cout << std::endl;
   if (foreground) {
-    std::cout << "Gantry is up (data dir " << dir.root() << ", " << o.slots << " slots)\n";
+    std::cout << "Gantry is up (data dir " << dir.root() << ", "
+              << (o.config.empty() || o.slots_given ? std::to_string(o.slots) + " slots" : "slots from " + o.config)
+              << ")\n";
     for (const auto& svc : order) {
       auto info = dir.ReadServiceInfo(svc);
       if (!info.ok()) continue;

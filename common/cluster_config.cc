@@ -170,6 +170,11 @@ Result<ClusterConfig> ClusterConfig::Parse(const json& j, int detected_cpus, int
   ReadStrings(la, "srun_args", c.launcher.srun_args);
   json hosts;
   r.Get("hosts", hosts);
+  FieldReader sc = r.Child("scheduler");
+  sc.Get("backfill", c.scheduler.backfill);
+  sc.Get("preemption", c.scheduler.preemption);
+  sc.Get("preempt_grace_seconds", c.scheduler.preempt_grace_seconds);
+  if (c.scheduler.preempt_grace_seconds < 0) sc.Fail("preempt_grace_seconds", "must be >= 0");
 
   if (c.auth != "none" && c.auth != "curve") r.Fail("auth", "must be none or curve (got \"" + c.auth + "\")");
   if (c.stop_grace_seconds < 0) co.Fail("stop_grace_seconds", "must be >= 0");
@@ -203,7 +208,7 @@ Result<ClusterConfig> ClusterConfig::Parse(const json& j, int detected_cpus, int
                                 "): set auth: curve so that only clients with an authorised key reach it");
     }
   }
-  for (FieldReader* fr : {&r, &co, &st, &mo, &la}) GANTRY_RETURN_IF_ERROR(fr->Finish());
+  for (FieldReader* fr : {&r, &co, &st, &mo, &la, &sc}) GANTRY_RETURN_IF_ERROR(fr->Finish());
   GANTRY_RETURN_IF_ERROR(ParseHosts(hosts, c, detected_cpus, detected_gpus, c.hosts));
   return c;
 }
@@ -230,7 +235,11 @@ json ClusterConfig::ToJson() const {
             {"storage", {{"bind", storage_bind}}},
             {"monitor", {{"ingest", monitor_ingest}, {"feed", monitor_feed}, {"api", monitor_api}, {"http", monitor_http}}},
             {"launcher", l},
-            {"hosts", host_list}};
+            {"hosts", host_list},
+            {"scheduler",
+             {{"backfill", scheduler.backfill},
+              {"preemption", scheduler.preemption},
+              {"preempt_grace_seconds", scheduler.preempt_grace_seconds}}}};
   if (!data_dir.empty()) j["data_dir"] = data_dir;
   return j;
 }

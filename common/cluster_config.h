@@ -18,6 +18,10 @@
 //       cpus: 16             # CPU slots; default: this host's cores (local)
 //       gpus: 2              # GPU slots: a count, or the device list [0, 2];
 //                            # default: the GPUs detected on this host (local)
+//   scheduler:               # the coordinator's policy (docs/operations.md)
+//     backfill: true         # EASY backfill around the head job's reservation
+//     preemption: false      # higher priority may preempt lower (checkpoint, requeue)
+//     preempt_grace_seconds: 300  # a job preempts, or is preempted, at most this often
 //
 // Every field is optional; absent ones take the embedded cluster's defaults
 // (loopback, the ports in data_dir.h, one local host). Errors name the field
@@ -51,6 +55,12 @@ struct LauncherConfig {
   std::vector<std::string> srun_args;
 };
 
+struct SchedulerConfig {
+  bool backfill = true;
+  bool preemption = false;
+  double preempt_grace_seconds = 300;
+};
+
 struct ClusterConfig {
   std::string data_dir;
   std::string auth = "none";  // none | curve
@@ -63,6 +73,7 @@ struct ClusterConfig {
   std::string monitor_http;  // host:port
   LauncherConfig launcher;
   std::vector<HostConfig> hosts;
+  SchedulerConfig scheduler;
 
   int TotalCpus() const;
   int TotalGpus() const;

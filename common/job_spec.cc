@@ -31,6 +31,36 @@ void OneOf(FieldReader& r, const std::string& key, const std::string& v,
   r.Fail(key, "must be one of " + list + " (got '" + v + "')");
 }
 
+// A duration in seconds: a number, or a string with a unit ("90s", "30m",
+// "2h", "1d"). Absent keeps `out`; must be > 0 when given.
+void ReadDuration(FieldReader& r, const std::string& key, double& out) {
+  json v;
+  r.Get(key, v);
+  if (v.is_null()) return;
+  double seconds = -1;
+  if (v.is_number()) {
+    seconds = v.get<double>();
+  } else if (v.is_string()) {
+    const std::string text = v.get<std::string>();
+    size_t used = 0;
+    double n = -1;
+    try {
+      n = std::stod(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    const std::string unit = used > 0 ? text.substr(used) : "";
+    const double scale = unit == "" || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+    if (used > 0 && scale > 0) seconds = n * scale;
+  }
+  if (!(seconds > 0)) {
+    r.Fail(key, "must be a positive duration: seconds, or a number with s, m, h or d, like \"2h\" (got " +
+                    v.dump() + ")");
+    return;
+  }
+  out = seconds;
+}
+
 }  // namespace
 
 Result<JobSpec> JobSpec::Parse(const json& j, const std::string& base_dir) {
@@ -40,6 +70,7 @@ Result<JobSpec> JobSpec::Parse(const json& j, const std::string& base_dir) {
   if (!r.Has("name")) r.Fail("name", "is required (a short name like fashion-mnist)");
   else if (Status st = ValidateName(s.name, "name"); !st.ok()) r.Fail("name", "is invalid: " + st.message());
   r.Get("priority", s.priority);
+  ReadDuration(r, "max_runtime", s.max_runtime);
   r.Get("warm_start", s.warm_start);
   if (!s.warm_start.empty()) {
     auto at = s.warm_start.find('@');
@@ -160,9 +191,41 @@ Result<JobSpec> JobSpec::Parse(const json& j, const std::string& base_dir) {
 
   r.Get("alerts", s.alerts);
 
+  FieldReader rt = r.Child("retrain");
+  json new_files;
+  rt.Get("new_files", new_files);
+  rt.Get("replay", s.retrain.replay);
+  rt.Get("replay_seed", s.retrain.replay_seed);
+  rt.Get("champion", s.retrain.champion);
+  if (!new_files.is_null() && !new_files.is_array()) rt.Fail("new_files", "must be a list of shard names");
+  if (new_files.is_array()) {
+    for (const json& f : new_files) {
+      if (!f.is_string() || f.get<std::string>().empty() || f.get<std::string>().find('/') != std::string::npos) {
+        rt.Fail("new_files", "must name shards of data.path without a directory (got " + f.dump() + ")");
+        break;
+      }
+      s.retrain.new_files.push_back(f.get<std::string>());
+    }
+  }
+  if (!s.retrain.new_files.empty() && s.data.format != "shards") {
+    rt.Fail("new_files", "needs data.format shards (got '" + s.data.format + "')");
+  }
+  if (s.retrain.replay < 0 || s.retrain.replay >= 1) {
+    rt.Fail("replay", "must be in [0, 1): the share of older shards mixed into the run (got " +
+                          std::to_string(s.retrain.replay) + ")");
+  }
+  if (!s.retrain.champion.empty()) {
+    auto at = s.retrain.champion.find('@');
+    if (at == std::string::npos || at == 0 || at + 1 == s.retrain.champion.size()) {
+      rt.Fail("champion", "must be MODEL@REF, e.g. fashion-mnist@v3 (got '" + s.retrain.champion + "')");
+    } else if (s.data.format != "idx" && s.data.test_file.empty()) {
+      rt.Fail("champion", "needs a held-out set to score it on: set data.test_file");
+    }
+  }
+
   // Report the first error in document order: top-level type problems first,
   // then each section.
-  for (FieldReader* fr : {&m, &d, &res, &o, &ls, &t, &c, &rs, &r}) {
+  for (FieldReader* fr : {&m, &d, &res, &o, &ls, &t, &c, &rs, &rt, &r}) {
     GANTRY_RETURN_IF_ERROR(fr->Finish());
   }
   if (!s.alerts.is_null()) {
@@ -232,6 +295,13 @@ json JobSpec::ToJson() const {
       {"warm_start", warm_start},
   };
   if (!alerts.is_null()) out["alerts"] = alerts;
+  if (max_runtime > 0) out["max_runtime"] = max_runtime;
+  if (!retrain.empty()) {
+    out["retrain"] = {{"new_files", retrain.new_files},
+                      {"replay", retrain.replay},
+                      {"replay_seed", retrain.replay_seed},
+                      {"champion", retrain.champion}};
+  }
   return out;
 }
 

@@ -97,6 +97,23 @@ struct RestartSpec {
   double hang_timeout_seconds = 300;
 };
 
+// A retraining run's section (docs/retraining.md, "A run"); the coordinator
+// fills it in when a schedule submits a run. Empty: an ordinary job.
+struct RetrainSpec {
+  // data.format shards: train on these shards of data.path (file or shard
+  // names) plus a `replay` share of the other shards. Empty: every shard.
+  std::vector<std::string> new_files;
+  double replay = 0;       // [0, 1): share of the older shards mixed in
+  uint64_t replay_seed = 0;  // which older shards (the same seed, the same choice)
+  // MODEL@REF evaluated beside the trained model on the job's held-out set
+  // (data.test_file, or the IDX test files); its scores are saved with the
+  // new version's metrics as champion_test_accuracy, champion_test_loss and
+  // champion_version.
+  std::string champion;
+
+  bool empty() const { return new_files.empty() && replay == 0 && champion.empty(); }
+};
+
 struct JobSpec {
   std::string name;
   ModelSpec model;
@@ -106,7 +123,13 @@ struct JobSpec {
   CheckpointSpec checkpoint;
   RestartSpec restart;
   int priority = 0;
+  // Longest an attempt may run, in seconds (0 = not declared). The
+  // scheduler plans with it (EASY backfill, estimated starts) and stops an
+  // attempt that outlives it (failure class time_limit). YAML also takes
+  // "90s", "30m", "2h", "1d".
+  double max_runtime = 0;
   std::string warm_start;  // "MODEL@REF": start from that checkpoint's parameters
+  RetrainSpec retrain;
   // The job's own alert rules (docs/monitor.md "Alert rules"), validated by
   // alert_rules' ParseRules at Parse and kept as the YAML list (null when
   // absent); the coordinator sends them to the monitor with every job_state

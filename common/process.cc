@@ -14,8 +14,9 @@
 namespace gantry {
 
 std::string ExitInfo::ToString() const {
-  if (signal) return std::string("killed by signal ") + std::to_string(signal) + " (" + strsignal(signal) + ")";
-  return "exit code " + std::to_string(exit_code);
+  std::string how = signal ? std::string("killed by signal ") + std::to_string(signal) + " (" + strsignal(signal) + ")"
+                           : "exit code " + std::to_string(exit_code);
+  return detail.empty() ? how : detail + ", " + how;
 }
 
 ExitInfo DecodeWaitStatus(int status) {

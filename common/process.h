@@ -29,9 +29,17 @@ struct SpawnOptions {
 
 // How a process ended.
 struct ExitInfo {
+  ExitInfo() = default;
+  ExitInfo(int code, int sig) : exit_code(code), signal(sig) {}
   int exit_code = -1;  // when exited normally
   int signal = 0;      // when killed by a signal
-  bool ok() const { return signal == 0 && exit_code == 0; }
+  // Set by a launcher that knows more than the exit status (Slurm's job
+  // state): the attempt's failure class ("time_limit", "node_lost",
+  // "cancelled", …) and what happened, in words. Empty: classify by
+  // exit_code and signal.
+  std::string failure_class;
+  std::string detail;
+  bool ok() const { return signal == 0 && exit_code == 0 && failure_class.empty(); }
   std::string ToString() const;
 };
 

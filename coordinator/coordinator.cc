@@ -26,6 +26,23 @@ std::string Plural(int n, const char* what) {
   return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
 }
 
+std::vector<HostConfig> HostsOf(const CoordinatorOptions& o) {
+  if (!o.hosts.empty()) return o.hosts;
+  return {HostConfig{"localhost", o.slots, {}}};
+}
+
+// The record of where an attempt's ranks run, next to its logs, so that a
+// restarted coordinator that re-adopts the attempt holds the same devices.
+constexpr const char* kPlacementFile = "placement.json";
+
+std::string JoinIds(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const auto& id : ids) out += (out.empty() ? "" : ", ") + id;
+  return out;
+}
+
+double Seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, DataDir dir, JobStore store, Launcher& launcher,
@@ -36,7 +53,8 @@ Coordinator::Coordinator(CoordinatorOptions options, DataDir dir, JobStore store
       launcher_(launcher),
       events_(events),
       retention_(retention),
-      clock_(clock) {}
+      clock_(clock),
+      slots_(HostsOf(options_)) {}
 
 Coordinator::~Coordinator() {
   // Running attempts die with their Launch objects; Shutdown() is the clean path.
@@ -145,7 +163,20 @@ Result<bool> Coordinator::Readopt(Job& job, const Attempt& a) {
   run.launch = std::move(launch);
   run.attempt = a;
   run.started = run.last_heartbeat = clock_.Now();  // a fresh grace period for heartbeats
-  slots_used_ += job.spec.SlotsNeeded();
+  std::optional<Placement> placement;
+  if (auto text = ReadFile(a.log_dir + "/" + kPlacementFile); text.ok()) {
+    json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (auto p = Placement::FromJson(j); p.ok()) placement = *p;
+  }
+  if (!placement) placement = slots_.Place(job.spec);  // an attempt from before placements were recorded
+  if (placement) {
+    run.placement = *placement;
+    slots_.Take(run.placement);
+    job.gpus = run.placement.GpuLists();
+  } else {
+    spdlog::warn("job {}: no record of attempt {}'s slots and none free; it runs beyond the slot count", job.id,
+                 a.number);
+  }
   running_.emplace(job.id, std::move(run));
   return true;
 }
@@ -161,15 +192,21 @@ Result<Job> Coordinator::Submit(const json& spec_json, const std::string& reques
   }
   GANTRY_ASSIGN_OR_RETURN(JobSpec spec, JobSpec::Parse(spec_json));
   GANTRY_RETURN_IF_ERROR(spec.CheckFiles());
-  if (spec.SlotsNeeded() > options_.slots) {
-    return Status::ResourceExhausted(
-        "job spec: resources.workers needs " + Plural(spec.SlotsNeeded(), "slot") +
-        " (workers x slots_per_worker) but this cluster has only " + Plural(options_.slots, "slot") +
-        "; lower resources.workers or start the cluster with more slots (gantry up --slots N)");
-  }
-  if (spec.resources.device == "cuda") {
+  const Pool pool = PoolOf(spec);
+  if (pool == Pool::kGpu && slots_.Total(Pool::kGpu) == 0) {
     return Status::InvalidArgument(
-        "job spec: resources.device is cuda but this cluster declares no GPU slots; use cpu");
+        "job spec: resources.device is cuda but this cluster declares no GPU slots; declare hosts[].gpus in the "
+        "cluster config (gantry up --config FILE) on a machine with GPUs, or use cpu");
+  }
+  if (!slots_.CouldEverFit(spec)) {
+    const bool gpu = pool == Pool::kGpu;
+    return Status::ResourceExhausted(
+        "job spec: resources.workers needs " + SlotCount(spec.SlotsNeeded(), pool) +
+        " (workers x slots_per_worker, at most one host per worker) but this cluster has only " +
+        SlotCount(slots_.Total(pool), pool) + (slots_.hosts().size() > 1 ? " across its hosts" : "") +
+        "; lower resources.workers or give the cluster more " +
+        (gpu ? std::string("GPUs (hosts[].gpus in the cluster config)")
+             : std::string("slots (gantry up --slots N, or hosts[].cpus in the cluster config)")));
   }
   GANTRY_RETURN_IF_ERROR(retention_.Check(spec));
   Job job;
@@ -207,6 +244,8 @@ Result<Job> Coordinator::Cancel(const std::string& job_id) {
     GANTRY_RETURN_IF_ERROR(Save(job, std::move(next)));
     Job out = job;
     active_.erase(it);
+    preempt_asked_.erase(job_id);
+    preempted_at_.erase(job_id);
     return out;
   }
   next.reason = "cancelling: stopping workers";
@@ -293,9 +332,17 @@ ClusterView Coordinator::ClusterStatus() const {
       ++v.jobs_queued;
     }
   }
-  v.slots_total = options_.slots;
-  v.slots_used = slots_used_;
-  v.slots_free = options_.slots - slots_used_;
+  v.slots_total = slots_.Total(Pool::kCpu);
+  v.slots_used = slots_.Used(Pool::kCpu);
+  v.slots_free = slots_.Free(Pool::kCpu);
+  v.gpus_total = slots_.Total(Pool::kGpu);
+  v.gpus_used = slots_.Used(Pool::kGpu);
+  v.gpus_free = slots_.Free(Pool::kGpu);
+  for (size_t i = 0; i < slots_.hosts().size(); ++i) {
+    const HostConfig& h = slots_.hosts()[i];
+    const auto& used = slots_.GpusUsed(i);
+    v.hosts.push_back({h.name, h.cpus, slots_.CpusUsed(i), h.gpus, std::vector<int>(used.begin(), used.end())});
+  }
   v.jobs_running = static_cast<int>(running_.size());
   return v;
 }
@@ -317,6 +364,14 @@ void Coordinator::Reap() {
       spdlog::warn("job {}: workers ignored SIGTERM for {} ms, killing", id, options_.stop_grace.count());
       ExitInfo e = run.launch->Kill();
       if (Settle(active_.at(id), run, e).ok()) done.push_back(id);
+    } else if (!run.stopping && EndsIn(active_.at(id), run, now) <= 0) {
+      const double limit = active_.at(id).spec.max_runtime;
+      spdlog::warn("job {}: attempt {} ran past its max_runtime of {:.0f} s, stopping it (checkpoint first)", id,
+                   run.attempt.number, limit);
+      run.timed_out = true;
+      run.stopping = true;
+      run.stop_sent = now;
+      run.launch->RequestPreempt();
     } else if (!run.stopping && HungFor(active_.at(id), run, now) > 0) {
       double silent = HungFor(active_.at(id), run, now);
       spdlog::warn("job {}: no heartbeat for {:.0f} s, killing attempt {} as hung", id, silent, run.attempt.number);
@@ -327,10 +382,23 @@ void Coordinator::Reap() {
     }
   }
   for (const auto& id : done) {
-    slots_used_ -= active_.at(id).spec.SlotsNeeded();
+    slots_.Release(running_.at(id).placement);
+    active_.at(id).gpus.clear();
     running_.erase(id);
-    if (IsTerminal(active_.at(id).state)) active_.erase(id);
+    if (IsTerminal(active_.at(id).state)) {
+      active_.erase(id);
+      preempt_asked_.erase(id);
+      preempted_at_.erase(id);
+    }
   }
+}
+
+double Coordinator::EndsIn(const Job& job, const Running& run, std::chrono::steady_clock::time_point now) const {
+  double end = kNever;
+  if (job.spec.max_runtime > 0) end = job.spec.max_runtime - Seconds(now - run.started);
+  // A stopping attempt is killed when its grace runs out.
+  if (run.stopping) end = std::min(end, Seconds(options_.stop_grace) - Seconds(now - run.stop_sent));
+  return end;
 }
 
 double Coordinator::HungFor(const Job& job, const Running& run, std::chrono::steady_clock::time_point now) {
@@ -370,21 +438,50 @@ Status Coordinator::Settle(Job& current, Running& run, const ExitInfo& exit) {
     a.outcome = "succeeded";
     job.state = JobState::kSucceeded;
     job.reason = "finished";
-  } else if (!run.hung && exit.signal == 0 && exit.exit_code == kExitPreempted) {
+  } else if (exit.failure_class == "cancelled") {
+    // Cancelled outside Gantry (a launcher that knows: scancel under Slurm).
+    a.outcome = "cancelled";
+    a.failure_class = "cancelled";
+    a.message = "attempt " + std::to_string(a.number) + " cancelled outside Gantry: " + exit.ToString();
+    job.state = JobState::kCancelled;
+    job.reason = a.message;
+  } else if (run.timed_out || exit.failure_class == "time_limit") {
+    // Terminal: another attempt would meet the same limit.
+    a.outcome = "failed";
+    a.failure_class = "time_limit";
+    a.message = "attempt " + std::to_string(a.number) +
+                (job.spec.max_runtime > 0
+                     ? " ran past max_runtime (" + std::to_string(static_cast<int64_t>(job.spec.max_runtime)) + " s)"
+                     : std::string(" hit the launcher's time limit")) +
+                " and was stopped" +
+                (exit.signal == 0 && exit.exit_code == kExitPreempted ? " after a checkpoint" : "") + ": " +
+                exit.ToString();
+    job.state = JobState::kFailed;
+    job.reason = a.message + " (raise max_runtime and resubmit; " + logs + ")";
+  } else if (run.preempting || exit.failure_class == "preempted" ||
+             (!run.hung && exit.failure_class.empty() && exit.signal == 0 && exit.exit_code == kExitPreempted)) {
+    const bool checkpointed = exit.signal == 0 && exit.exit_code == kExitPreempted;
     a.outcome = "preempted";
     a.failure_class = "preempted";
-    a.message = "attempt " + std::to_string(a.number) + " checkpointed and stopped on SIGTERM";
+    if (run.preempting) {
+      a.message = "attempt " + std::to_string(a.number) + " preempted for job " + run.preempt_for +
+                  (checkpointed ? "; checkpointed and stopped" : "; stopped without a checkpoint (" + exit.ToString() + ")");
+    } else {
+      a.message = "attempt " + std::to_string(a.number) + " checkpointed and stopped on SIGTERM";
+    }
     job.state = JobState::kPreempted;
-    job.reason = "preempted during attempt " + std::to_string(a.number) + "; requeued";
+    job.reason = (run.preempting ? "preempted for job " + run.preempt_for + " during attempt "
+                                 : std::string("preempted during attempt ")) +
+                 std::to_string(a.number) + "; requeued";
   } else {
     a.outcome = "failed";
     if (run.hung) {
       a.failure_class = "hang";
       a.message = "attempt " + std::to_string(a.number) + " hung: " + run.hung_message;
     } else {
-      a.failure_class = exit.signal ? "signal" : "exit_code";
+      a.failure_class = !exit.failure_class.empty() ? exit.failure_class : exit.signal ? "signal" : "exit_code";
       a.message = "attempt " + std::to_string(a.number) + " failed: " + exit.ToString();
-      if (exit.signal == SIGKILL) a.message += " (killed from outside: out of memory?)";
+      if (exit.signal == SIGKILL && exit.failure_class.empty()) a.message += " (killed from outside: out of memory?)";
     }
     if (job.restarts < job.spec.restart.max_restarts) {
       job.state = JobState::kRestarting;
@@ -413,10 +510,11 @@ Status Coordinator::Settle(Job& current, Running& run, const ExitInfo& exit) {
 
 void Coordinator::Schedule() {
   std::vector<Job*> candidates;
-  double now = clock_.WallSeconds();
+  const double wall = clock_.WallSeconds();
+  const auto now = clock_.Now();
   for (auto& [id, job] : active_) {
     if (job.state == JobState::kQueued || job.state == JobState::kPreempted ||
-        (job.state == JobState::kRestarting && job.not_before <= now)) {
+        (job.state == JobState::kRestarting && job.not_before <= wall)) {
       candidates.push_back(&job);
     }
   }
@@ -424,23 +522,128 @@ void Coordinator::Schedule() {
     if (a->priority != b->priority) return a->priority > b->priority;
     return a->seq < b->seq;
   });
-  const Job* head = nullptr;
-  for (Job* job : candidates) {
-    int need = job->spec.SlotsNeeded();
-    int free = options_.slots - slots_used_;
-    if (head) {
-      SetReason(*job, "waiting behind job " + head->id + " (higher priority or submitted earlier)");
-    } else if (need <= free) {
-      StartAttempt(*job);
-    } else {
-      SetReason(*job, "waiting for free slots: needs " + std::to_string(need) + ", " +
-                          std::to_string(free) + " of " + std::to_string(options_.slots) + " free");
-      head = job;
+  // Per pool: the running attempts' ends (EASY's view) and, for estimates,
+  // those plus the planned starts of the jobs waiting ahead.
+  struct PoolPlan {
+    Forecast running;
+    Forecast planned;
+    const Job* head = nullptr;
+    int head_need = 0;
+    double head_start = kNever;
+  };
+  std::map<Pool, PoolPlan> plans;
+  for (Pool p : {Pool::kCpu, Pool::kGpu}) {
+    std::vector<Hold> holds;
+    for (const auto& [id, run] : running_) {
+      if (run.placement.pool == p && !run.placement.ranks.empty()) {
+        holds.push_back({run.placement.slots(), 0, std::max(0.0, EndsIn(active_.at(id), run, now))});
+      }
     }
+    plans.emplace(p, PoolPlan{Forecast(slots_.Total(p), holds), Forecast(slots_.Total(p), holds), nullptr, 0, kNever});
+  }
+  for (Job* job : candidates) {
+    const Pool pool = PoolOf(job->spec);
+    PoolPlan& plan = plans.at(pool);
+    const int need = job->spec.SlotsNeeded();
+    const int free = slots_.Free(pool);
+    const double runtime = job->spec.max_runtime > 0 ? job->spec.max_runtime : kNever;
+    std::optional<Placement> placement = slots_.Place(job->spec);
+    std::string reason;
+    double start = kNever;
+    if (plan.head == nullptr) {
+      if (placement) {
+        plan.running.Add({need, 0, runtime});
+        plan.planned.Add({need, 0, runtime});
+        StartAttempt(*job, *placement);  // may erase *job (launch failure)
+        continue;
+      }
+      reason = "waiting for " + SlotCount(std::max(1, need - free), pool) + ": needs " + std::to_string(need) +
+               ", " + std::to_string(free) + " of " + std::to_string(slots_.Total(pool)) + " free";
+      if (options_.scheduler.preemption) {
+        if (std::string victims = Preempt(*job, job->spec, free); !victims.empty()) reason = victims;
+      }
+      plan.head = job;
+      plan.head_need = need;
+      // Recomputed: preemption shortens the victims' ends to the stop grace.
+      std::vector<Hold> holds;
+      for (const auto& [id, run] : running_) {
+        if (run.placement.pool == pool && !run.placement.ranks.empty()) {
+          holds.push_back({run.placement.slots(), 0, std::max(0.0, EndsIn(active_.at(id), run, now))});
+        }
+      }
+      plan.running = Forecast(slots_.Total(pool), holds);
+      plan.planned = Forecast(slots_.Total(pool), holds);
+      start = plan.planned.EarliestStart(need, runtime);
+      plan.head_start = start;
+    } else {
+      const bool delays = plan.running.DelaysHead(plan.head_need, need, runtime);
+      if (placement && options_.scheduler.backfill && !delays) {
+        spdlog::info("job {}: backfilled ahead of job {} (cannot delay its reservation)", job->id, plan.head->id);
+        plan.running.Add({need, 0, runtime});
+        plan.planned.Add({need, 0, runtime});
+        StartAttempt(*job, *placement);
+        continue;
+      }
+      if (!placement) {
+        reason = "waiting for " + SlotCount(std::max(1, need - free), pool) + ": needs " + std::to_string(need) +
+                 ", " + std::to_string(free) + " of " + std::to_string(slots_.Total(pool)) + " free";
+      } else if (options_.scheduler.backfill) {
+        reason = "behind job " + plan.head->id + " (reservation: starting now could delay it" +
+                 (runtime == kNever ? "; declare max_runtime to let it backfill)" : ")");
+      } else {
+        reason = "behind job " + plan.head->id + " (queue order; backfill is off)";
+      }
+      start = plan.planned.EarliestStart(need, runtime);
+      // It does not start before the head it waits behind.
+      if (placement) start = std::max(start, plan.head_start);
+    }
+    if (start != kNever) plan.planned.Add({need, start, start + runtime});
+    job->estimated_start = start == kNever ? 0 : wall + start;
+    SetReason(*job, reason);
   }
 }
 
-void Coordinator::StartAttempt(Job& job) {
+std::string Coordinator::Preempt(const Job& job, const JobSpec& spec, int free) {
+  const Pool pool = PoolOf(spec);
+  const int need = spec.SlotsNeeded();
+  const auto now = clock_.Now();
+  const auto grace = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(options_.scheduler.preempt_grace_seconds));
+  // Victims already leaving for it: wait for them.
+  std::vector<std::string> leaving;
+  for (const auto& [id, run] : running_) {
+    if (run.preempting && run.preempt_for == job.id) leaving.push_back(id);
+  }
+  if (!leaving.empty()) return "preempting job" + std::string(leaving.size() > 1 ? "s " : " ") + JoinIds(leaving);
+  if (auto it = preempt_asked_.find(job.id); it != preempt_asked_.end() && now - it->second < grace) return "";
+  std::vector<Candidate> candidates;
+  for (const auto& [id, run] : running_) {
+    if (run.stopping || run.placement.pool != pool || run.placement.ranks.empty()) continue;
+    if (auto it = preempted_at_.find(id); it != preempted_at_.end() && now - it->second < grace) continue;
+    candidates.push_back({id, active_.at(id).priority, run.placement.slots(), Seconds(now - run.started)});
+  }
+  std::vector<Candidate> victims = ChooseVictims(std::move(candidates), job.priority, need, free);
+  if (victims.empty()) return "";
+  preempt_asked_[job.id] = now;
+  std::vector<std::string> ids;
+  for (const Candidate& v : victims) {
+    Running& run = running_.at(v.job_id);
+    spdlog::info("job {} (priority {}) preempts job {} (priority {}, {})", job.id, job.priority, v.job_id,
+                 v.priority, SlotCount(v.slots, pool));
+    run.preempting = true;
+    run.preempt_for = job.id;
+    run.stopping = true;
+    run.stop_sent = now;
+    run.launch->RequestPreempt();
+    preempted_at_[v.job_id] = now;
+    ids.push_back(v.job_id);
+    SetReason(active_.at(v.job_id), "being preempted for job " + job.id + " (priority " +
+                                        std::to_string(job.priority) + "): checkpointing");
+  }
+  return "preempting job" + std::string(ids.size() > 1 ? "s " : " ") + JoinIds(ids);
+}
+
+void Coordinator::StartAttempt(Job& job, const Placement& placement) {
   double now = clock_.WallSeconds();
   const Job before = job;
   Job next = job;
@@ -460,6 +663,8 @@ void Coordinator::StartAttempt(Job& job) {
   req.storage_endpoint = options_.storage_endpoint;
   req.monitor_endpoint = options_.monitor_endpoint;
   req.coordinator_endpoint = options_.coordinator_endpoint;
+  req.gpus = placement.GpuLists();
+  req.hosts = placement.Hosts();
 
   Attempt a;
   a.job_id = job.id;
@@ -479,6 +684,7 @@ void Coordinator::StartAttempt(Job& job) {
   }
   s = MakeDirs(req.log_dir);
   if (s.ok()) s = WriteFileAtomic(req.spec_path, job.spec.ToJson().dump(2) + "\n");
+  if (s.ok()) s = WriteFileAtomic(req.log_dir + "/" + kPlacementFile, placement.ToJson().dump() + "\n");
   Result<std::unique_ptr<Launch>> launch = s.ok() ? launcher_.Start(req) : Result<std::unique_ptr<Launch>>(s);
   if (!launch.ok()) {
     a.ended_at = now;
@@ -516,9 +722,13 @@ void Coordinator::StartAttempt(Job& job) {
     job = before;
     return;
   }
-  slots_used_ += job.spec.SlotsNeeded();
-  spdlog::info("job {} attempt {} started (pid {})", job.id, job.attempt, a.pid);
+  slots_.Take(placement);
+  job.gpus = req.gpus;
+  job.estimated_start = 0;
+  spdlog::info("job {} attempt {} started (pid {}{})", job.id, job.attempt, a.pid,
+               req.gpus.empty() ? std::string() : ", gpus " + JoinIds(req.gpus));
   Running run;
+  run.placement = placement;
   run.launch = std::move(launch).value();
   run.attempt = std::move(a);
   run.started = run.last_heartbeat = clock_.Now();
@@ -576,8 +786,8 @@ void Coordinator::Shutdown() {
       spdlog::error("job {}: {}", id, s.ToString());
     }
   }
+  for (auto& [id, run] : running_) slots_.Release(run.placement);
   running_.clear();
-  slots_used_ = 0;
 }
 
 }  // namespace gantry::coordinator

@@ -8,10 +8,19 @@
 //   2. escalate cancellations whose grace period ran out (SIGKILL), and kill
 //      attempts whose ranks sent no heartbeat for restart.hang_timeout_seconds
 //      (failure class "hang": slow progress still heartbeats, a hang does not);
-//   3. schedule: walk QUEUED (and due RESTARTING) jobs by priority, then
-//      submit order, and start each whose whole gang fits in the free slots.
-//      The first job that does not fit blocks the ones behind it (no
-//      backfill yet), and every waiting job records why it waits.
+//   3. stop attempts that outlived their spec's max_runtime (failure class
+//      time_limit; they are asked to checkpoint first);
+//   4. schedule (scheduler.h for the arithmetic): walk QUEUED, PREEMPTED
+//      (and due RESTARTING) jobs by priority, then submit order, and start
+//      each whose whole gang fits in the free slots of its pool (cpu jobs on
+//      CPU slots, cuda jobs on GPUs, one set of devices per rank). The first
+//      job of a pool that does not fit is that pool's head: it gets a
+//      reservation (the earliest time its slots are surely free, from the
+//      running attempts' start + max_runtime), may preempt lower-priority
+//      attempts (scheduler.preemption), and a later job starts before it
+//      only if that cannot delay it (EASY backfill). Every waiting job
+//      records why it waits and, when the max_runtimes allow, when it is
+//      expected to start.
 // Every transition is written to the store before it is announced, and a
 // transition whose write fails does not happen: the in-memory job keeps its
 // old state, nothing is announced, and the step is retried (the next Tick
@@ -42,6 +51,7 @@
 #include "coordinator/job_store.h"
 #include "coordinator/launcher.h"
 #include "coordinator/retention.h"
+#include "coordinator/scheduler.h"
 
 namespace gantry::coordinator {
 
@@ -78,16 +88,32 @@ struct LogChunk {
   bool eof = false;
 };
 
+struct HostView {
+  std::string name;
+  int cpus = 0;
+  int cpus_used = 0;
+  std::vector<int> gpus;
+  std::vector<int> gpus_used;
+};
+
 struct ClusterView {
-  int slots_total = 0;
+  int slots_total = 0;  // CPU slots
   int slots_used = 0;
   int slots_free = 0;
+  int gpus_total = 0;   // GPU slots (devices)
+  int gpus_used = 0;
+  int gpus_free = 0;
+  std::vector<HostView> hosts;
   int jobs_running = 0;
   int jobs_queued = 0;  // QUEUED, RESTARTING and PREEMPTED
 };
 
 struct CoordinatorOptions {
-  int slots = 2;                 // total slots on this machine (cores)
+  int slots = 2;                 // CPU slots of the one local host when `hosts` is empty
+  // The cluster config's hosts (CPU slots and GPU devices); empty: one host
+  // "localhost" with `slots` CPU slots and no GPU.
+  std::vector<HostConfig> hosts;
+  SchedulerConfig scheduler;     // backfill, preemption, preempt grace
   std::string storage_endpoint;  // passed to workers
   std::string monitor_endpoint;  // monitor ingest, passed to workers
   std::string coordinator_endpoint;  // this API, for worker heartbeats
@@ -139,7 +165,8 @@ class Coordinator {
   // and requeues its job for the next start.
   void Shutdown();
 
-  int slots_used() const { return slots_used_; }
+  int slots_used() const { return slots_.Used(Pool::kCpu); }
+  int gpus_used() const { return slots_.Used(Pool::kGpu); }
 
  private:
   struct RankProgress {
@@ -151,6 +178,10 @@ class Coordinator {
     Attempt attempt;
     bool stopping = false;
     bool hung = false;  // killed for missing heartbeats
+    bool timed_out = false;  // stopped for outliving max_runtime
+    bool preempting = false;  // asked to checkpoint and leave for preempt_for
+    std::string preempt_for;
+    Placement placement;
     std::string hung_message;  // "no heartbeat for N s"
     std::chrono::steady_clock::time_point started;
     std::chrono::steady_clock::time_point stop_sent;
@@ -163,7 +194,13 @@ class Coordinator {
   Result<bool> Readopt(Job& job, const Attempt& a);
   void Reap();
   void Schedule();
-  void StartAttempt(Job& job);
+  void StartAttempt(Job& job, const Placement& placement);
+  // Schedule()'s preemption step for `job`, the blocked head of its pool:
+  // asks the fewest lowest-priority attempts to checkpoint and leave. The
+  // reason it waits (the victims) or "" when nothing is preempted for it.
+  std::string Preempt(const Job& job, const JobSpec& spec, int free);
+  // Seconds from now until `run` surely ends (kNever when it has no max_runtime).
+  double EndsIn(const Job& job, const Running& run, std::chrono::steady_clock::time_point now) const;
   // Settles `job` after its attempt ended with `exit`. On error nothing
   // changed (in memory or announced) and the caller retries later.
   Status Settle(Job& job, Running& run, const ExitInfo& exit);
@@ -190,7 +227,11 @@ class Coordinator {
   const Clock& clock_;
   std::map<std::string, Job> active_;       // non-terminal jobs by id
   std::map<std::string, Running> running_;  // attempts in flight by job id
-  int slots_used_ = 0;
+  SlotMap slots_;
+  // Preemption bookkeeping (in memory: a restart forgets it): when a job
+  // last asked for victims, and when a job was last preempted.
+  std::map<std::string, std::chrono::steady_clock::time_point> preempt_asked_;
+  std::map<std::string, std::chrono::steady_clock::time_point> preempted_at_;
 };
 
 }  // namespace gantry::coordinator

@@ -84,6 +84,10 @@ Status DeploymentSpec::Validate() {
     return Status::InvalidArgument("deploy: max_delay_ms must be 0..10000 (got " + std::to_string(max_delay_ms) +
                                    ")");
   }
+  if (!(sample_rate >= 0 && sample_rate <= 1)) {
+    return Status::InvalidArgument("deploy: sample_rate must be 0..1 (got " + std::to_string(sample_rate) +
+                                   "; 0.1 sends one request in ten to the monitor's drift windows)");
+  }
   return Status::Ok();
 }
 

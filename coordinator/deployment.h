@@ -35,6 +35,7 @@ struct DeploymentSpec {
   int max_batch = 64;      // 1..4096: rows run together
   int max_delay_ms = 0;    // 0..10000: how long a batch waits to fill (0: batch what is queued)
   bool int8 = false;       // serve the int8-optimised version of the ref
+  double sample_rate = 0.1;  // 0..1: share of requests whose rows go to the monitor's drift windows
 
   std::string ModelRef() const { return model + "@" + ref; }
   // Fills the name from the model when empty and checks every field. The

@@ -12,6 +12,7 @@ json DeploymentJson(const Deployment& d, const std::string& host) {
           {"int8", s.int8},
           {"max_batch", s.max_batch},
           {"max_delay_ms", s.max_delay_ms},
+          {"sample_rate", s.sample_rate},
           {"requested_port", s.port},
           {"state", DeploymentStateName(d.state)},
           {"reason", d.reason},
@@ -41,6 +42,9 @@ void RegisterDeploymentHandlers(RpcServer& server, Deployments& deployments, std
     GANTRY_ASSIGN_OR_RETURN(int64_t max_batch, In(GetInt(r.body, "max_batch", spec.max_batch), what));
     GANTRY_ASSIGN_OR_RETURN(int64_t max_delay, In(GetInt(r.body, "max_delay_ms", spec.max_delay_ms), what));
     GANTRY_ASSIGN_OR_RETURN(spec.int8, In(GetBool(r.body, "int8", false), what));
+    if (r.body.contains("sample_rate") && !r.body["sample_rate"].is_null()) {
+      GANTRY_ASSIGN_OR_RETURN(spec.sample_rate, In(GetNumber(r.body, "sample_rate"), what));
+    }
     // Clamped into int range first so an absurd value fails Validate() by name.
     auto narrow = [](int64_t v) { return static_cast<int>(std::clamp<int64_t>(v, -1, 1 << 30)); };
     spec.port = narrow(port);

@@ -9,7 +9,7 @@ namespace {
 // The spec column: a JSON map, so adding a field needs no migration.
 std::string SpecText(const DeploymentSpec& s) {
   return json{{"model", s.model},         {"ref", s.ref},   {"port", s.port}, {"max_batch", s.max_batch},
-              {"max_delay_ms", s.max_delay_ms}, {"int8", s.int8}}
+              {"max_delay_ms", s.max_delay_ms}, {"int8", s.int8}, {"sample_rate", s.sample_rate}}
       .dump();
 }
 
@@ -26,6 +26,7 @@ Result<DeploymentSpec> SpecFromText(const std::string& name, const std::string& 
   s.max_batch = j.value("max_batch", 64);
   s.max_delay_ms = j.value("max_delay_ms", 0);
   s.int8 = j.value("int8", false);
+  s.sample_rate = j.contains("sample_rate") && j["sample_rate"].is_number() ? j["sample_rate"].get<double>() : 0.1;
   if (Status v = s.Validate(); !v.ok()) {
     return Status::Corruption("deployment store: the spec of " + name + " is invalid: " + v.message());
   }

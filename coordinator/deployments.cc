@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <thread>
@@ -97,7 +98,9 @@ std::vector<std::string> Deployments::CommandLine(const Deployment& d) const {
                                    "--max-delay-ms", std::to_string(s.max_delay_ms)};
   if (s.int8) argv.push_back("--int8");
   if (!options_.monitor_endpoint.empty()) {
-    argv.insert(argv.end(), {"--monitor-ingest", options_.monitor_endpoint});
+    char rate[32];
+    std::snprintf(rate, sizeof(rate), "%g", s.sample_rate);
+    argv.insert(argv.end(), {"--monitor-ingest", options_.monitor_endpoint, "--sample-rate", rate});
   }
   argv.insert(argv.end(), {"--data-dir", options_.data_dir, "--name", s.name, "--ready-file",
                            d.dir + "/" + kReadyFile});

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/job_spec.h"
 
@@ -37,6 +38,9 @@ struct Job {
   bool cancel_requested = false;
   std::string reason;       // why it waits, or how it ended
   int64_t seq = 0;          // submit order, for FIFO among equal priority
+  // In memory only (the scheduler refreshes them every tick):
+  double estimated_start = 0;  // waiting: expected start (unix seconds), 0 = unknown
+  std::vector<std::string> gpus;  // running: each rank's CUDA_VISIBLE_DEVICES
 };
 
 // One launch of a job.

@@ -27,6 +27,13 @@ struct LaunchRequest {
   std::string storage_endpoint;
   std::string monitor_endpoint;
   std::string coordinator_endpoint;  // heartbeats; empty = the worker sends none
+  // Where the scheduler placed the ranks (index = rank). `gpus[r]` is rank
+  // r's CUDA_VISIBLE_DEVICES value ("0", "2,3"); empty vector for a cpu
+  // job. `hosts[r]` is the cluster config host (hosts[].name) rank r was
+  // placed on. The local launcher runs every rank here and hands each its
+  // devices; other launchers may bind the same devices their own way.
+  std::vector<std::string> gpus;
+  std::vector<std::string> hosts;
 };
 
 // A running attempt. Owned by the coordinator; destroying it kills the ranks.
@@ -112,6 +119,13 @@ struct LocalMpiOptions {
 // mpirun and the ranks keep default dispositions). A coordinator that
 // restarts re-adopts a live group with Adopt(): its Launch polls the group
 // and reads the exit file.
+//
+// A cuda job's ranks get their devices through CUDA_VISIBLE_DEVICES: mpirun
+// exports GANTRY_RANK_GPUS (the request's per-rank lists joined by ';') and
+// runs each rank as `sh -c kRankDevicesScript gantry-rank <worker ...>`,
+// which picks field OMPI_COMM_WORLD_RANK+1 and execs the worker.
+extern const char* const kRankDevicesScript;
+
 class LocalMpiLauncher final : public Launcher {
  public:
   explicit LocalMpiLauncher(LocalMpiOptions options) : options_(std::move(options)) {}

@@ -51,6 +51,17 @@ constexpr const char* kWrapper =
     "trap : TERM USR1 INT HUP; \"$@\"; rc=$?; "
     "echo $rc > \"$0.tmp\" && mv -f \"$0.tmp\" \"$0\"; exit $rc";
 
+}  // namespace
+
+// Rank r (OMPI_COMM_WORLD_RANK) takes field r+1 of $GANTRY_RANK_GPUS
+// ("0;1;2,3") as its CUDA_VISIBLE_DEVICES, then becomes the worker.
+const char* const kRankDevicesScript =
+    "i=$((${OMPI_COMM_WORLD_RANK:-0}+1)); "
+    "CUDA_VISIBLE_DEVICES=$(printf '%s' \"$GANTRY_RANK_GPUS\" | cut -d';' -f\"$i\"); "
+    "export CUDA_VISIBLE_DEVICES; exec \"$@\"";
+
+namespace {
+
 ExitInfo FromShellCode(int rc) {
   ExitInfo e;
   if (rc > 128 && rc < 128 + 65) {
@@ -157,6 +168,13 @@ std::vector<std::string> LocalMpiLauncher::CommandLine(const LaunchRequest& r) c
   for (const char* var : {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}) {
     argv.push_back("-x");
     argv.push_back(var);
+  }
+  if (!r.gpus.empty()) {
+    // One value per rank, picked by a wrapper around each rank (mpirun's -x
+    // sets one value for all ranks).
+    std::string lists;
+    for (size_t i = 0; i < r.gpus.size(); ++i) lists += (i ? ";" : "") + r.gpus[i];
+    argv.insert(argv.end(), {"-x", "GANTRY_RANK_GPUS=" + lists, "/bin/sh", "-c", kRankDevicesScript, "gantry-rank"});
   }
   argv.insert(argv.end(), {options_.worker_binary, "--job-id", r.job_id, "--attempt",
                            std::to_string(r.attempt), "--spec", r.spec_path, "--storage",

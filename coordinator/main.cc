@@ -4,13 +4,16 @@
 #include <CLI/CLI.hpp>
 #include <thread>
 
+#include "common/cluster_config.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "common/service.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/deployment_service.h"
 #include "coordinator/deployments.h"
+#include "coordinator/retrain/schedule_service.h"
 #include "coordinator/service.h"
+#include "coordinator/slurm_launcher.h"
 
 namespace {
 
@@ -38,7 +41,34 @@ int Run(int argc, char** argv) {
   app.add_option("--serve-bin", serve_bin, "gantry-serve executable for deployments (default: next to this binary)");
   app.add_option("--stop-grace", stop_grace, "Seconds between SIGTERM and SIGKILL for stopped jobs");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  std::string config_path;
+  app.add_option("--config", config_path,
+                 "Cluster config (configs/cluster.yaml): the hosts' CPU and GPU slots and the scheduler policy");
   CLI11_PARSE(app, argc, argv);
+
+  // The slots: the config's hosts, else this host (--slots CPU slots and
+  // the GPUs detected here). --slots given with a one-host config sets its
+  // CPU slots.
+  auto cluster = config_path.empty() ? ClusterConfig::Parse(json(), slots, DetectGpus())
+                                     : ClusterConfig::Load(config_path);
+  if (!cluster.ok()) {
+    fprintf(stderr, "gantry-coordinator: %s\n", cluster.status().ToString().c_str());
+    return 1;
+  }
+  if (!config_path.empty() && app.count("--slots") > 0) {
+    if (cluster->hosts.size() != 1) {
+      fprintf(stderr, "gantry-coordinator: --slots sets the CPU slots of a one-host cluster, but %s declares %zu "
+                      "hosts: set hosts[].cpus there instead\n", config_path.c_str(), cluster->hosts.size());
+      return 1;
+    }
+    cluster->hosts[0].cpus = slots;
+  }
+  if (!config_path.empty() && app.count("--stop-grace") == 0) stop_grace = cluster->stop_grace_seconds;
+  if (cluster->launcher.kind == "hosts") {
+    fprintf(stderr, "gantry-coordinator: %s: launcher.kind hosts (mpirun across machines) is not built yet; use "
+                    "local or slurm\n", config_path.c_str());
+    return 1;
+  }
 
   DataDir dir(data_dir);
   if (Status s = dir.Ensure(); !s.ok()) {
@@ -68,15 +98,35 @@ int Run(int argc, char** argv) {
   }
   SystemClock clock;
   coordinator::LocalMpiLauncher launcher({mpirun, worker_bin, mpirun_args});
+  // Job attempts go through the configured launcher (launcher.kind);
+  // deployments' gantry-serve always runs here, through the local one.
+  std::unique_ptr<coordinator::SlurmLauncher> slurm;
+  coordinator::Launcher* job_launcher = &launcher;
+  if (cluster->launcher.kind == "slurm") {
+    coordinator::SlurmOptions so;
+    so.worker_binary = worker_bin;
+    so.partition = cluster->launcher.partition;
+    so.account = cluster->launcher.account;
+    so.srun_args = cluster->launcher.srun_args;
+    slurm = std::make_unique<coordinator::SlurmLauncher>(so, clock);
+    job_launcher = slurm.get();
+    spdlog::info("launcher: slurm (partition {}, account {})", so.partition.empty() ? "default" : so.partition,
+                 so.account.empty() ? "default" : so.account);
+  }
   coordinator::MonitorEventSink events(ctx, monitor);
   coordinator::StorageRetention retention(ctx, storage);
   coordinator::CoordinatorOptions options;
   options.slots = slots;
+  options.hosts = cluster->hosts;
+  options.scheduler = cluster->scheduler;
+  spdlog::info("slots: {} cpu and {} gpu on {} host(s); backfill {}, preemption {}", cluster->TotalCpus(),
+               cluster->TotalGpus(), cluster->hosts.size(), cluster->scheduler.backfill ? "on" : "off",
+               cluster->scheduler.preemption ? "on" : "off");
   options.storage_endpoint = storage;
   options.monitor_endpoint = monitor;
   options.coordinator_endpoint = server.endpoint();
   options.stop_grace = std::chrono::milliseconds(static_cast<int64_t>(stop_grace * 1000));
-  coordinator::Coordinator coord(options, dir, std::move(store).value(), launcher, events, retention, clock);
+  coordinator::Coordinator coord(options, dir, std::move(store).value(), *job_launcher, events, retention, clock);
   if (Status s = coord.Recover(); !s.ok()) {
     spdlog::critical("recovering job queue: {}", s.ToString());
     return 1;
@@ -94,12 +144,28 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
+  // Retraining schedules (docs/retraining.md): runs are jobs of `coord`,
+  // aliases move in storage.
+  coordinator::StorageRegistry registry(ctx, storage);
+  auto schedules = coordinator::Schedules::Open(dir.Path("coordinator.db"), coord, registry, clock);
+  if (!schedules.ok()) {
+    spdlog::critical("opening the retraining schedules: {}", schedules.status().ToString());
+    return 1;
+  }
+  (*schedules)->SetModelOfSource([&deployments](const std::string& source) {
+    auto d = deployments.Get(source);
+    return d.ok() ? d->spec.model : std::string();
+  });
+
   coordinator::RegisterHandlers(server, coord);
   coordinator::RegisterDeploymentHandlers(server, deployments, deploy_options.host);
-  // Replaces RegisterHandlers' tick: one loop turn drives jobs and deployments.
-  server.OnTick([&coord, &deployments] {
+  coordinator::RegisterScheduleHandlers(server, **schedules);
+  // Replaces RegisterHandlers' tick: one loop turn drives jobs, deployments
+  // and retraining schedules.
+  server.OnTick([&coord, &deployments, &schedules] {
     coord.Tick();
     deployments.Tick();
+    (*schedules)->Tick();
   });
   ServiceInfo info{kCoordinator, ::getpid(), {{"api", server.endpoint()}}};
   Status s = RunService(server, *signals, dir, info);

@@ -7,7 +7,7 @@ namespace {
 
 // The wire forms of the coordinator's types (docs/protocol.md, "Coordinator").
 json JobJson(const Job& j) {
-  return {{"job_id", j.id},
+  json out = {{"job_id", j.id},
           {"name", j.spec.name},
           {"state", JobStateName(j.state)},
           {"priority", j.priority},
@@ -20,7 +20,13 @@ json JobJson(const Job& j) {
           {"attempt", j.attempt},
           {"restarts", j.restarts},
           {"model", j.spec.checkpoint.model},
-          {"reason", j.reason}};
+          {"reason", j.reason},
+          {"device", j.spec.resources.device},
+          {"max_runtime", j.spec.max_runtime},
+          // Waiting jobs: the scheduler's expected start (unix seconds), null when unknown.
+          {"estimated_start", j.estimated_start > 0 ? json(j.estimated_start) : json(nullptr)}};
+  if (!j.gpus.empty()) out["gpus"] = j.gpus;  // running cuda job: each rank's CUDA_VISIBLE_DEVICES
+  return out;
 }
 
 json AttemptJson(const Attempt& a) {
@@ -54,9 +60,18 @@ json LogChunkJson(LogChunk c) {
 }
 
 json ClusterJson(const ClusterView& v) {
+  json hosts = json::array();
+  for (const auto& h : v.hosts) {
+    hosts.push_back({{"name", h.name}, {"cpus", h.cpus}, {"cpus_used", h.cpus_used}, {"gpus", h.gpus},
+                     {"gpus_used", h.gpus_used}});
+  }
   return {{"slots_total", v.slots_total},
           {"slots_used", v.slots_used},
           {"slots_free", v.slots_free},
+          {"gpus_total", v.gpus_total},
+          {"gpus_used", v.gpus_used},
+          {"gpus_free", v.gpus_free},
+          {"hosts", std::move(hosts)},
           {"jobs_running", v.jobs_running},
           {"jobs_queued", v.jobs_queued}};
 }

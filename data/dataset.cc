@@ -1,6 +1,10 @@
 #include "data/dataset.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <random>
+#include <set>
 
 #include "common/fs.h"
 #include "data/csv_reader.h"
@@ -93,7 +97,7 @@ Status LoadCsv(const DataSpec& spec, Loaded& out) {
   return Status::Ok();
 }
 
-Status LoadShardDir(const DataSpec& spec, Loaded& out) {
+Status LoadShardDir(const DataSpec& spec, const std::optional<ShardSelection>& selection, Loaded& out) {
   const std::string& dir = spec.path;
   ShardOptions options{spec.label_column, spec.limit, {}};
   // A test file kept inside the shard directory is not a shard.
@@ -101,8 +105,22 @@ Status LoadShardDir(const DataSpec& spec, Loaded& out) {
     fs::path test = AbsolutePath(spec.test_file, dir);
     if (test.parent_path() == fs::path(dir)) options.exclude.push_back(test.filename().string());
   }
+  std::string chosen_note;
+  if (selection) {
+    // The shards not chosen are left out like the test file.
+    GANTRY_ASSIGN_OR_RETURN(ShardListing listing, ListShards(dir, options.exclude));
+    GANTRY_ASSIGN_OR_RETURN(std::vector<std::string> keep, SelectShards(listing, *selection));
+    for (const Shard& shard : listing.shards) {
+      if (std::find(keep.begin(), keep.end(), shard.name) != keep.end()) continue;
+      for (const std::string& f : shard.files) options.exclude.push_back(f);
+    }
+    chosen_note = "retrain: " + std::to_string(keep.size()) + " of " + std::to_string(listing.shards.size()) +
+                  " shards (" + std::to_string(selection->new_files.size()) + " new file(s), replay " +
+                  std::to_string(selection->replay) + ")";
+  }
   GANTRY_ASSIGN_OR_RETURN(ShardData d, LoadShards(dir, options));
   out.splits.notes = std::move(d.notes);
+  if (!chosen_note.empty()) out.splits.notes.push_back(chosen_note);
   out.splits.feature_names = d.feature_names;
   out.splits.train = {d.features, d.labels, 0};
   for (const auto& f : d.files) out.files.emplace_back("train", dir + "/" + f);
@@ -147,7 +165,40 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-Result<DataSplits> LoadData(const DataSpec& given) {
+Result<std::vector<std::string>> SelectShards(const ShardListing& listing, const ShardSelection& selection) {
+  std::set<std::string> wanted(selection.new_files.begin(), selection.new_files.end());
+  std::vector<bool> is_new(listing.shards.size(), false);
+  std::vector<size_t> older;
+  for (size_t i = 0; i < listing.shards.size(); ++i) {
+    const Shard& shard = listing.shards[i];
+    bool hit = wanted.erase(shard.name) > 0;
+    for (const std::string& f : shard.files) hit = wanted.erase(f) > 0 || hit;
+    is_new[i] = hit;
+    if (!hit) older.push_back(i);
+  }
+  if (!wanted.empty()) {
+    return Status::InvalidArgument("job spec: retrain.new_files: " + *wanted.begin() +
+                                   " is not a shard of data.path (was it removed or renamed?)");
+  }
+  // Fisher-Yates with an explicit generator and modulo: the same choice on
+  // every rank and every standard library.
+  std::mt19937_64 gen(selection.seed);
+  for (size_t i = older.size(); i > 1; --i) std::swap(older[i - 1], older[gen() % i]);
+  const auto replayed = static_cast<size_t>(std::ceil(selection.replay * static_cast<double>(older.size())));
+  for (size_t k = 0; k < std::min(replayed, older.size()); ++k) is_new[older[k]] = true;
+  std::vector<std::string> out;
+  for (size_t i = 0; i < listing.shards.size(); ++i) {
+    if (is_new[i]) out.push_back(listing.shards[i].name);
+  }
+  return out;
+}
+
+Result<DataSplits> LoadData(const JobSpec& spec) {
+  if (spec.retrain.new_files.empty()) return LoadData(spec.data);
+  return LoadData(spec.data, ShardSelection{spec.retrain.new_files, spec.retrain.replay, spec.retrain.replay_seed});
+}
+
+Result<DataSplits> LoadData(const DataSpec& given, const std::optional<ShardSelection>& selection) {
   DataSpec spec = given;
   spec.path = DirPath(given.path);
   Loaded out;
@@ -156,7 +207,7 @@ Result<DataSplits> LoadData(const DataSpec& given) {
   } else if (spec.format == "csv") {
     GANTRY_RETURN_IF_ERROR(LoadCsv(spec, out));
   } else if (spec.format == "shards") {
-    GANTRY_RETURN_IF_ERROR(LoadShardDir(spec, out));
+    GANTRY_RETURN_IF_ERROR(LoadShardDir(spec, selection, out));
   } else {
     return Status::InvalidArgument("job spec: data.format must be one of idx, csv, shards (got '" +
                                    spec.format + "')");

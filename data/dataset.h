@@ -29,11 +29,13 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/job_spec.h"
 #include "common/status.h"
+#include "data/shard_dataset.h"
 
 namespace gantry::data {
 
@@ -59,8 +61,23 @@ struct DataSplits {
   std::vector<std::string> notes;          // what was skipped and why (log them)
 };
 
-Result<DataSplits> LoadData(const DataSpec& spec);
-inline Result<DataSplits> LoadData(const JobSpec& spec) { return LoadData(spec.data); }
+// A retraining run's choice of shards (the job spec's `retrain:` section,
+// docs/retraining.md "A run"): the shards named in `new_files` (by shard or
+// file name) plus ceil(replay x older) of the other shards, picked by a
+// generator seeded with `seed`, so every rank (and a rerun) picks the same.
+struct ShardSelection {
+  std::vector<std::string> new_files;
+  double replay = 0;
+  uint64_t seed = 0;
+};
+// The names of the shards of `listing` that `selection` keeps, in listing
+// order; invalid_argument naming retrain.new_files when a new file is not a
+// shard of the listing.
+Result<std::vector<std::string>> SelectShards(const ShardListing& listing, const ShardSelection& selection);
+
+Result<DataSplits> LoadData(const DataSpec& spec, const std::optional<ShardSelection>& selection = std::nullopt);
+// With the spec's retrain.new_files, only the selected shards are read.
+Result<DataSplits> LoadData(const JobSpec& spec);
 
 // "[1, 28, 28]", for messages.
 std::string ShapeString(const std::vector<int64_t>& shape);

@@ -2,9 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "common/config.h"
 #include "common/fs.h"
 #include "common/rpc.h"
+#include "monitor/serving_view.h"
 
 namespace gantry::monitor {
 
@@ -25,14 +28,23 @@ Canceller::~Canceller() {
 void Canceller::Cancel(const std::string& job_id, const std::string& why) {
   {
     std::lock_guard lock(mu_);
-    queue_.emplace_back(job_id, why);
+    queue_.push_back({"cancel_job", {{"job_id", job_id}}, "cancelling job " + job_id + " by alert: " + why});
+  }
+  cv_.notify_all();
+}
+
+void Canceller::ReportFiring(json alert) {
+  {
+    std::lock_guard lock(mu_);
+    std::string what = "reporting alert " + alert.value("rule", "") + " to the retraining schedules";
+    queue_.push_back({"schedule_alert", std::move(alert), std::move(what)});
   }
   cv_.notify_all();
 }
 
 void Canceller::Run() {
   for (;;) {
-    std::pair<std::string, std::string> item;
+    Call item;
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
@@ -45,17 +57,20 @@ void Canceller::Run() {
       auto info = dir_.ReadServiceInfo(kCoordinator);
       if (info.ok() && info->endpoints.count("api")) endpoint = info->endpoints.at("api");
     }
+    const bool cancel = item.type == "cancel_job";
     if (endpoint.empty()) {
-      spdlog::error("alert asks to cancel job {} ({}), but no coordinator is known (no --coordinator, no run file)",
-                    item.first, item.second);
+      // No coordinator: a cancel is lost (an error); a schedule report has no one to go to.
+      if (cancel) spdlog::error("{}: no coordinator is known (no --coordinator, no run file)", item.what);
       continue;
     }
     RpcClient client(ctx_, endpoint, std::chrono::milliseconds(2000));
-    auto r = client.Call("cancel_job", {{"job_id", item.first}});
+    auto r = client.Call(item.type, item.body);
     if (r.ok()) {
-      spdlog::warn("cancelled job {} by alert: {}", item.first, item.second);
+      if (cancel) spdlog::warn("{}: done", item.what);
+    } else if (cancel) {
+      spdlog::error("{} failed: {}", item.what, r.status().ToString());
     } else {
-      spdlog::error("cancelling job {} by alert ({}) failed: {}", item.first, item.second, r.status().ToString());
+      spdlog::warn("{} failed: {}", item.what, r.status().ToString());
     }
   }
 }
@@ -88,6 +103,10 @@ Status AlertWiring::Restore() {
 }
 
 void AlertWiring::OnMessage(const IngestMessage& msg) {
+  if (const auto* m = std::get_if<ServingMetricsMessage>(&msg.record)) {
+    Handle(engine_.ObserveServing(ServingAlertSample(*m)));
+    return;
+  }
   if (const auto* p = std::get_if<MetricsPoint>(&msg.record)) {
     alerts::MetricSample s{p->job_id, p->attempt, p->rank, p->step, p->values};
     Handle(engine_.ObserveMetrics(s));
@@ -104,6 +123,33 @@ void AlertWiring::OnMessage(const IngestMessage& msg) {
     }
     Handle(engine_.ObserveJobState(e->job_id, e->state));
   }
+}
+
+alerts::MetricSample ServingAlertSample(const ServingMetricsMessage& m) {
+  alerts::MetricSample s;
+  s.job_id = m.deployment + "/" + m.model;
+  s.step = m.seq;
+  auto& v = s.values;
+  v.emplace_back("serving_requests_total", static_cast<double>(m.requests));
+  v.emplace_back("serving_errors_total", static_cast<double>(m.requests - std::min(m.requests, m.succeeded)));
+  if (m.requests > 0) {
+    v.emplace_back("serving_error_ratio",
+                   static_cast<double>(m.requests - std::min(m.requests, m.succeeded)) / static_cast<double>(m.requests));
+  }
+  if (m.latency_seconds.count > 0) {
+    v.emplace_back("serving_latency_mean_seconds", m.latency_seconds.sum / static_cast<double>(m.latency_seconds.count));
+    if (auto p = HistogramQuantile(m.latency_seconds, 0.99)) v.emplace_back("serving_latency_p99_seconds", *p);
+  }
+  v.emplace_back("serving_input_anomalies_total",
+                 static_cast<double>(m.non_finite + m.wrong_shape + m.wrong_datatype + m.out_of_range_requests));
+  v.emplace_back("serving_input_out_of_range_total", static_cast<double>(m.out_of_range_requests));
+  if (m.accuracy) v.emplace_back("serving_accuracy", *m.accuracy);
+  v.emplace_back("serving_feedback_window", static_cast<double>(m.window_outcomes));
+  for (const ServingClassStats& c : m.per_class) {
+    if (c.precision) v.emplace_back("serving_precision_" + std::to_string(c.label), *c.precision);
+    if (c.recall) v.emplace_back("serving_recall_" + std::to_string(c.label), *c.recall);
+  }
+  return s;
 }
 
 void AlertWiring::QueueDrift(alerts::DriftSample sample) {
@@ -136,6 +182,14 @@ void AlertWiring::Handle(const std::vector<alerts::Transition>& transitions) {
                 alerts::StateName(t.from), alerts::StateName(t.to), t.alert.why);
     if (notifier_) notifier_->Notify(t);
     if (publish_) publish_(t);
+    if (t.to == alerts::AlertState::kFiring && t.from != alerts::AlertState::kFiring && canceller_) {
+      auto model = t.alert.labels.find("model");
+      canceller_->ReportFiring({{"rule", t.alert.key.rule},
+                                {"kind", alerts::KindName(t.alert.kind)},
+                                {"source", t.alert.key.job},
+                                {"model", model == t.alert.labels.end() ? "" : model->second},
+                                {"why", t.alert.why}});
+    }
     if (t.action == alerts::Action::kCancel && canceller_) {
       canceller_->Cancel(t.alert.key.job, "alert " + t.alert.key.rule + ": " + t.alert.why);
     }

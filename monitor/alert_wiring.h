@@ -3,7 +3,8 @@
 //
 //   at start   Restore(): the AlertStore's instances go back into the engine,
 //              so a firing alert keeps its since-time across a restart;
-//   ingest     every metrics point -> ObserveMetrics, every job_state event ->
+//   ingest     every serving report -> ObserveServing (ServingAlertSample);
+//              every metrics point -> ObserveMetrics, every job_state event ->
 //              ObserveJobState (OnMessage, on the RpcServer thread); a
 //              job_state body's `alerts` list (the job spec's rules, sent by
 //              the coordinator with every event) -> SetJobRules first;
@@ -14,7 +15,11 @@
 //              firing of a rule with `action: cancel`, the Canceller.
 //
 // Canceller: one background thread that sends `cancel_job {job_id}` to the
-// coordinator with a 2 s timeout, off the ingest path. The coordinator's api
+// coordinator with a 2 s timeout, off the ingest path. It also carries every
+// change into firing to the coordinator as `schedule_alert {rule, kind,
+// source, model, why}` (the alert's `model` label, if any), where a
+// retraining schedule with `drift: true` or the rule in its `alerts` list
+// starts a run; a coordinator that is not there only costs a log line. The coordinator's api
 // endpoint is the --coordinator flag, else read from the coordinator's run
 // file in the data directory at the time of the cancel (so `gantry up`, which
 // starts the coordinator after the monitor, needs no extra flag).
@@ -51,6 +56,9 @@ class Canceller {
   Canceller& operator=(const Canceller&) = delete;
   // Queues a cancel of `job_id`; never blocks.
   void Cancel(const std::string& job_id, const std::string& why);
+  // Queues `schedule_alert` (an alert that started firing, for the
+  // coordinator's retraining schedules, docs/retraining.md); never blocks.
+  void ReportFiring(json alert);
 
  private:
   void Run();
@@ -59,7 +67,12 @@ class Canceller {
   const std::string coordinator_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<std::string, std::string>> queue_;  // GUARDED_BY(mu_)
+  struct Call {
+    std::string type;  // cancel_job | schedule_alert
+    json body;
+    std::string what;  // for the log
+  };
+  std::deque<Call> queue_;  // GUARDED_BY(mu_)
   bool stop_ = false;                                      // GUARDED_BY(mu_)
   std::thread thread_;
 };
@@ -67,6 +80,11 @@ class Canceller {
 // The rules in effect: `path` when given (errors name it), else
 // <data>/alerts.yaml when present, else the built-in copy of configs/alerts.yaml.
 Result<alerts::AlertsConfig> LoadAlertRules(const std::string& path, const DataDir& dir);
+
+// The values a serving report offers the alert rules (docs/monitor.md,
+// "Alert rules"): serving_accuracy, serving_error_ratio,
+// serving_latency_p99_seconds, serving_precision_<class>, ...
+alerts::MetricSample ServingAlertSample(const ServingMetricsMessage& m);
 
 class AlertWiring final : public IngestObserver {
  public:

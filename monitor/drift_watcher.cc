@@ -67,7 +67,7 @@ Result<std::unique_ptr<DriftWatcher>> DriftWatcher::Create(DriftWatchOptions opt
     if (!row) break;
     DriftRecord r{q.ColumnInt(0),    q.ColumnText(1),        q.ColumnText(2), q.ColumnDouble(3),
                   q.ColumnDouble(4), q.ColumnInt(5),         q.ColumnInt(6),  q.ColumnInt(7) != 0,
-                  q.ColumnDouble(8), q.ColumnInt(9),         q.ColumnText(10)};
+                  q.ColumnDouble(8), q.ColumnInt(9),         q.ColumnText(10), "", "", ""};
     if (r.dataset == w->options_.dir) w->done_.insert(r.file);
     if (w->recent_.size() < kRecentKept) w->recent_.push_back(std::move(r));
   }
@@ -169,7 +169,7 @@ Status DriftWatcher::ScanOnce() {
     for (const json& c : all["categorical"]) top.push_back(c);
     DriftRecord r{0, options_.dir, shard.name, Now(), result->share, static_cast<int64_t>(result->drifted),
                   static_cast<int64_t>(result->tested), result->dataset_drift, result->share_threshold,
-                  result->current_rows, top.dump(-1, ' ', false, json::error_handler_t::replace)};
+                  result->current_rows, top.dump(-1, ' ', false, json::error_handler_t::replace), "", "", ""};
     GANTRY_RETURN_IF_ERROR(Store(r));
     spdlog::info("drift watch {}: {}: {} of {} features drifted ({:.1f}%){}", options_.dir, shard.name, r.drifted,
                  r.tested, 100 * r.share, r.dataset_drift ? ": DATASET DRIFT" : "");

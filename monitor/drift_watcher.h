@@ -61,6 +61,10 @@ struct DriftRecord {
   double share_threshold = 0;
   int64_t rows = 0;
   std::string features_json;  // the most drifted features (EncodeDrift's items), a JSON array
+  // A window of served requests (serving_drift.h); empty for a dataset shard.
+  std::string deployment;
+  std::string model;
+  std::string version;
 };
 
 class DriftWatcher {

@@ -1,5 +1,6 @@
 #include "monitor/http_api.h"
 
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -59,7 +60,7 @@ json DriftJson(const DriftRecord& r) {
       f["statistic"] = f["chi2_statistic"];
     }
   }
-  return {{"id", r.id},
+  json out = {{"id", r.id},
           {"dataset", r.dataset},
           {"file", r.file},
           {"time", r.time},
@@ -70,6 +71,69 @@ json DriftJson(const DriftRecord& r) {
           {"share_threshold", Number(r.share_threshold)},
           {"rows", r.rows},
           {"features", std::move(features)}};
+  if (!r.deployment.empty()) {
+    out["kind"] = "serving";
+    out["deployment"] = r.deployment;
+    out["model"] = r.model;
+    out["version"] = r.version;
+  } else {
+    out["kind"] = "dataset";
+  }
+  return out;
+}
+
+double WallNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+json Optional(const std::optional<double>& v) { return v ? Number(*v) : json(nullptr); }
+
+// One /api/deployments item (docs/protocol.md).
+json DeploymentJson(const ServingEntry& e, const DriftRecord* drift) {
+  const ServingMetricsMessage& m = e.latest;
+  json codes = json::object();
+  for (const auto& [code, n] : m.errors_by_code) codes[std::to_string(code)] = n;
+  json classes = json::array();
+  for (const ServingClassStats& c : m.per_class) {
+    classes.push_back({{"class", c.label}, {"precision", Optional(c.precision)}, {"recall", Optional(c.recall)},
+                       {"support", c.support}});
+  }
+  const double mean_batch =
+      m.batch_size.count > 0 ? m.batch_size.sum / static_cast<double>(m.batch_size.count) : 0;
+  json out = {{"deployment", m.deployment},
+              {"model", m.model},
+              {"version", m.version},
+              {"time", m.time},
+              {"received", e.received},
+              {"requests", m.requests},
+              {"succeeded", m.succeeded},
+              {"errors", m.requests - std::min(m.requests, m.succeeded)},
+              {"errors_by_code", std::move(codes)},
+              {"errors_by_kind", m.errors_by_kind},
+              {"request_rate", Optional(e.request_rate)},
+              {"error_rate", Optional(e.error_rate)},
+              {"error_ratio", Optional(e.error_ratio)},
+              {"latency_p50_seconds", Optional(HistogramQuantile(m.latency_seconds, 0.5))},
+              {"latency_p99_seconds", Optional(HistogramQuantile(m.latency_seconds, 0.99))},
+              {"latency_mean_seconds", m.latency_seconds.count > 0
+                                           ? Number(m.latency_seconds.sum / static_cast<double>(m.latency_seconds.count))
+                                           : json(nullptr)},
+              {"batch_size_mean", Number(mean_batch)},
+              {"input_anomalies", {{"non_finite", m.non_finite},
+                                   {"wrong_shape", m.wrong_shape},
+                                   {"wrong_datatype", m.wrong_datatype},
+                                   {"out_of_range", m.out_of_range_requests},
+                                   {"out_of_range_values", m.out_of_range_values}}},
+              {"accuracy", Optional(m.accuracy)},
+              {"feedback_window", m.window_outcomes},
+              {"feedback_labels", m.labels_matched},
+              {"per_class", std::move(classes)},
+              {"samples_sent", m.samples_sent},
+              {"samples_dropped", m.samples_dropped},
+              {"reports_dropped", m.reports_dropped},
+              {"drift", nullptr}};
+  if (drift != nullptr) out["drift"] = DriftJson(*drift);
+  return out;
 }
 
 json SeriesJson(const std::vector<SeriesPoint>& points) {
@@ -90,6 +154,8 @@ Status HttpApi::Install(http::Router& router) {
                                     [this](const http::HttpRequest& r) { return JobMetrics(r); }));
   GANTRY_RETURN_IF_ERROR(router.Add("GET", "/api/alerts", [this](const http::HttpRequest&) { return Alerts(); }));
   GANTRY_RETURN_IF_ERROR(router.Add("GET", "/api/drift", [this](const http::HttpRequest&) { return Drift(); }));
+  GANTRY_RETURN_IF_ERROR(
+      router.Add("GET", "/api/deployments", [this](const http::HttpRequest&) { return Deployments(); }));
   GANTRY_RETURN_IF_ERROR(router.Add("GET", "/events", [this](const http::HttpRequest&) {
     return http::HttpResponse::EventStream(events_);
   }));
@@ -113,6 +179,13 @@ Status HttpApi::Restore() {
 }
 
 void HttpApi::OnMessage(const IngestMessage& msg) {
+  if (const auto* s = std::get_if<ServingMetricsMessage>(&msg.record)) {
+    serving_.OnReport(*s, WallNow());
+    // The page refreshes its deployments panel on this event (no polling).
+    events_->Publish("serving", Dump(json{{"deployment", s->deployment}, {"model", s->model},
+                                         {"version", s->version}, {"time", s->time}}));
+    return;
+  }
   if (const auto* p = std::get_if<MetricsPoint>(&msg.record)) {
     model_.OnPoint(*p);
     json values = json::object();
@@ -145,6 +218,22 @@ http::HttpResponse HttpApi::Drift() const {
     for (const DriftRecord& r : drift_()) out.push_back(DriftJson(r));
   }
   return http::HttpResponse::Json(200, Dump(json{{"results", std::move(out)}}));
+}
+
+http::HttpResponse HttpApi::Deployments() {
+  // The latest serving drift window of each (deployment, model).
+  std::map<std::pair<std::string, std::string>, DriftRecord> drift;
+  if (drift_) {
+    for (const DriftRecord& r : drift_()) {
+      if (!r.deployment.empty()) drift.emplace(std::make_pair(r.deployment, r.model), r);
+    }
+  }
+  json out = json::array();
+  for (const ServingEntry& e : serving_.List(WallNow())) {
+    auto it = drift.find({e.latest.deployment, e.latest.model});
+    out.push_back(DeploymentJson(e, it == drift.end() ? nullptr : &it->second));
+  }
+  return http::HttpResponse::Json(200, Dump(json{{"deployments", std::move(out)}}));
 }
 
 http::HttpResponse HttpApi::Jobs() const {
@@ -206,8 +295,9 @@ http::HttpResponse HttpApi::Alerts() const {
   return http::HttpResponse::Json(200, Dump(json{{"alerts", std::move(out)}}));
 }
 
-Result<prometheus::MetricsSnapshot> HttpApi::Snapshot() const {
+Result<prometheus::MetricsSnapshot> HttpApi::Snapshot() {
   prometheus::MetricsSnapshot snap = model_.Snapshot();
+  serving_.Fill(snap, WallNow());
   if (alerts_) {
     std::map<std::pair<std::string, std::string>, int64_t> counts;
     for (const auto& a : alerts_->List()) ++counts[{a.key.rule, alerts::StateName(a.state)}];
@@ -222,7 +312,8 @@ Result<prometheus::MetricsSnapshot> HttpApi::Snapshot() const {
       json features = json::parse(r.features_json, nullptr, false);
       if (features.is_array()) {
         for (const json& f : features) {
-          if (d.features.size() >= 5) break;
+          // The most drifted features (as before), and any chi-square (a window's predicted classes).
+          if (d.features.size() >= 5 && !f.contains("chi2_statistic")) continue;
           if (f.contains("ks_statistic") && f["ks_statistic"].is_number()) {
             std::optional<double> p;
             if (f["ks_p_value"].is_number()) p = f["ks_p_value"].get<double>();
@@ -230,6 +321,11 @@ Result<prometheus::MetricsSnapshot> HttpApi::Snapshot() const {
           }
           if (f.contains("psi") && f["psi"].is_number()) {
             d.features.push_back({f.value("name", ""), "psi", f["psi"].get<double>(), std::nullopt});
+          }
+          if (f.contains("chi2_statistic") && f["chi2_statistic"].is_number()) {
+            std::optional<double> p;
+            if (f.contains("chi2_p_value") && f["chi2_p_value"].is_number()) p = f["chi2_p_value"].get<double>();
+            d.features.push_back({f.value("name", ""), "chi2", f["chi2_statistic"].get<double>(), p});
           }
         }
       }

@@ -1,6 +1,8 @@
 // HttpApi: the monitor's HTTP side (MONITOR_API.md, docs/monitor.md "HTTP
 // API"): GET /metrics (Prometheus), /api/jobs, /api/jobs/{id}/metrics,
-// /api/alerts, /api/drift, the /events SSE stream and the dashboard files.
+// /api/alerts, /api/drift, /api/deployments, the /events SSE stream and the
+// dashboard files. Serving reports (gantry-serve's `serving_metrics`) update
+// a ServingView and go out as the SSE event `serving`.
 //
 // Sharing with ingest: HttpApi is an IngestObserver, so on the RpcServer
 // thread every accepted message updates its ReadModel (mutex-guarded) and is
@@ -28,6 +30,7 @@
 #include "monitor/metrics_store.h"
 #include "monitor/monitor_service.h"
 #include "monitor/read_model.h"
+#include "monitor/serving_view.h"
 
 namespace gantry::monitor {
 
@@ -59,6 +62,7 @@ class HttpApi final : public IngestObserver {
   void PublishDrift(const DriftRecord& r);
 
   const ReadModel& model() const { return model_; }
+  ServingView& serving() { return serving_; }
   std::shared_ptr<http::SseBroadcaster> events() const { return events_; }
 
  private:
@@ -66,9 +70,11 @@ class HttpApi final : public IngestObserver {
   http::HttpResponse JobMetrics(const http::HttpRequest& r);
   http::HttpResponse Alerts() const;
   http::HttpResponse Drift() const;
-  Result<prometheus::MetricsSnapshot> Snapshot() const;
+  http::HttpResponse Deployments();
+  Result<prometheus::MetricsSnapshot> Snapshot();
 
   ReadModel model_;
+  ServingView serving_;
   std::mutex store_mu_;
   MetricsStore query_store_;  // GUARDED_BY(store_mu_)
   const alerts::AlertEngine* alerts_;

@@ -91,8 +91,17 @@ Result<JobEvent> ParseJobState(const json& body) {
 
 }  // namespace
 
-const std::string& IngestMessage::job_id() const {
-  return std::visit([](const auto& r) -> const std::string& { return r.job_id; }, record);
+std::string IngestMessage::job_id() const {
+  if (const auto* m = std::get_if<ServingMetricsMessage>(&record)) return m->deployment + "/" + m->model;
+  if (const auto* m = std::get_if<ServingSamplesMessage>(&record)) return m->deployment + "/" + m->model;
+  if (const auto* p = std::get_if<MetricsPoint>(&record)) return p->job_id;
+  return std::get<JobEvent>(record).job_id;
+}
+
+std::string IngestMessage::Topic() const {
+  if (const auto* m = std::get_if<ServingMetricsMessage>(&record)) return "serving/" + m->deployment;
+  if (const auto* m = std::get_if<ServingSamplesMessage>(&record)) return "serving/" + m->deployment;
+  return "job/" + job_id();
 }
 
 std::string IngestMessage::FeedPayload() const { return ToMsgpack({{"type", type}, {"body", body}}); }
@@ -112,6 +121,10 @@ Result<IngestMessage> ParseIngestFrame(std::string_view frame) {
     GANTRY_ASSIGN_OR_RETURN(m.record, ParseMetrics(*body));
   } else if (m.type == kJobStateType) {
     GANTRY_ASSIGN_OR_RETURN(m.record, ParseJobState(*body));
+  } else if (m.type == kServingMetricsType) {
+    GANTRY_ASSIGN_OR_RETURN(m.record, DecodeServingMetricsBody(*body));
+  } else if (m.type == kServingSamplesType) {
+    GANTRY_ASSIGN_OR_RETURN(m.record, DecodeServingSamplesBody(*body));
   } else {
     return Status::InvalidArgument("unknown ingest message type '" + m.type + "'");
   }

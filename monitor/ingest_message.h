@@ -6,6 +6,11 @@
 //              NaN/Inf; seq (>= 1) numbers the points of one (job_id,
 //              attempt, rank) for acknowledgements and deduplication.
 //   job_state {job_id, state, attempt?, reason?, time}
+//   serving_metrics, serving_samples (gantry-serve; bodies and checks in
+//              common/ingest_wire.h): counters of one served model, and
+//              sampled request rows with their predicted classes. Not stored
+//              as points: the monitor keeps the latest report per model
+//              (serving_view.h) and windows the samples (serving_drift.h).
 // ParseIngestFrame() never throws: a malformed frame (bad MessagePack, wrong
 // types, unknown type, out-of-range values) is an invalid_argument Status.
 //
@@ -20,12 +25,15 @@
 #include <variant>
 #include <vector>
 
+#include "common/ingest_wire.h"
 #include "common/protocol.h"
 
 namespace gantry::monitor {
 
 inline constexpr const char* kMetricsType = "metrics";
 inline constexpr const char* kJobStateType = "job_state";
+inline constexpr const char* kServingMetricsType = kIngestServingMetricsType;
+inline constexpr const char* kServingSamplesType = kIngestServingSamplesType;
 // Bounds on one message, so a single frame cannot blow up the store.
 inline constexpr size_t kMaxValuesPerPoint = 1024;
 inline constexpr size_t kMaxMetricNameLength = 256;
@@ -52,13 +60,15 @@ struct JobEvent {
 };
 
 struct IngestMessage {
-  std::string type;  // kMetricsType or kJobStateType
+  std::string type;  // kMetricsType, kJobStateType, kServingMetricsType or kServingSamplesType
   json body;         // as received, republished on the feed unchanged
-  std::variant<MetricsPoint, JobEvent> record;
+  std::variant<MetricsPoint, JobEvent, ServingMetricsMessage, ServingSamplesMessage> record;
 
-  const std::string& job_id() const;
-  // Feed topic, "job/<job_id>".
-  std::string Topic() const { return "job/" + job_id(); }
+  // The job's id; for a serving message "<deployment>/<model>".
+  std::string job_id() const;
+  bool serving() const { return record.index() >= 2; }
+  // Feed topic, "job/<job_id>", or "serving/<deployment>".
+  std::string Topic() const;
   // Feed payload, ToMsgpack({type, body}).
   std::string FeedPayload() const;
 };

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <zmq.hpp>
 
@@ -19,6 +20,7 @@
 #include "monitor/metrics_store.h"
 #include "monitor/monitor_api.h"
 #include "monitor/monitor_service.h"
+#include "monitor/serving_drift.h"
 
 namespace {
 
@@ -68,6 +70,7 @@ int main(int argc, char** argv) {
   std::string coordinator;
   std::string log_level = "info";
   gantry::monitor::DriftWatchOptions drift_watch;
+  gantry::monitor::ServingDriftOptions serving_drift;
   app.add_option("--data-dir", data_dir, "data directory")->required();
   app.add_option("--ingest", options.ingest_bind, "PULL endpoint for metrics (port 0 or * picks a free port)");
   app.add_option("--feed", options.feed_bind, "PUB endpoint of the live feed");
@@ -83,6 +86,8 @@ int main(int argc, char** argv) {
                  "reference of --drift-watch: a dataset path, or MODEL@VERSION (the profile stored with it)");
   app.add_option("--drift-interval", drift_watch.interval_seconds, "seconds between listings of --drift-watch");
 #endif
+  app.add_option("--serving-drift-window", serving_drift.window_rows,
+                 "rows of sampled requests per drift window of a deployed model (the profile is calibrated on 1000)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
@@ -130,9 +135,32 @@ int main(int argc, char** argv) {
   if (auto s = api.Restore(); !s.ok()) return Fail(s.WithContext("reading the stored jobs"));
   monitor.AddObserver(&api);
   monitor.AddObserver(&alerting);
+  // Drift windows of served requests: each result goes to SSE and the alert rules.
+  auto serving = gantry::monitor::ServingDrift::Create(
+      serving_drift, dir.Path("drift.db"), gantry::monitor::StorageProfileFetch(dir), clock,
+      [&api, &alerting](const gantry::monitor::DriftRecord& r) {
+        api.PublishDrift(r);
+        alerting.QueueDrift({r.dataset, r.share, r.drifted, r.tested, r.dataset_drift, r.share_threshold});
+      });
+  if (!serving.ok()) return Fail(serving.status());
+  monitor.AddObserver(serving->get());
+#if GANTRY_HAVE_DRIFT_WATCH
+  std::unique_ptr<gantry::monitor::DriftWatcher> watcher;
+#endif
+  // /api/drift, /metrics and the page: dataset shards and serving windows, newest first.
+  api.SetDriftSource([&] {
+    std::vector<gantry::monitor::DriftRecord> all = (*serving)->Recent();
+#if GANTRY_HAVE_DRIFT_WATCH
+    if (watcher) {
+      std::vector<gantry::monitor::DriftRecord> shards = watcher->Recent();
+      all.insert(all.end(), shards.begin(), shards.end());
+    }
+#endif
+    std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.time > b.time; });
+    return all;
+  });
 #if GANTRY_HAVE_DRIFT_WATCH
   // Continuous drift: each new shard's result goes to SSE and the alert rules.
-  std::unique_ptr<gantry::monitor::DriftWatcher> watcher;
   if (!drift_watch.dir.empty()) {
     auto w = gantry::monitor::DriftWatcher::Create(
         drift_watch, dir, [&api, &alerting](const gantry::monitor::DriftRecord& r) {
@@ -141,7 +169,6 @@ int main(int argc, char** argv) {
         });
     if (!w.ok()) return Fail(w.status());
     watcher = std::move(w).value();
-    api.SetDriftSource([&watcher] { return watcher->Recent(); });
   }
 #endif
   auto router = std::make_shared<gantry::http::Router>();
@@ -162,6 +189,7 @@ int main(int argc, char** argv) {
                             {"ingest", monitor.ingest_endpoint()},
                             {"feed", monitor.feed_endpoint()},
                             {"http", "http://" + http_options.address + ":" + std::to_string(http.port())}}};
+  (*serving)->Start();
 #if GANTRY_HAVE_DRIFT_WATCH
   if (watcher) watcher->Start();
 #endif
@@ -169,6 +197,7 @@ int main(int argc, char** argv) {
 #if GANTRY_HAVE_DRIFT_WATCH
   if (watcher) watcher->Stop();
 #endif
+  (*serving)->Stop();
   http.Stop();
   gantry::Status flushed = monitor.Shutdown();
   if (!served.ok()) return Fail(served);

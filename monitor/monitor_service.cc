@@ -86,13 +86,24 @@ void MonitorService::OnIngestFrame(std::string_view frame, const std::string& ro
       return;
     }
   }
+  // Serving reports and samples are not points of a job: the observers keep
+  // them (the serving view, the drift windows); reports are republished on
+  // the feed, samples (bulky rows) are not.
+  if (msg->serving()) {
+    ++(msg->type == kServingMetricsType ? serving_reports_ : serving_samples_);
+    for (IngestObserver* o : observers_) o->OnMessage(*msg);
+    if (msg->type == kServingMetricsType) Publish(msg->Topic(), msg->FeedPayload());
+    return;
+  }
   // Observers and topic/payload first: buffering moves the record out.
   const std::string topic = msg->Topic();
   const std::string payload = msg->FeedPayload();
   if (buffer_.size() < options_.buffer.max_buffered) {
     for (IngestObserver* o : observers_) o->OnMessage(*msg);
   }
-  bool buffered = std::visit([this](auto& record) { return buffer_.Add(std::move(record)); }, msg->record);
+  bool buffered = std::holds_alternative<MetricsPoint>(msg->record)
+                      ? buffer_.Add(std::move(std::get<MetricsPoint>(msg->record)))
+                      : buffer_.Add(std::move(std::get<JobEvent>(msg->record)));
   if (!buffered) {
     Dropped();
     return;
@@ -196,6 +207,8 @@ MonitorStats MonitorService::Stats() const {
   s.events_ingested = events_ingested_;
   s.messages_dropped = messages_dropped_;
   s.points_repeated = points_repeated_;
+  s.serving_reports = serving_reports_;
+  s.serving_samples = serving_samples_;
   s.buffered = static_cast<int64_t>(buffer_.size());
   return s;
 }

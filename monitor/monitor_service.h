@@ -72,6 +72,8 @@ struct MonitorStats {
   int64_t events_ingested = 0;
   int64_t messages_dropped = 0;  // malformed, multipart or over the buffer bound
   int64_t points_repeated = 0;   // sequenced points received again (dropped)
+  int64_t serving_reports = 0;   // serving_metrics messages accepted
+  int64_t serving_samples = 0;   // serving_samples messages accepted
   int64_t buffered = 0;          // received, not yet written
 };
 
@@ -152,6 +154,8 @@ class MonitorService {
   int64_t events_ingested_ = 0;
   int64_t messages_dropped_ = 0;
   int64_t points_repeated_ = 0;
+  int64_t serving_reports_ = 0;
+  int64_t serving_samples_ = 0;
 };
 
 }  // namespace gantry::monitor

@@ -16,6 +16,7 @@ GANTRY_PACKAGES=(
   python3-torch
   python3-scipy
   prometheus libjs-dygraphs chromium curl
+  slurm-wlm slurm-wlm-basic-plugins munge
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

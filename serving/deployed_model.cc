@@ -38,11 +38,13 @@ DeployedModel::DeployedModel(DeploymentOptions options, ServingMetricsOptions me
 
 DeployedModel::~DeployedModel() { batcher_->Stop(StopMode::kFail); }
 
-std::string DeployedModel::Install(std::shared_ptr<const Servable> model, ModelMetadata metadata) {
+std::string DeployedModel::Install(std::shared_ptr<const Servable> model, ModelMetadata metadata,
+                                   std::shared_ptr<const InputReference> reference) {
   {
     std::lock_guard<std::mutex> l(mu_);
     metadata_ = std::move(metadata);
     metadata_.name = options_.name;
+    reference_ = std::move(reference);
   }
   auto previous = slot_.Swap(std::move(model));
   return previous ? previous->version() : "";
@@ -58,6 +60,11 @@ std::string DeployedModel::version() const {
 ModelMetadata DeployedModel::metadata() const {
   std::lock_guard<std::mutex> l(mu_);
   return metadata_;
+}
+
+std::shared_ptr<const InputReference> DeployedModel::reference() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return reference_;
 }
 
 http::HttpResponse DeployedModel::Metadata() const {
@@ -92,6 +99,16 @@ http::HttpResponse DeployedModel::Infer(const http::HttpRequest& request) {
   std::vector<float> rows = req.inputs[0].ToFloat();
   const size_t row_size = batcher_->options().row_size;
   metrics_->CheckRange(rows, row_size);
+  // Input quality against the served version's profile, and the sample for
+  // the monitor, both in the profile's feature space (one copy, only when
+  // needed: a profile to check against or a sampled request).
+  const std::shared_ptr<const InputReference> ref = reference();
+  const bool sampled = reporter_ != nullptr && reporter_->ShouldSample();
+  std::vector<float> features;
+  if (sampled || (ref && !ref->range.min.empty())) {
+    features = ref ? ref->Transform(rows) : rows;
+    if (ref) metrics_->CheckRange(features, row_size, ref->range);
+  }
 
   std::promise<Result<RowsResult>> done;
   auto fut = done.get_future();
@@ -120,10 +137,15 @@ http::HttpResponse DeployedModel::Infer(const http::HttpRequest& request) {
   logits.datatype = DataType::kFp32;
   // Predictions are remembered for feedback: the request id for one row,
   // "<id>/<row>" for each row of a larger request.
+  std::vector<int64_t> predicted;
   for (size_t r = 0; r < out.rows && out.row_size > 0; ++r) {
     const float* row = out.data.data() + r * out.row_size;
     const int64_t cls = std::max_element(row, row + out.row_size) - row;
     metrics_->feedback().RecordPrediction(out.rows == 1 ? req.id : req.id + "/" + std::to_string(r), cls);
+    if (sampled) predicted.push_back(cls);
+  }
+  if (sampled && predicted.size() * row_size == features.size()) {
+    reporter_->AddSample(options_.name, out.model_version, features, row_size, predicted);
   }
   logits.data = std::move(out.data);
   resp.outputs.push_back(std::move(logits));

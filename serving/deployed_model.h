@@ -26,6 +26,7 @@
 #include "serving/batcher.h"
 #include "serving/infer_codec.h"
 #include "serving/model_slot.h"
+#include "serving/monitor_reporter.h"
 #include "serving/serving_metrics.h"
 
 namespace gantry::serving {
@@ -49,8 +50,14 @@ class DeployedModel {
   ~DeployedModel();
 
   // Makes `model` (loaded and warmed) the one new batches use; returns the
-  // version it replaced ("" for the first).
-  std::string Install(std::shared_ptr<const Servable> model, ModelMetadata metadata);
+  // version it replaced ("" for the first). `reference` (may be null): the
+  // version's preprocessing and profile range, for the input-quality range
+  // check and the samples sent to the monitor.
+  std::string Install(std::shared_ptr<const Servable> model, ModelMetadata metadata,
+                      std::shared_ptr<const InputReference> reference = nullptr);
+  // Samples of answered requests go to `reporter` (not owned; must outlive
+  // this model). Call before serving.
+  void SetReporter(MonitorReporter* reporter) { reporter_ = reporter; }
   bool ready() const;
   std::string version() const;  // "" before the first Install
   uint64_t swaps() const { return slot_.generation(); }
@@ -70,12 +77,15 @@ class DeployedModel {
   http::HttpResponse Error(const ApiError& error, std::chrono::steady_clock::time_point start,
                            const std::string& version);
   ModelMetadata metadata() const;
+  std::shared_ptr<const InputReference> reference() const;
 
   DeploymentOptions options_;
   std::unique_ptr<ServingMetrics> metrics_;
   ModelSlot<Servable> slot_;
   mutable std::mutex mu_;
   ModelMetadata metadata_;  // GUARDED_BY(mu_)
+  std::shared_ptr<const InputReference> reference_;  // GUARDED_BY(mu_)
+  MonitorReporter* reporter_ = nullptr;
   std::atomic<uint64_t> next_id_{1};
   std::unique_ptr<Batcher> batcher_;  // last: its worker uses the members above
 };

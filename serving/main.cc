@@ -4,6 +4,7 @@
 //   gantry-serve --storage tcp://HOST:PORT --model NAME@REF [--model ...]
 //                --port P (0 = pick) --host 127.0.0.1 --max-batch B
 //                --max-delay-ms D [--int8] [--monitor-ingest tcp://...]
+//                [--sample-rate R] [--report-interval-ms MS]
 //                [--data-dir DIR] [--name N] [--ready-file PATH]
 //
 // Start-up: subscribe to the registry feed, load and warm every model, start
@@ -28,6 +29,7 @@
 #include "common/signal_fd.h"
 #include "serving/deployed_model.h"
 #include "serving/int8_linear.h"
+#include "serving/monitor_reporter.h"
 #include "serving/registry_client.h"
 #include "serving/reloader.h"
 #include "serving/serve_routes.h"
@@ -57,13 +59,36 @@ Result<ModelArg> ParseModelArg(const std::string& s) {
   return ModelArg{s.substr(0, at), s.substr(at + 1)};
 }
 
+// The version's preprocessing and its profile's per-feature range (the
+// profile's extreme points: exact for features with few distinct values,
+// the sketch's outermost points otherwise).
+std::shared_ptr<const InputReference> ReferenceOf(const LoadedVersion& v, size_t row_size) {
+  auto ref = std::make_shared<InputReference>();
+  if (v.manifest.normalize) ref->normalize = std::make_pair(v.manifest.normalize->mean, v.manifest.normalize->std);
+  if (!v.profile_error.empty()) spdlog::warn("{}: drift profile unreadable, no range checks: {}", v.Source(), v.profile_error);
+  if (v.profile && v.profile->features.size() == row_size) {
+    for (const drift::FeatureProfile& f : v.profile->features) {
+      if (f.values.empty()) return ref;
+      ref->range.min.push_back(static_cast<float>(f.values.front()));
+      ref->range.max.push_back(static_cast<float>(f.values.back()));
+    }
+  } else if (v.profile) {
+    spdlog::warn("{}: drift profile has {} features, the model takes {}: no range checks", v.Source(),
+                 v.profile->features.size(), row_size);
+    ref->range = {};
+  }
+  if (ref->range.min.size() != row_size) ref->range = {};
+  return ref;
+}
+
 LoadFn MakeLoader(std::shared_ptr<RegistryClient> client, bool int8) {
   return [client, int8](const std::string& model, const std::string& ref) -> Result<LoadedServable> {
-    GANTRY_ASSIGN_OR_RETURN(LoadedVersion v, client->Load(model, ref));
+    GANTRY_ASSIGN_OR_RETURN(LoadedVersion v, client->Load(model, ref, /*with_profile=*/true));
     GANTRY_ASSIGN_OR_RETURN(auto servable, TorchServable::Create(v, int8));
     LoadedServable out;
     out.metadata = servable->Metadata(model);
     out.row_size = servable->row_size();
+    out.reference = ReferenceOf(v, out.row_size);
     out.model = std::move(servable);
     return out;
   };
@@ -87,6 +112,8 @@ int main(int argc, char** argv) {
   bool int8 = false;
   size_t max_body_mb = 8;
   int threads = 64;
+  double sample_rate = 0.1;
+  int64_t report_interval_ms = 1000;
   app.add_option("--storage", storage, "storage service endpoint (tcp://HOST:PORT)")->required();
   app.add_option("--model", model_args, "NAME@REF to serve (REF: alias, vN or latest); repeatable")->required();
   app.add_option("--port", port, "HTTP port (0 picks a free one)")->check(CLI::Range(0, 65535));
@@ -95,7 +122,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-delay-ms", max_delay_ms, "how long a request may wait for company (0: batch what is queued)")
       ->check(CLI::Range(int64_t{0}, int64_t{60'000}));
   app.add_flag("--int8", int8, "run Linear layers with dynamic int8 quantisation");
-  app.add_option("--monitor-ingest", monitor_ingest, "monitor ingest endpoint (metrics; reserved)");
+  app.add_option("--monitor-ingest", monitor_ingest, "monitor ingest endpoint: serving metrics and samples go there");
+  app.add_option("--sample-rate", sample_rate, "share of answered requests whose inputs and predictions go to the monitor")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--report-interval-ms", report_interval_ms, "how often serving metrics go to the monitor")
+      ->check(CLI::Range(int64_t{10}, int64_t{3'600'000}));
   app.add_option("--data-dir", data_dir, "data directory (log file under it)");
   app.add_option("--name", name, "deployment name (logs, ready file)");
   app.add_option("--ready-file", ready_file, "written atomically once serving");
@@ -164,10 +195,29 @@ int main(int argc, char** argv) {
     o.max_delay = std::chrono::milliseconds(max_delay_ms);
     o.limits.max_body_bytes = max_body_mb << 20;
     auto m = std::make_unique<DeployedModel>(o, ServingMetricsOptions{});
-    m->Install(std::move(loaded->model), std::move(loaded->metadata));
+    m->Install(std::move(loaded->model), std::move(loaded->metadata), std::move(loaded->reference));
     spdlog::info("{}: serving {}@{} version {}{}", name, w.name, w.ref, m->version(), int8 ? " (int8)" : "");
     raw.push_back(m.get());
     models.push_back(std::move(m));
+  }
+  // Reports to the monitor (metrics every interval, a sample of requests).
+  std::unique_ptr<MonitorReporter> reporter;
+  if (!monitor_ingest.empty()) {
+    ReporterOptions ro;
+    ro.deployment = name;
+    ro.interval = std::chrono::milliseconds(report_interval_ms);
+    ro.sample_rate = sample_rate;
+    std::vector<ReportedModel> reported;
+    for (DeployedModel* m : raw) {
+      reported.push_back({m->options().name, [m] { return m->version(); }, [m] { return m->Snapshot(); }});
+    }
+    auto r = MonitorReporter::Create(ro, std::move(reported), MakeZmqFrameSender(ctx, monitor_ingest));
+    if (!r.ok()) return Fail(r.status());
+    reporter = std::move(r).value();
+    for (DeployedModel* m : raw) m->SetReporter(reporter.get());
+    reporter->Start();
+    spdlog::info("{}: reporting to the monitor at {} every {} ms, sample rate {}", name, monitor_ingest,
+                 report_interval_ms, sample_rate);
   }
   reloader.Start(raw);
 
@@ -207,6 +257,7 @@ int main(int argc, char** argv) {
   reloader.Stop();
   for (DeployedModel* m : raw) m->Drain();  // queued requests are answered
   server.Stop();
+  if (reporter) reporter->Stop();
   spdlog::info("{}: stopped", name);
   return 0;
 }

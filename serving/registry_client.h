@@ -5,8 +5,9 @@
 //   save_checkpoint  (an optimised version, with lineage) -> version
 //   tag_version      {model, ref, tag}
 //   get_version      {model, ref} -> version (Resolve)
-// The wire shape is the worker's (worker/checkpoint_client.h); serving does
-// not include worker headers, so the few fields it reads are decoded here.
+// The wire shape is the worker's (worker/checkpoint_client.h); the tensor
+// list and the typed field reader are model/tensor_wire.h, shared with the
+// worker; the few meta fields serving reads are decoded here.
 // The network is built from the decoded manifest by gantry::model.
 //
 // Thread safety: one thread at a time (RpcClient). The zmq context must
@@ -15,10 +16,12 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <zmq.hpp>
 
 #include "common/rpc.h"
+#include "drift/profile.h"
 #include "model/checkpoint_model.h"
 
 namespace gantry::serving {
@@ -34,6 +37,11 @@ struct LoadedVersion {
   std::map<std::string, double> metrics;
   std::string quantization;  // meta.quantization; empty = fp32
   json meta;                 // the whole meta block (copied into derived versions)
+  // The training data's drift profile (tensor trainer/drift_profile) when
+  // loaded with_profile and the version has one; profile_error says why a
+  // stored one could not be read (absent: not an error).
+  std::optional<drift::ReferenceProfile> profile;
+  std::string profile_error;
 
   std::string Source() const { return model + "@v" + std::to_string(version); }
 };
@@ -55,8 +63,9 @@ class RegistryClient {
 
   // The PUB endpoint of the registry feed from the service's ping.
   Result<std::string> FeedEndpoint();
-  // `ref`: vN, N, an alias or "latest".
-  Result<LoadedVersion> Load(const std::string& model, const std::string& ref);
+  // `ref`: vN, N, an alias or "latest". with_profile: a full load (training
+  // state included) that also decodes the version's drift profile.
+  Result<LoadedVersion> Load(const std::string& model, const std::string& ref, bool with_profile = false);
   // The version `ref` names now (get_version), without loading it.
   Result<int64_t> Resolve(const std::string& model, const std::string& ref);
   // Saves `v` as a new version of v.model; returns its number.

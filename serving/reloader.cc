@@ -114,7 +114,7 @@ void Reloader::Reload(DeployedModel* m, int64_t version) {
                   loaded.status().ToString(), m->version());
     return;
   }
-  const std::string previous = m->Install(std::move(loaded->model), std::move(loaded->metadata));
+  const std::string previous = m->Install(std::move(loaded->model), std::move(loaded->metadata), std::move(loaded->reference));
   ++reloads_;
   spdlog::info("{}: {}@{} moved: now serving version {} (was {})", o.name, o.registry_model, o.ref, version,
                previous);

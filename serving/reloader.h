@@ -40,6 +40,7 @@ struct LoadedServable {
   std::shared_ptr<const Servable> model;
   ModelMetadata metadata;
   size_t row_size = 0;
+  std::shared_ptr<const InputReference> reference;  // may be null
 };
 
 // Loads, builds and warms `model`@`ref`.

@@ -77,6 +77,28 @@ void ServingMetrics::CheckRange(const std::vector<float>& rows, size_t row_size)
   for (size_t f = 0; f < row_size; ++f) by_feature_[f] += local[f];
 }
 
+void ServingMetrics::CheckRange(std::span<const float> rows, size_t row_size, const InputProfile& p) {
+  if (p.min.empty() || row_size != p.min.size() || p.max.size() != p.min.size()) return;
+  uint64_t total = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const size_t f = i % row_size;
+    const float v = rows[i];
+    if (v < p.min[f] || v > p.max[f] || std::isnan(v)) ++total;
+  }
+  if (total == 0) return;
+  std::lock_guard<std::mutex> l(mu_);
+  counts_.input_quality.out_of_range_values += total;
+  ++counts_.input_quality.out_of_range_requests;
+}
+
+std::vector<float> InputReference::Transform(std::span<const float> raw) const {
+  std::vector<float> out(raw.begin(), raw.end());
+  if (!normalize) return out;
+  const float mean = static_cast<float>(normalize->first), sd = static_cast<float>(normalize->second);
+  for (float& v : out) v = (v / 255.0f - mean) / sd;
+  return out;
+}
+
 ServingSnapshot ServingMetrics::Snapshot() const {
   ServingSnapshot s;
   {

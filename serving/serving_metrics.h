@@ -17,7 +17,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -31,6 +34,18 @@ namespace gantry::serving {
 struct InputProfile {
   std::vector<float> min;
   std::vector<float> max;
+};
+
+// What one served version's training data looked like (from its stored drift
+// profile, drift/stored_profile.h): the input-quality range checks and the
+// samples sent to the monitor use the profile's feature space.
+struct InputReference {
+  // The version's preprocessing, (x / 255 - mean) / std for IDX images
+  // (clients send raw pixels; the profile holds preprocessed features).
+  std::optional<std::pair<double, double>> normalize;  // mean, std
+  InputProfile range;  // per-feature [min, max]; empty = no range checks
+  // Raw request rows -> the profile's space (a copy when no preprocessing).
+  std::vector<float> Transform(std::span<const float> raw) const;
 };
 
 struct InputQualitySnapshot {
@@ -77,6 +92,9 @@ class ServingMetrics {
   // Range check of accepted rows against the profile (no-op without one, or
   // when row_size differs from the profile's length).
   void CheckRange(const std::vector<float>& rows, size_t row_size);
+  // The same against `profile` (the served version's, InputReference::range);
+  // the per-feature counts are kept only for the options' profile.
+  void CheckRange(std::span<const float> rows, size_t row_size, const InputProfile& profile);
 
   FeedbackTracker& feedback() { return feedback_; }
   ServingSnapshot Snapshot() const;

@@ -8,33 +8,12 @@
 #include <cstring>
 
 #include "common/ids.h"
+#include "model/tensor_wire.h"
 #include "worker/checkpoint_plane.h"
 
 namespace gantry::worker {
 
-static_assert(std::endian::native == std::endian::little,
-              "checkpoint tensors are sent as raw little-endian bytes");
-
-constexpr std::pair<torch::ScalarType, const char*> kDtypes[] = {
-    {torch::kFloat, "float32"}, {torch::kDouble, "float64"}, {torch::kLong, "int64"},
-    {torch::kInt, "int32"},     {torch::kByte, "uint8"}};
-
-Result<std::string> DtypeName(torch::ScalarType t) {
-  for (const auto& [type, name] : kDtypes) {
-    if (type == t) return std::string(name);
-  }
-  return Status::InvalidArgument(std::string("checkpoint: unsupported tensor dtype ") +
-                                 std::string(c10::toString(t)));
-}
-
 namespace {
-
-Result<torch::ScalarType> DtypeFromName(const std::string& n) {
-  for (const auto& [type, name] : kDtypes) {
-    if (n == name) return type;
-  }
-  return Status::InvalidArgument("checkpoint: unsupported tensor dtype '" + n + "'");
-}
 
 // {name, dtype, shape, data} of one tensor (a copy of its bytes).
 Result<json> TensorToJson(const std::string& name, const torch::Tensor& t) {
@@ -59,47 +38,12 @@ CheckpointClient::CheckpointClient(zmq::context_t& ctx, const std::string& endpo
   if (!endpoint.empty()) rpc_.emplace(ctx, endpoint, kTimeout);
 }
 
-Result<model::TensorMap> TensorsFromJson(const json& tensors) {
-  if (!tensors.is_array()) return Status::InvalidArgument("checkpoint: 'tensors' must be a list");
-  model::TensorMap out;
-  try {
-    for (const json& t : tensors) {
-      if (!t.is_object() || !t.contains("name") || !t["name"].is_string() || !t.contains("data") ||
-          !t["data"].is_binary() || !t.contains("shape") || !t["shape"].is_array() ||
-          !t.contains("dtype") || !t["dtype"].is_string()) {
-        return Status::InvalidArgument("checkpoint: a tensor lacks name, dtype, shape or data");
-      }
-      const std::string name = t["name"];
-      GANTRY_ASSIGN_OR_RETURN(torch::ScalarType type, DtypeFromName(t["dtype"]));
-      std::vector<int64_t> shape = t["shape"].get<std::vector<int64_t>>();
-      const auto& data = t["data"].get_binary();
-      torch::Tensor x = torch::empty(shape, torch::TensorOptions(type));
-      if (static_cast<size_t>(x.nbytes()) != data.size()) {
-        return Status::InvalidArgument("checkpoint: tensor " + name + " has " + std::to_string(data.size()) +
-                                       " bytes, its shape needs " + std::to_string(x.nbytes()));
-      }
-      if (!data.empty()) std::memcpy(x.data_ptr(), data.data(), data.size());
-      out[name] = std::move(x);
-    }
-  } catch (const std::exception& e) {
-    return Status::InvalidArgument(std::string("checkpoint: bad tensor list: ") + e.what());
-  }
-  return out;
-}
-
 namespace {
 
-// obj[key] as T, or `fallback` when absent or null; a value of another type
-// is an error naming the field (nlohmann's own message names none).
+// obj[key] as T (model/tensor_wire.h), errors naming "checkpoint <where>".
 template <typename T>
 Result<T> Field(const json& obj, const char* key, T fallback, const std::string& where) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return fallback;
-  try {
-    return it->get<T>();
-  } catch (const std::exception& e) {
-    return Status::Corruption("checkpoint " + where + ": field '" + key + "' has the wrong type (" + e.what() + ")");
-  }
+  return model::JsonField<T>(obj, key, std::move(fallback), "checkpoint " + where);
 }
 
 Result<json> Object(const json& obj, const char* key, const std::string& where) {

@@ -42,6 +42,7 @@
 
 #include "common/rpc.h"
 #include "model/checkpoint_model.h"
+#include "model/tensor_wire.h"
 
 namespace gantry::worker {
 
@@ -154,11 +155,11 @@ class CheckpointClient final : public CheckpointStore {
 
 // The message codec (the only place a checkpoint is JSON on the worker).
 //
-// The wire name of a tensor dtype (float32, float64, int64, int32, uint8).
-Result<std::string> DtypeName(torch::ScalarType t);
-// The tensors of a load_checkpoint reply by name, validated (dtype, shape
-// and byte count agree).
-Result<model::TensorMap> TensorsFromJson(const json& tensors);
+// The wire name of a tensor dtype (float32, float64, int64, int32, uint8),
+// and the tensors of a load_checkpoint reply by name, validated (dtype, shape
+// and byte count agree): model/tensor_wire.h, shared with gantry-serve.
+using model::DtypeName;
+using model::TensorsFromJson;
 // A load_checkpoint reply (or a save_checkpoint body with its version)
 // decoded and checked (lineage from lineage {parent, data_fingerprint} or
 // from the body's parent_model/parent_version/data_fingerprint): field types, tensors, trainer_state. Missing meta

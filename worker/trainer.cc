@@ -95,6 +95,7 @@ Status Trainer::RunSteps() {
   GANTRY_RETURN_IF_ERROR(comm_.Broadcast(saving, 0));
   saving_ = saving.item<int64_t>() != 0;
   GANTRY_RETURN_IF_ERROR(LoadInitialState());
+  GANTRY_RETURN_IF_ERROR(EvaluateChampion());
 
   const int64_t per_epoch = sampler_->steps_per_epoch();
   if (spec.train.steps > 0) {
@@ -246,6 +247,16 @@ Status Trainer::Report() {
 Status Trainer::Evaluate() {
   // Shards without data.test_file: nothing to evaluate (same on every rank).
   if (test_.size() == 0) return Status::Ok();
+  GANTRY_ASSIGN_OR_RETURN(auto scores, EvaluateTestSet());
+  summary_.test_loss = scores.first;
+  summary_.test_accuracy = scores.second;
+  spdlog::info("rank {}/{} eval step {} test_loss {:.4f} test_acc {:.4f} ({} samples)", comm_.rank(),
+               comm_.size(), step_, *summary_.test_loss, *summary_.test_accuracy, test_.size());
+  if (comm_.rank() == 0) Publish({{"test_loss", *summary_.test_loss}, {"test_accuracy", *summary_.test_accuracy}});
+  return Status::Ok();
+}
+
+Result<std::pair<double, double>> Trainer::EvaluateTestSet() {
   torch::NoGradGuard no_grad;
   model_->SetTraining(false);
   const int64_t n = test_.size();
@@ -268,12 +279,7 @@ Status Trainer::Evaluate() {
   GANTRY_RETURN_IF_ERROR(comm_.AllreduceSum(sums).WithContext("reducing evaluation"));
   auto s = sums.accessor<double, 1>();
   if (s[2] <= 0) return Status::InvalidArgument("evaluation: the test set is empty");
-  summary_.test_loss = s[0] / s[2];
-  summary_.test_accuracy = s[1] / s[2];
-  spdlog::info("rank {}/{} eval step {} test_loss {:.4f} test_acc {:.4f} ({} samples)", comm_.rank(),
-               comm_.size(), step_, *summary_.test_loss, *summary_.test_accuracy, s[2]);
-  if (comm_.rank() == 0) Publish({{"test_loss", *summary_.test_loss}, {"test_accuracy", *summary_.test_accuracy}});
-  return Status::Ok();
+  return std::make_pair(s[0] / s[2], s[1] / s[2]);
 }
 
 void Trainer::Publish(json values) {

@@ -82,6 +82,11 @@ struct TrainSummary {
   double checkpoint_stall_seconds = 0;  // rank 0: training time spent in periodic saves
   bool preempted = false;    // stopped by a signal after a checkpoint
   std::string loaded_from;   // "model@vN" resumed or warm-started from; empty if none
+  // retrain.champion scored on the same held-out set before training
+  // (saved with every version as champion_test_loss/_accuracy/_version).
+  std::optional<double> champion_test_loss;
+  std::optional<double> champion_test_accuracy;
+  int64_t champion_version = 0;
 };
 
 class Trainer {
@@ -120,10 +125,16 @@ class Trainer {
   Result<bool> StopAgreed();
   Status Report();
   Status Evaluate();
+  // Mean loss and accuracy of the current parameters on the test set
+  // (sharded over ranks, sums allreduced); leaves the model in eval mode.
+  Result<std::pair<double, double>> EvaluateTestSet();
   void Publish(json values);
 
   // trainer_state.cc
   Status LoadInitialState();
+  // retrain.champion: rank 0 fetches its parameters, every rank scores them
+  // on the test set, then the model gets its own parameters back.
+  Status EvaluateChampion();
   Status ApplyCheckpoint(const Checkpoint& ckpt, bool resume);
   Result<Checkpoint> TakeSnapshot(bool preempted);
   static torch::Tensor SnapshotTensor(const torch::Tensor& t);

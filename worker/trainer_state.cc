@@ -91,6 +91,42 @@ Status Trainer::LoadInitialState() {
   }
 }
 
+Status Trainer::EvaluateChampion() {
+  const std::string& ref = options_.spec.retrain.champion;
+  if (ref.empty()) return Status::Ok();
+  if (test_.size() == 0) {
+    return Status::InvalidArgument("job spec: retrain.champion: the held-out set is empty (set data.test_file)");
+  }
+  // Rank 0 fetches ('C' + checkpoint bytes, or 'E' + error); all apply it.
+  std::string payload;
+  if (comm_.rank() == 0) {
+    const auto at = ref.find('@');
+    auto got = checkpoints_.LoadRef(ref.substr(0, at), ref.substr(at + 1), /*model_only=*/true);
+    Result<std::string> bytes = got.ok() ? EncodeCheckpoint(*got) : Result<std::string>(got.status());
+    payload = bytes.ok() ? "C" + *bytes : EncodeError(bytes.status().WithContext("retrain.champion " + ref));
+  }
+  GANTRY_RETURN_IF_ERROR(BroadcastBytes(comm_, payload, 0).WithContext("sharing the champion"));
+  if (payload.empty() || payload[0] == 'E') return DecodeError(payload);
+  GANTRY_ASSIGN_OR_RETURN(Checkpoint champion, DecodeCheckpoint(std::string_view(payload).substr(1)));
+  // The run's own starting point is put back after the champion's turn.
+  model::TensorMap own;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, t] : model_->StateDict()) own[name] = t.detach().clone();
+  }
+  GANTRY_RETURN_IF_ERROR(model::LoadWeights(*model_, champion.tensors, champion.Source())
+                             .WithContext("retrain.champion must have the job's model.*"));
+  auto scores = EvaluateTestSet();
+  GANTRY_RETURN_IF_ERROR(model::LoadWeights(*model_, own, "the run's initial state"));
+  if (!scores.ok()) return scores.status().WithContext("scoring retrain.champion " + ref);
+  summary_.champion_test_loss = scores->first;
+  summary_.champion_test_accuracy = scores->second;
+  summary_.champion_version = champion.version;
+  spdlog::info("rank {}/{}: champion {} on the held-out set: test_loss {:.4f} test_acc {:.4f} ({} samples)",
+               comm_.rank(), comm_.size(), champion.Source(), scores->first, scores->second, test_.size());
+  return Status::Ok();
+}
+
 Status Trainer::ApplyCheckpoint(const Checkpoint& ckpt, bool resume) {
   const std::string source = ckpt.Source();
   // The model the job spec built must be the one the checkpoint holds.
@@ -146,6 +182,11 @@ Result<Checkpoint> Trainer::TakeSnapshot(bool preempted) {
   if (summary_.accuracy) c.metrics["accuracy"] = *summary_.accuracy;
   if (summary_.test_loss) c.metrics["test_loss"] = *summary_.test_loss;
   if (summary_.test_accuracy) c.metrics["test_accuracy"] = *summary_.test_accuracy;
+  if (summary_.champion_test_accuracy) {
+    c.metrics["champion_test_accuracy"] = *summary_.champion_test_accuracy;
+    c.metrics["champion_test_loss"] = *summary_.champion_test_loss;
+    c.metrics["champion_version"] = static_cast<double>(summary_.champion_version);
+  }
   c.job_name = spec.name;
   c.world_size = comm_.size();
   model::ModelManifest& m = c.manifest;

@@ -8,9 +8,29 @@
 //   batching_vs_batch1      the same vs max_batch 1 (goal >= 3x)
 //   p50_c1_minus_forward_us p50 at concurrency 1 minus the raw batch-1
 //                           forward time (goal <= 100 us)
+//   p99_alias_moves_vs_steady  p99 at concurrency 64 over a window in which
+//                           the deployment swaps version 10 times (each a
+//                           new version built and warmed beside the one
+//                           serving, then Install: what the reloader does
+//                           after an alias_moved event, without the registry
+//                           fetch), vs the p99 of the same window without
+//                           swaps (goal <= 2x)
+//   p50_c1_stages_us        where the p50 at concurrency 1 goes: the KServe
+//                           JSON decode alone, and DeployedModel::Infer
+//                           called in-process (decode, batcher hand-off,
+//                           forward, encode; no HTTP), each minus nothing
 //   int8_vs_fp32_b64        forward latency at batch 64, int8 / fp32
+//   int8_accuracy_diff      test accuracy of the int8 version minus the fp32
+//                           one, on the 10,000 Fashion-MNIST test images,
+//                           both from the same weights trained here for one
+//                           epoch (skipped without the dataset)
+// The raw forward baseline is TorchServable::Logits on a tensor: the
+// LibTorch forward with the model's normalisation, no codec, batcher or HTTP.
 //
 //   bench_serve [--seconds S] [--rounds R]
+// Exploration knobs (docs/performance.md, "Serving", findings):
+// BENCH_HTTP_THREADS=N serves with N HTTP threads instead of 72;
+// BENCH_NODELAY=1 sets TCP_NODELAY on the load clients' sockets.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -21,12 +41,16 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/http/server.h"
+#include "data/idx_reader.h"
 #include "serving/deployed_model.h"
 #include "serving/int8_linear.h"
 #include "serving/serve_routes.h"
@@ -38,15 +62,45 @@ using namespace gantry;
 using namespace gantry::serving;
 using Clock = std::chrono::steady_clock;
 
-LoadedVersion MakeVersion(bool int8) {
-  torch::manual_seed(1);
+constexpr const char* kFashion = "/usr/share/datasets/fashion-mnist/";
+
+// One epoch of the demo job's training (SGD lr 0.05 momentum 0.9, batch 64)
+// on Fashion-MNIST; false without the dataset.
+bool Train(model::Model& m) {
+  auto train = data::LoadIdxDataset(std::string(kFashion) + "train-images-idx3-ubyte.gz",
+                                    std::string(kFashion) + "train-labels-idx1-ubyte.gz");
+  if (!train.ok()) return false;
+  torch::optim::SGD opt(m.Parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+  m.SetTraining(true);
+  const int64_t n = train->size();
+  torch::Tensor perm = torch::randperm(n);
+  for (int64_t i = 0; i + 64 <= n; i += 64) {
+    torch::Tensor idx = perm.narrow(0, i, 64);
+    opt.zero_grad();
+    auto out = m.Forward(train->images.index_select(0, idx));
+    if (!out.ok()) return false;
+    torch::nn::functional::cross_entropy(*out, train->labels.index_select(0, idx)).backward();
+    opt.step();
+  }
+  m.SetTraining(false);
+  return true;
+}
+
+// Version `version` of the bench model: seeded random weights, or (train)
+// one epoch of training from them.
+LoadedVersion MakeVersion(bool int8, int64_t version = 1, bool train = false, bool* trained = nullptr) {
+  torch::manual_seed(static_cast<uint64_t>(version));
   ModelSpec spec;
   spec.builtin = "mlp";
   spec.hidden = {256, 128};
   auto m = model::CreateModel(spec, {1, 28, 28}, 10);
+  if (train) {
+    const bool ok = Train(**m);
+    if (trained) *trained = ok;
+  }
   LoadedVersion v;
   v.model = "bench";
-  v.version = 1;
+  v.version = version;
   v.manifest.builtin = "mlp";
   v.manifest.hidden = spec.hidden;
   v.manifest.input_shape = {1, 28, 28};
@@ -74,14 +128,22 @@ double ForwardSeconds(const TorchServable& s, int64_t batch, int iters) {
   return Median(t);
 }
 
+double Quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+}
+
 struct LoadResult {
   double rows_per_s = 0;
   double p50_s = 0;
+  double p99_s = 0;
   uint64_t failed = 0;
 };
 
-// `concurrency` keep-alive clients posting one-row requests for `seconds`.
-LoadResult Load(uint16_t port, int concurrency, double seconds) {
+// `concurrency` keep-alive clients posting one-row requests for `seconds`;
+// `during` (if any) runs on its own thread meanwhile, and is joined before
+// the clients stop.
+LoadResult Load(uint16_t port, int concurrency, double seconds, std::function<void()> during = nullptr) {
   namespace bhttp = boost::beast::http;
   torch::Tensor x = (torch::rand({784}) * 255).round();
   std::vector<float> data(x.data_ptr<float>(), x.data_ptr<float>() + 784);
@@ -96,6 +158,7 @@ LoadResult Load(uint16_t port, int concurrency, double seconds) {
       boost::asio::io_context ioc;
       boost::asio::ip::tcp::socket sock(ioc);
       sock.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+      if (std::getenv("BENCH_NODELAY")) sock.set_option(boost::asio::ip::tcp::no_delay(true));
       boost::beast::flat_buffer buf;
       while (!stop.load()) {
         bhttp::request<bhttp::string_body> req(bhttp::verb::post, "/v2/models/bench/infer", 11);
@@ -118,13 +181,16 @@ LoadResult Load(uint16_t port, int concurrency, double seconds) {
     });
   }
   auto start = Clock::now();
+  std::thread side;
+  if (during) side = std::thread(during);
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  if (side.joinable()) side.join();
   stop = true;
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   for (auto& t : threads) t.join();
   std::vector<double> all;
   for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
-  return {static_cast<double>(done.load()) / elapsed, Median(all), failed.load()};
+  return {static_cast<double>(done.load()) / elapsed, Median(all), Quantile(all, 0.99), failed.load()};
 }
 
 // One served deployment on a free port.
@@ -146,7 +212,7 @@ Served Serve(std::shared_ptr<const TorchServable> s, size_t max_batch) {
   auto router = MakeServeRouter({out.model.get()});
   http::HttpServerOptions ho;
   ho.port = 0;
-  ho.threads = 72;
+  ho.threads = std::getenv("BENCH_HTTP_THREADS") ? std::atoi(std::getenv("BENCH_HTTP_THREADS")) : 72;
   ho.max_body_bytes = 8 << 20;
   ho.max_connections = 256;
   ho.server_name = "gantry-serve";
@@ -155,10 +221,20 @@ Served Serve(std::shared_ptr<const TorchServable> s, size_t max_batch) {
   return out;
 }
 
-void Line(const char* metric, double value, const char* unit, int n, double gantry, double baseline) {
-  std::printf("{\"bench\":\"serve\",\"metric\":\"%s\",\"value\":%.4g,\"unit\":\"%s\",\"n\":%d,\"gantry\":%.6g,"
-              "\"baseline\":%.6g}\n",
-              metric, value, unit, n, gantry, baseline);
+// One figure; `gantry` and `baseline` are the samples (times `scale`) whose
+// medians and [min, max] it prints.
+void Line(const char* metric, double value, const char* unit, const std::vector<double>& gantry,
+          const std::vector<double>& baseline, double scale = 1, const char* extra = "") {
+  auto mm = [scale](const std::vector<double>& v) {
+    return std::make_tuple(Median(v) * scale, *std::min_element(v.begin(), v.end()) * scale,
+                           *std::max_element(v.begin(), v.end()) * scale);
+  };
+  auto [g, gmin, gmax] = mm(gantry);
+  auto [b, bmin, bmax] = mm(baseline);
+  std::printf("{\"bench\":\"serve\",\"metric\":\"%s\",\"value\":%.4g,\"unit\":\"%s\",\"n\":%zu,\"gantry\":%.6g,"
+              "\"gantry_min\":%.6g,\"gantry_max\":%.6g,\"baseline\":%.6g,\"baseline_min\":%.6g,"
+              "\"baseline_max\":%.6g%s}\n",
+              metric, value, unit, gantry.size(), g, gmin, gmax, b, bmin, bmax, extra);
   std::fflush(stdout);
 }
 
@@ -176,7 +252,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", fp32.status().ToString().c_str());
     return 1;
   }
-  std::vector<double> raw64, c64, c64b1, p50, fwd1;
+  std::vector<double> raw64, c64, c64b1, p50, fwd1, infer1, decode1;
+  const std::string one_row = [] {
+    torch::Tensor x = (torch::rand({784}) * 255).round();
+    std::vector<float> data(x.data_ptr<float>(), x.data_ptr<float>() + 784);
+    return json{{"inputs", {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {1, 784}}, {"data", data}}}}}.dump();
+  }();
   for (int r = 0; r < rounds; ++r) {
     raw64.push_back(64.0 / ForwardSeconds(**fp32, 64, 200));
     fwd1.push_back(ForwardSeconds(**fp32, 1, 500));
@@ -185,6 +266,24 @@ int main(int argc, char** argv) {
       c64.push_back(Load(s.server->port(), 64, seconds).rows_per_s);
       p50.push_back(Load(s.server->port(), 1, seconds).p50_s);
       s.server->Stop();
+      // Stages without HTTP, one request at a time.
+      http::HttpRequest req;
+      req.method = "POST";
+      req.body = one_row;
+      std::vector<double> t, d;
+      const ModelMetadata md = (*fp32)->Metadata("bench");
+      for (int i = 0; i < 2000; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        auto res = s.model->Infer(req);
+        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        if (res.status != 200) std::abort();
+        t0 = std::chrono::steady_clock::now();
+        auto dec = DecodeInferRequest(one_row, md, CodecLimits{});
+        d.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        if (!dec.ok()) std::abort();
+      }
+      infer1.push_back(Median(t));
+      decode1.push_back(Median(d));
     }
     {
       Served s = Serve(*fp32, 1);
@@ -192,10 +291,50 @@ int main(int argc, char** argv) {
       s.server->Stop();
     }
   }
-  Line("throughput_c64_vs_raw", Median(c64) / Median(raw64), "x", rounds, Median(c64), Median(raw64));
-  Line("batching_vs_batch1", Median(c64) / Median(c64b1), "x", rounds, Median(c64), Median(c64b1));
-  Line("p50_c1_minus_forward_us", (Median(p50) - Median(fwd1)) * 1e6, "us", rounds, Median(p50) * 1e6,
-       Median(fwd1) * 1e6);
+  Line("throughput_c64_vs_raw", Median(c64) / Median(raw64), "x", c64, raw64);
+  Line("batching_vs_batch1", Median(c64) / Median(c64b1), "x", c64, c64b1);
+  Line("p50_c1_minus_forward_us", (Median(p50) - Median(fwd1)) * 1e6, "us", p50, fwd1, 1e6);
+  Line("p50_c1_stages_us", (Median(infer1) - Median(fwd1)) * 1e6, "us", infer1, decode1, 1e6,
+       ",\"gantry_is\":\"DeployedModel::Infer in-process\",\"baseline_is\":\"DecodeInferRequest alone\","
+       "\"value_is\":\"Infer minus the raw batch-1 forward\"");
+
+  // Hot reload under load: 10 swaps spread over the window vs none.
+  {
+    std::vector<double> steady, moving;
+    uint64_t failed = 0, swaps = 0;
+    std::vector<LoadedVersion> versions;
+    for (int64_t i = 0; i < 10; ++i) versions.push_back(MakeVersion(false, 2 + i));
+    for (int r = 0; r < rounds; ++r) {
+      Served s = Serve(*fp32, 64);
+      auto moves = [&] {
+        for (const auto& v : versions) {
+          std::this_thread::sleep_for(std::chrono::duration<double>(seconds / 11));
+          auto next = TorchServable::Create(v, false);
+          if (!next.ok()) std::abort();
+          s.model->Install(*next, (*next)->Metadata("bench"));
+        }
+      };
+      const bool moves_first = r % 2 == 1;
+      if (moves_first) {
+        auto m = Load(s.server->port(), 64, seconds, moves);
+        moving.push_back(m.p99_s);
+        failed += m.failed;
+      }
+      auto st = Load(s.server->port(), 64, seconds);
+      steady.push_back(st.p99_s);
+      failed += st.failed;
+      if (!moves_first) {
+        auto m = Load(s.server->port(), 64, seconds, moves);
+        moving.push_back(m.p99_s);
+        failed += m.failed;
+      }
+      swaps += s.model->swaps() - 1;  // the first Install is not a swap
+      s.server->Stop();
+    }
+    const std::string extra = ",\"latency_unit\":\"us\",\"failed_requests\":" + std::to_string(failed) +
+                              ",\"swaps\":" + std::to_string(swaps);
+    Line("p99_alias_moves_vs_steady", Median(moving) / Median(steady), "x", moving, steady, 1e6, extra.c_str());
+  }
   auto engine = SelectQuantizedEngine();
   if (engine.ok()) {
     auto i8 = TorchServable::Create(MakeVersion(true), true);
@@ -205,9 +344,36 @@ int main(int argc, char** argv) {
         a.push_back(ForwardSeconds(**i8, 64, 300));
         b.push_back(ForwardSeconds(**fp32, 64, 300));
       }
-      Line("int8_vs_fp32_b64", Median(a) / Median(b), "x", rounds, Median(a) * 1e6, Median(b) * 1e6);
+      Line("int8_vs_fp32_b64", Median(a) / Median(b), "x", a, b, 1e6, ",\"latency_unit\":\"us\"");
     } else {
       std::fprintf(stderr, "int8: %s\n", i8.status().ToString().c_str());
+    }
+    // Accuracy: the same trained weights, fp32 and int8, on the test set.
+    bool trained = false;
+    LoadedVersion tv = MakeVersion(false, 100, /*train=*/true, &trained);
+    auto images = data::ReadIdx(std::string(kFashion) + "t10k-images-idx3-ubyte.gz");
+    auto labels = data::ReadIdx(std::string(kFashion) + "t10k-labels-idx1-ubyte.gz");
+    if (trained && images.ok() && labels.ok()) {
+      const int64_t n = static_cast<int64_t>(labels->data.size());
+      torch::Tensor raw = torch::from_blob(images->data.data(), {n, 1, 28, 28}, torch::kUInt8).to(torch::kFloat32);
+      torch::Tensor y = torch::from_blob(labels->data.data(), {n}, torch::kUInt8).to(torch::kInt64);
+      auto f = TorchServable::Create(tv, false);
+      LoadedVersion tq = tv;
+      tq.quantization = kQuantizationDynamicInt8;
+      auto q = TorchServable::Create(tq, true);
+      if (f.ok() && q.ok()) {
+        torch::Tensor pf = (*f)->Logits(raw)->argmax(1);
+        torch::Tensor pq = (*q)->Logits(raw)->argmax(1);
+        const double af = pf.eq(y).to(torch::kFloat64).mean().item<double>();
+        const double aq = pq.eq(y).to(torch::kFloat64).mean().item<double>();
+        const double agree = pf.eq(pq).to(torch::kFloat64).mean().item<double>();
+        std::printf("{\"bench\":\"serve\",\"metric\":\"int8_accuracy_diff\",\"value\":%.4g,\"unit\":\"accuracy\","
+                    "\"n\":%lld,\"gantry\":%.6g,\"baseline\":%.6g,\"same_class\":%.6g}\n",
+                    aq - af, static_cast<long long>(n), aq, af, agree);
+        std::fflush(stdout);
+      }
+    } else {
+      std::fprintf(stderr, "int8 accuracy: no Fashion-MNIST in %s (apt install dataset-fashion-mnist)\n", kFashion);
     }
   }
   return 0;

@@ -47,7 +47,8 @@ void Retrainer::OnAlert(const AlertSignal& alert, TimePoint now) {
   for (const ScheduleRecord& r : *schedules) {
     const ScheduleSpec& s = r.spec;
     const bool same_model = alert.model.empty() || alert.model == s.model;
-    const bool drift = s.on_drift && alert.kind == "drift" && alert.model == s.model;
+    const bool watched = s.new_data && !alert.source.empty() && alert.source == s.new_data->dir;
+    const bool drift = s.on_drift && alert.kind == "drift" && (alert.model == s.model || watched);
     const bool named = same_model && std::find(s.on_alerts.begin(), s.on_alerts.end(), alert.rule) != s.on_alerts.end();
     if (!drift && !named) continue;
     Coalescer(s.name).Fire({drift ? TriggerKind::kDrift : TriggerKind::kMetric,

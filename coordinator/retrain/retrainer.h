@@ -64,6 +64,7 @@ struct AlertSignal {
   std::string kind;   // "drift" for drift rules
   std::string model;  // the model the alert concerns (drift and serving alerts)
   std::string why;
+  std::string source;  // the alert's subject: a job id, dataset directory or deployment name
 };
 
 class Retrainer {
@@ -77,7 +78,10 @@ class Retrainer {
   Status Tick(TimePoint now);
   // `gantry schedule trigger NAME`: not_found for an unknown schedule.
   Status TriggerNow(const std::string& name, TimePoint now);
-  // A firing alert: becomes a trigger of every schedule it matches.
+  // A firing alert: becomes a trigger of every schedule it matches: a drift
+  // alert of the schedule's model or of its watched directory (`source` is
+  // triggers.new_data.dir) when `drift: true`, or a rule named in `alerts`
+  // (for the schedule's model, or naming no model).
   void OnAlert(const AlertSignal& alert, TimePoint now);
 
  private:

@@ -251,6 +251,23 @@ std::vector<Transition> AlertEngine::ObserveJobState(const std::string& job_id, 
   return out;
 }
 
+std::vector<Transition> AlertEngine::ObserveServing(const MetricSample& s) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<Transition> out;
+  // A deployment is not a job: only the rules that read one value apply
+  // (no progress, throughput and stragglers are about training steps).
+  for (const Rule* rule : RulesFor(s.job_id)) {
+    if (rule->kind != RuleKind::kThreshold && rule->kind != RuleKind::kNonFinite) continue;
+    const double* v = rule->metric.empty() ? nullptr : FindValue(s, rule->metric);
+    if (!v) continue;
+    AlertKey key{rule->scope, rule->name, s.job_id, -1};
+    Apply(*rule, key,
+          rule->kind == RuleKind::kThreshold ? EvalThreshold(*rule, *v, s.step) : EvalNonFinite(*rule, *v, s.step),
+          out);
+  }
+  return out;
+}
+
 std::vector<Transition> AlertEngine::ObserveDrift(const DriftSample& d) {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<Transition> out;

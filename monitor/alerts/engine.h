@@ -84,6 +84,10 @@ class AlertEngine {
   // its pending alerts go inactive, its firing ones resolve.
   std::vector<Transition> ObserveJobState(const std::string& job_id, const std::string& state);
   std::vector<Transition> ObserveDrift(const DriftSample& sample);
+  // One serving report of a deployed model (job_id = "<deployment>/<model>",
+  // step = the report's seq, values named serving_*, see docs/monitor.md):
+  // threshold and nonfinite rules only; no job is tracked for it.
+  std::vector<Transition> ObserveServing(const MetricSample& sample);
   std::vector<Transition> Tick();
 
   // Pending, firing and resolved alerts: firing first, then pending, then

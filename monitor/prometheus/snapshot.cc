@@ -114,6 +114,97 @@ Status RenderAlertsAndDrift(const MetricsSnapshot& s, TextWriter& w) {
   return Status::Ok();
 }
 
+Labels ModelLabels(const ServingModelMetrics& m) {
+  return {{"deployment", m.deployment}, {"model", m.model}, {"version", m.version}};
+}
+
+Labels With(Labels l, const char* name, std::string value) {
+  l.push_back({name, std::move(value)});
+  return l;
+}
+
+Status RenderServing(const MetricsSnapshot& s, TextWriter& w) {
+  GANTRY_RETURN_IF_ERROR(w.BeginFamily("gantry_serving_requests_total", T::kCounter,
+                                       "Requests a deployed model answered, by HTTP status code."));
+  for (const ServingModelMetrics& m : s.serving) {
+    for (const auto& [code, n] : m.requests_by_code) {
+      GANTRY_RETURN_IF_ERROR(w.Add(With(ModelLabels(m), "code", code), static_cast<double>(n)));
+    }
+  }
+  GANTRY_RETURN_IF_ERROR(w.BeginFamily("gantry_serving_request_duration_seconds", T::kHistogram,
+                                       "Time from a request's arrival to its answer (errors included)."));
+  for (const ServingModelMetrics& m : s.serving) {
+    GANTRY_RETURN_IF_ERROR(w.AddHistogram(ModelLabels(m), m.latency_seconds));
+  }
+  GANTRY_RETURN_IF_ERROR(w.BeginFamily("gantry_serving_batch_size", T::kHistogram,
+                                       "Rows per batch the model ran (dynamic batching)."));
+  for (const ServingModelMetrics& m : s.serving) {
+    GANTRY_RETURN_IF_ERROR(w.AddHistogram(ModelLabels(m), m.batch_size));
+  }
+  GANTRY_RETURN_IF_ERROR(w.BeginFamily("gantry_serving_input_anomalies_total", T::kCounter,
+                                       "Requests with bad input, by kind (non_finite, wrong_shape, wrong_datatype: "
+                                       "refused; out_of_range: served, a value outside the training profile's range)."));
+  for (const ServingModelMetrics& m : s.serving) {
+    for (const auto& [kind, n] : m.input_anomalies) {
+      GANTRY_RETURN_IF_ERROR(w.Add(With(ModelLabels(m), "kind", kind), static_cast<double>(n)));
+    }
+  }
+  struct Counter {
+    const char* name;
+    const char* help;
+    uint64_t ServingModelMetrics::*field;
+  };
+  const Counter counters[] = {
+      {"gantry_serving_input_out_of_range_values_total",
+       "Input values outside the training profile's per-feature range.", &ServingModelMetrics::out_of_range_values},
+      {"gantry_serving_feedback_labels_total", "Feedback labels matched to a prediction.",
+       &ServingModelMetrics::feedback_labels},
+      {"gantry_serving_samples_sent_total", "Sampled request rows sent to the monitor for drift windows.",
+       &ServingModelMetrics::samples_sent},
+      {"gantry_serving_samples_dropped_total",
+       "Sampled request rows dropped by gantry-serve (queue full or monitor away).",
+       &ServingModelMetrics::samples_dropped},
+      {"gantry_serving_reports_dropped_total",
+       "Metric reports gantry-serve dropped (queue full or monitor away).", &ServingModelMetrics::reports_dropped},
+  };
+  for (const Counter& c : counters) {
+    GANTRY_RETURN_IF_ERROR(w.BeginFamily(c.name, T::kCounter, c.help));
+    for (const ServingModelMetrics& m : s.serving) {
+      GANTRY_RETURN_IF_ERROR(w.Add(ModelLabels(m), static_cast<double>(m.*c.field)));
+    }
+  }
+  GANTRY_RETURN_IF_ERROR(w.BeginFamily("gantry_serving_accuracy", T::kGauge,
+                                       "Live accuracy over the feedback window, [0, 1]."));
+  for (const ServingModelMetrics& m : s.serving) {
+    if (m.accuracy) GANTRY_RETURN_IF_ERROR(w.Add(ModelLabels(m), *m.accuracy));
+  }
+  GANTRY_RETURN_IF_ERROR(w.BeginFamily("gantry_serving_feedback_window_outcomes", T::kGauge,
+                                       "Labelled predictions in the live-accuracy window."));
+  for (const ServingModelMetrics& m : s.serving) {
+    GANTRY_RETURN_IF_ERROR(w.Add(ModelLabels(m), static_cast<double>(m.feedback_window)));
+  }
+  GANTRY_RETURN_IF_ERROR(w.BeginFamily("gantry_serving_precision", T::kGauge,
+                                       "Live precision of one class over the feedback window, [0, 1]."));
+  for (const ServingModelMetrics& m : s.serving) {
+    for (const ServingClassScore& c : m.per_class) {
+      if (c.precision) GANTRY_RETURN_IF_ERROR(w.Add(With(ModelLabels(m), "class", std::to_string(c.label)), *c.precision));
+    }
+  }
+  GANTRY_RETURN_IF_ERROR(w.BeginFamily("gantry_serving_recall", T::kGauge,
+                                       "Live recall of one class over the feedback window, [0, 1]."));
+  for (const ServingModelMetrics& m : s.serving) {
+    for (const ServingClassScore& c : m.per_class) {
+      if (c.recall) GANTRY_RETURN_IF_ERROR(w.Add(With(ModelLabels(m), "class", std::to_string(c.label)), *c.recall));
+    }
+  }
+  GANTRY_RETURN_IF_ERROR(w.BeginFamily("gantry_serving_last_report_timestamp_seconds", T::kGauge,
+                                       "Unix time of the deployment's latest report to the monitor."));
+  for (const ServingModelMetrics& m : s.serving) {
+    GANTRY_RETURN_IF_ERROR(w.Add(ModelLabels(m), m.last_report));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::string> RenderPrometheus(const MetricsSnapshot& snap) {
@@ -121,6 +212,7 @@ Result<std::string> RenderPrometheus(const MetricsSnapshot& snap) {
   GANTRY_RETURN_IF_ERROR(RenderJobs(snap, w));
   GANTRY_RETURN_IF_ERROR(RenderCounters(snap, w));
   GANTRY_RETURN_IF_ERROR(RenderAlertsAndDrift(snap, w));
+  GANTRY_RETURN_IF_ERROR(RenderServing(snap, w));
   return w.Release();
 }
 

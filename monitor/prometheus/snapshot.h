@@ -70,6 +70,34 @@ struct DatasetDrift {
   std::vector<FeatureDriftScore> features;  // the most drifted first, bounded
 };
 
+// One served model of one deployment (gantry-serve's latest report).
+struct ServingClassScore {
+  int64_t label = 0;
+  std::optional<double> precision;
+  std::optional<double> recall;
+};
+
+struct ServingModelMetrics {
+  std::string deployment;
+  std::string model;
+  std::string version;
+  // HTTP status -> requests answered with it ("200" = succeeded).
+  std::vector<std::pair<std::string, uint64_t>> requests_by_code;
+  HistogramValue latency_seconds;
+  HistogramValue batch_size;
+  // non_finite, wrong_shape, wrong_datatype, out_of_range (requests).
+  std::vector<std::pair<std::string, uint64_t>> input_anomalies;
+  uint64_t out_of_range_values = 0;
+  std::optional<double> accuracy;  // live, over the feedback window
+  uint64_t feedback_window = 0;
+  uint64_t feedback_labels = 0;
+  std::vector<ServingClassScore> per_class;
+  uint64_t samples_sent = 0;
+  uint64_t samples_dropped = 0;
+  uint64_t reports_dropped = 0;
+  double last_report = 0;  // unix seconds
+};
+
 struct MetricsSnapshot {
   // Jobs per state; every state of the job state machine should be listed
   // (with 0) so that a series does not vanish when its count drops to zero.
@@ -81,6 +109,7 @@ struct MetricsSnapshot {
   IngestCounters ingest;
   std::vector<AlertStateCount> alerts;
   std::vector<DatasetDrift> drift;
+  std::vector<ServingModelMetrics> serving;
 };
 
 // The page for `snap`. Fails only on a label or value the writer refuses

@@ -2,9 +2,11 @@
 // push over Server-Sent Events (GET /events). Plain JavaScript, no build
 // step; charts are Dygraphs (Debian libjs-dygraphs, /static/dygraph.min.js).
 //
-// Data flow: the page loads /api/jobs, /api/alerts and /api/drift once, and
-// /api/jobs/{id}/metrics for each job it charts; after that every change
-// arrives as an SSE event (point, job_state, alert) and is applied in place.
+// Data flow: the page loads /api/jobs, /api/alerts, /api/drift and
+// /api/deployments once, and /api/jobs/{id}/metrics for each job it charts;
+// after that every change arrives as an SSE event (point, job_state, alert)
+// and is applied in place; `serving` (a deployment's report, every second)
+// and `drift` events reload the deployments panel (at most once a second).
 // After the event stream reconnects, everything is loaded again (events may
 // have been missed while it was down).
 //
@@ -38,6 +40,7 @@
     smoothing: 0.6,
     alerts: new Map(),        // "rule|job|rank" -> alert
     drift: [],
+    deployments: [],          // rows of /api/deployments
     charts: {},               // chart key -> Dygraph
     redrawTimer: null,
     lastDraw: 0,
@@ -268,6 +271,12 @@
     jobsTimer = setTimeout(() => { jobsTimer = null; loadJobs(); }, 300);
   }
 
+  let deploymentsTimer = null;
+  function refreshDeploymentsSoon() {
+    if (deploymentsTimer) return;
+    deploymentsTimer = setTimeout(() => { deploymentsTimer = null; loadDeployments(); }, 1000);
+  }
+
   function connect() {
     const es = new EventSource('/events');
     const conn = $('conn');
@@ -291,7 +300,8 @@
     on('point', onPoint);
     on('job_state', onJobState);
     on('alert', onAlert);
-    on('drift', () => loadDrift());
+    on('drift', () => { loadDrift(); refreshDeploymentsSoon(); });
+    on('serving', refreshDeploymentsSoon);
   }
 
   // --------------------------------------------------------------- loading
@@ -324,10 +334,18 @@
     renderDrift();
   }
 
+  async function loadDeployments() {
+    try {
+      const r = await getJson('/api/deployments');
+      state.deployments = r.deployments || [];
+    } catch (_) { /* shown as empty */ }
+    renderDeployments();
+  }
+
   function reloadAll() {
     for (const d of state.data.values()) d.loaded = false;
     state.data.clear();
-    return Promise.all([loadJobs(), loadAlerts(), loadDrift()]);
+    return Promise.all([loadJobs(), loadAlerts(), loadDrift(), loadDeployments()]);
   }
 
   // -------------------------------------------------------------- rendering
@@ -421,6 +439,28 @@
         el('td', { class: 'why' }, top));
     }));
     if (results.length === 0) body.append(el('tr', {}, el('td', { colSpan: 4, class: 'empty' }, 'no drift results')));
+  }
+
+  function renderDeployments() {
+    const body = $('deployments').tBodies[0];
+    const pct = (v) => (v === null || v === undefined || !Number.isFinite(Number(v)) ? '–' : `${(100 * Number(v)).toFixed(1)}%`);
+    const ms = (v) => (v === null || v === undefined ? '–' : `${(1000 * Number(v)).toFixed(Number(v) < 0.01 ? 2 : 1)} ms`);
+    body.replaceChildren(...state.deployments.map((d) => {
+      const drift = d.drift;
+      const errTitle = Object.entries(d.errors_by_code || {}).map(([c, n]) => `${c}: ${n}`).join(', ');
+      return el('tr', { class: drift && drift.drifted ? 'drifted' : '', 'data-deployment': d.deployment },
+        el('td', { title: `${d.requests} requests, mean batch ${fmt(Number(d.batch_size_mean))}` },
+          `${d.deployment}/${d.model}`),
+        el('td', {}, `v${d.version}`),
+        el('td', { class: 'num' }, d.request_rate === null ? '–' : fmt(Number(d.request_rate))),
+        el('td', { class: 'num', title: `p50 ${ms(d.latency_p50_seconds)}` }, ms(d.latency_p99_seconds)),
+        el('td', { class: 'num', title: errTitle || 'no errors' }, `${d.errors}`),
+        el('td', { class: 'num', title: `${d.feedback_window} labelled in the window` }, pct(d.accuracy)),
+        el('td', { class: 'num', title: drift ? `${drift.file}: ${drift.drifted_features} of ${drift.tested} features` : 'no window yet' },
+          drift ? pct(drift.share) : '–',
+          drift && drift.drifted ? el('span', { class: 'badge state-firing' }, 'drift') : null));
+    }));
+    if (state.deployments.length === 0) body.append(el('tr', {}, el('td', { colSpan: 7, class: 'empty' }, 'no deployments report')));
   }
 
   // ----------------------------------------------------------------- charts
@@ -692,7 +732,7 @@
       $('conn').dataset.state = 'still';
       $('conn').textContent = 'not live (#live=0)';
     }
-    await Promise.all([loadJobs(), loadAlerts(), loadDrift()]);
+    await Promise.all([loadJobs(), loadAlerts(), loadDrift(), loadDeployments()]);
     document.body.dataset.ready = '1';
   }
 

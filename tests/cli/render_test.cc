@@ -83,6 +83,24 @@ TEST(RenderTest, JobsTableAndEmptyHint) {
   EXPECT_EQ(header.find("STATE"), row.find("SUCCEEDED")) << "columns line up";
 }
 
+TEST(RenderTest, EstimatedStartOfWaitingJobs) {
+  json j = JobWire("j", "QUEUED", 0, 0);
+  EXPECT_EQ(EstimatedStart(j, 1000), "unknown") << "no estimated_start";
+  j["estimated_start"] = nullptr;
+  EXPECT_EQ(EstimatedStart(j, 1000), "unknown");
+  j["estimated_start"] = 1250.0;
+  EXPECT_EQ(EstimatedStart(j, 1000), "in " + FormatDuration(250));
+  EXPECT_EQ(EstimatedStart(j, 1300), "now");
+  j["state"] = "RUNNING";
+  EXPECT_EQ(EstimatedStart(j, 1000), "-");
+  std::ostringstream out;
+  json waiting = JobWire("j-2", "QUEUED", 0, 0);
+  waiting["reason"] = "behind job j-1 (reservation: starting now could delay it)";
+  RenderJobs({{"jobs", {waiting}}}, out);
+  EXPECT_NE(out.str().find("START"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("unknown  behind job j-1 (reservation"), std::string::npos) << out.str();
+}
+
 TEST(RenderTest, JobDurationBeforeStartIsADash) {
   EXPECT_EQ(JobDuration(JobWire("j", "QUEUED", 0, 0)), "-");
   double now = static_cast<double>(std::time(nullptr));

@@ -29,7 +29,7 @@ class FakeStarter final : public ProcessStarter {
     exits.erase(it);
     return e;
   }
-  void Kill(const std::string& service, int sig = 9) { exits[service] = ExitInfo{.exit_code = -1, .signal = sig}; }
+  void Kill(const std::string& service, int sig = 9) { exits[service] = ExitInfo(-1, sig); }
 
   std::map<std::string, int> starts;
   std::map<std::string, int> fail_starts;
@@ -113,15 +113,15 @@ TEST_F(SupervisorTest, BackoffDoublesAndIsCapped) {
 
 TEST_F(SupervisorTest, CleanExitIsNotRestarted) {
   ASSERT_TRUE(sup_.StartPending().ok());
-  starter_.exits["coordinator"] = ExitInfo{.exit_code = 0, .signal = 0};
+  starter_.exits["coordinator"] = ExitInfo(0, 0);
   sup_.Tick();
   EXPECT_EQ(R("coordinator").state, ServiceState::kStopped);
   clock_.Advance(seconds(100));
   sup_.Tick();
   EXPECT_EQ(starter_.starts["coordinator"], 1);
   EXPECT_FALSE(sup_.AllStopped());
-  starter_.exits["storage"] = ExitInfo{.exit_code = 0, .signal = 0};
-  starter_.exits["monitor"] = ExitInfo{.exit_code = 0, .signal = 0};
+  starter_.exits["storage"] = ExitInfo(0, 0);
+  starter_.exits["monitor"] = ExitInfo(0, 0);
   sup_.Tick();
   EXPECT_TRUE(sup_.AllStopped());
 }
@@ -129,14 +129,14 @@ TEST_F(SupervisorTest, CleanExitIsNotRestarted) {
 TEST_F(SupervisorTest, CrashLoopIsReportedAndNotRestartedForever) {
   ASSERT_TRUE(sup_.StartPending().ok());
   for (int i = 0; i < 5; ++i) {
-    starter_.exits["monitor"] = ExitInfo{.exit_code = 3, .signal = 0};
+    starter_.exits["monitor"] = ExitInfo(3, 0);
     sup_.Tick();
     clock_.Advance(R("monitor").next_start - clock_.Now());
     sup_.Tick();
     ASSERT_EQ(R("monitor").state, ServiceState::kRunning) << i;
   }
   EXPECT_EQ(R("monitor").restarts, 5);
-  starter_.exits["monitor"] = ExitInfo{.exit_code = 3, .signal = 0};
+  starter_.exits["monitor"] = ExitInfo(3, 0);
   sup_.Tick();
   EXPECT_EQ(R("monitor").state, ServiceState::kCrashLoop);
   EXPECT_EQ(R("monitor").last_exit->exit_code, 3);

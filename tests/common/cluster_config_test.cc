@@ -52,6 +52,27 @@ hosts:
   EXPECT_EQ(again->ToJson(), c->ToJson());
 }
 
+TEST(ClusterConfig, SchedulerPolicy) {
+  auto c = Parse("");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->scheduler.backfill);
+  EXPECT_FALSE(c->scheduler.preemption) << "opt-in";
+  EXPECT_EQ(c->scheduler.preempt_grace_seconds, 300);
+  c = Parse("scheduler: {backfill: false, preemption: true, preempt_grace_seconds: 60}\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(c->scheduler.backfill);
+  EXPECT_TRUE(c->scheduler.preemption);
+  EXPECT_EQ(c->scheduler.preempt_grace_seconds, 60);
+  EXPECT_EQ(c->ToJson()["scheduler"]["preempt_grace_seconds"], 60);
+  c = Parse("scheduler: {preempt_grace_seconds: -1}\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("scheduler.preempt_grace_seconds must be >= 0"), std::string::npos)
+      << c.status().message();
+  c = Parse("scheduler: {preemptoin: true}\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("scheduler.preemptoin"), std::string::npos) << c.status().message();
+}
+
 TEST(ClusterConfig, MistakesNameTheField) {
   struct Case {
     const char* yaml;

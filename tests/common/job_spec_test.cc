@@ -78,6 +78,27 @@ TEST(JobSpec, NegativeBatchSizeNamesFieldAndValue) {
   EXPECT_EQ(Error(kValid, {"train.batch_size=-4"}), "job spec: train.batch_size must be > 0 (got -4)");
 }
 
+TEST(JobSpec, MaxRuntimeTakesSecondsOrUnits) {
+  auto plain = ParseYaml(kValid);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->max_runtime, 0) << "not declared";
+  EXPECT_FALSE(plain->ToJson().contains("max_runtime"));
+  auto secs = ParseYaml(std::string(kValid) + "max_runtime: 90\n");
+  ASSERT_TRUE(secs.ok()) << secs.status().ToString();
+  EXPECT_EQ(secs->max_runtime, 90);
+  auto hours = ParseYaml(std::string(kValid) + "max_runtime: 2h\n");
+  ASSERT_TRUE(hours.ok()) << hours.status().ToString();
+  EXPECT_EQ(hours->max_runtime, 7200);
+  EXPECT_EQ(JobSpec::Parse(hours->ToJson())->max_runtime, 7200) << "round trip";
+  EXPECT_EQ(ParseYaml(std::string(kValid) + "max_runtime: 30m\n")->max_runtime, 1800);
+  std::string e = Error(std::string(kValid) + "max_runtime: soon\n");
+  EXPECT_NE(e.find("max_runtime must be a positive duration"), std::string::npos) << e;
+  e = Error(std::string(kValid) + "max_runtime: -5\n");
+  EXPECT_NE(e.find("max_runtime must be a positive duration"), std::string::npos) << e;
+  e = Error(std::string(kValid) + "max_runtime: 3w\n");
+  EXPECT_NE(e.find("(got \"3w\")"), std::string::npos) << e;
+}
+
 TEST(JobSpec, UnknownFieldIsRefused) {
   std::string e = Error(kValid, {"train.batchsize=4"});
   EXPECT_NE(e.find("unknown field train.batchsize"), std::string::npos) << e;
@@ -150,6 +171,40 @@ TEST(Config, YamlScalarsKeepTheirTypes) {
   EXPECT_EQ((*j)["e"], "hello");
   EXPECT_TRUE((*j)["f"].is_null());
   EXPECT_FALSE(YamlToJson("a: [1, 2").ok());
+}
+
+}  // namespace
+}  // namespace gantry
+
+namespace gantry {
+namespace {
+
+TEST(JobSpec, RetrainSectionIsValidatedAndRoundTrips) {
+  const std::string shards = std::string(kValid) +
+                             "retrain: {new_files: [part-1.csv], replay: 0.2, replay_seed: 3, champion: m@v2}\n";
+  // new_files need a shard directory; champion needs a held-out set.
+  EXPECT_NE(Error(shards).find("retrain.new_files needs data.format shards"), std::string::npos) << Error(shards);
+  auto ok = ParseYaml(shards, {"data.format=shards", "data.test_file=/tmp/holdout.csv"});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->retrain.new_files, (std::vector<std::string>{"part-1.csv"}));
+  EXPECT_EQ(ok->retrain.champion, "m@v2");
+  auto back = JobSpec::Parse(ok->ToJson());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->retrain.new_files, ok->retrain.new_files);
+  EXPECT_DOUBLE_EQ(back->retrain.replay, 0.2);
+  EXPECT_EQ(back->retrain.replay_seed, 3u);
+  EXPECT_EQ(back->retrain.champion, "m@v2");
+  EXPECT_EQ(ParseYaml(kValid)->ToJson().count("retrain"), 0u) << "an ordinary job has no retrain section";
+
+  EXPECT_NE(Error(kValid, {"data.format=shards", "retrain.champion=m@v1"})
+                .find("retrain.champion needs a held-out set to score it on: set data.test_file"),
+            std::string::npos);
+  EXPECT_NE(Error(kValid, {"retrain.champion=nope"}).find("retrain.champion must be MODEL@REF"), std::string::npos);
+  EXPECT_NE(Error(kValid, {"retrain.replay=1"}).find("retrain.replay must be in [0, 1)"), std::string::npos);
+  EXPECT_NE(Error(std::string(kValid) + "retrain: {new_files: [a/b.csv]}\n", {"data.format=shards"})
+                .find("retrain.new_files must name shards of data.path without a directory"),
+            std::string::npos);
+  EXPECT_NE(Error(kValid, {"retrain.bogus=1"}).find("unknown field retrain.bogus"), std::string::npos);
 }
 
 }  // namespace

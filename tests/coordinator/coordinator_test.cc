@@ -94,11 +94,12 @@ TEST_F(CoordinatorTest, GangWaitsForAllSlotsAndSaysWhy) {
   std::string b = Submit(2);
   EXPECT_EQ(State(a), "RUNNING");
   EXPECT_EQ(State(b), "QUEUED");
-  EXPECT_EQ(Reason(b), "waiting for free slots: needs 2, 1 of 2 free");
-  // A 1-slot job behind b may not jump the queue.
+  EXPECT_EQ(Reason(b), "waiting for 1 cpu slot: needs 2, 1 of 2 free");
+  // A 1-slot job behind b may not jump the queue: a declares no max_runtime,
+  // so it may end any moment and b would then wait for the newcomer.
   std::string c = Submit(1);
   EXPECT_EQ(State(c), "QUEUED");
-  EXPECT_NE(Reason(c).find("waiting behind job " + b), std::string::npos);
+  EXPECT_NE(Reason(c).find("behind job " + b + " (reservation"), std::string::npos) << Reason(c);
   launcher_.Finish(a, ExitInfo{0, 0});
   coord_->Tick();
   EXPECT_EQ(State(b), "RUNNING");
@@ -119,7 +120,7 @@ TEST_F(CoordinatorTest, RefusesJobsThatCanNeverFit) {
   auto r = coord_->Submit(Spec(3));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted) << r.status().ToString();
-  EXPECT_NE(r.status().message().find("resources.workers needs 3 slots"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("resources.workers needs 3 cpu slots"), std::string::npos) << r.status().message();
   auto bad = coord_->Submit({{"name", "x"}, {"data", {{"path", "/nonexistent"}}}});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("data.path"), std::string::npos);

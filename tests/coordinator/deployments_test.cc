@@ -96,7 +96,8 @@ TEST_F(DeploymentsTest, DeployServesAndPassesTheContractFlags) {
   auto argv = json::parse(ReadFile(s.dir + "/argv.json").value());
   std::vector<std::string> want = {"--storage", "tcp://127.0.0.1:1", "--model", "mnist@v3", "--port", "0",
                                    "--host", "127.0.0.1", "--max-batch", "64", "--max-delay-ms", "0",
-                                   "--monitor-ingest", "tcp://127.0.0.1:2", "--data-dir", dir_.path(),
+                                   "--monitor-ingest", "tcp://127.0.0.1:2", "--sample-rate", "0.1",
+                                   "--data-dir", dir_.path(),
                                    "--name", "mnist", "--ready-file", s.dir + "/ready.json"};
   EXPECT_EQ(argv.get<std::vector<std::string>>(), want);
 
@@ -283,6 +284,9 @@ TEST_F(DeploymentsTest, ValidationErrorsNameTheField) {
   s = Spec("mnist");
   s.port = 70000;
   EXPECT_NE(error(s).message().find("port must be 0..65535"), std::string::npos);
+  s = Spec("mnist");
+  s.sample_rate = 1.5;
+  EXPECT_NE(error(s).message().find("sample_rate must be 0..1 (got 1.5"), std::string::npos) << error(s).message();
 
   HeldPort held;
   s = Spec("mnist");

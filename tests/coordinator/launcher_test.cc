@@ -53,6 +53,49 @@ TEST(LocalMpiLauncher, CommandLineCarriesJobAndEndpoints) {
 using gantry::testing::TempDir;
 using gantry::testing::WaitFor;
 
+// A cuda job: every rank runs under the wrapper that picks its own entry of
+// the per-rank device lists as CUDA_VISIBLE_DEVICES (run here without mpirun,
+// the rank given as OpenMPI gives it).
+TEST(LocalMpiLauncher, EachRankGetsItsOwnCudaVisibleDevices) {
+  LocalMpiLauncher l({"mpirun", "/opt/gantry/bin/gantry-worker", {}});
+  LaunchRequest r;
+  r.job_id = "j-1";
+  r.workers = 3;
+  r.gpus = {"0", "2,3", "5"};
+  auto argv = l.CommandLine(r);
+  auto at = std::find(argv.begin(), argv.end(), "GANTRY_RANK_GPUS=0;2,3;5");
+  ASSERT_NE(at, argv.end());
+  EXPECT_EQ(*(at - 1), "-x");
+  auto sh = std::find(argv.begin(), argv.end(), "/bin/sh");
+  ASSERT_NE(sh, argv.end());
+  ASSERT_LT(sh + 4, argv.end());
+  EXPECT_EQ(*(sh + 2), kRankDevicesScript);
+  EXPECT_EQ(*(sh + 4), "/opt/gantry/bin/gantry-worker") << "the wrapper execs the worker";
+
+  TempDir tmp;
+  for (int rank = 0; rank < 3; ++rank) {
+    SpawnOptions o;
+    o.argv = {"/bin/sh", "-c", kRankDevicesScript, "gantry-rank", "/bin/sh", "-c", "printf '%s' \"$CUDA_VISIBLE_DEVICES\""};
+    o.env = {{"GANTRY_RANK_GPUS", "0;2,3;5"}, {"OMPI_COMM_WORLD_RANK", std::to_string(rank)}};
+    o.stdout_path = tmp.path() + "/rank-" + std::to_string(rank);
+    auto child = ChildProcess::Spawn(o);
+    ASSERT_TRUE(child.ok()) << child.status().ToString();
+    EXPECT_TRUE(child->Wait().ok());
+    std::ifstream in(o.stdout_path);
+    std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(got, std::vector<std::string>({"0", "2,3", "5"})[rank]) << "rank " << rank;
+  }
+}
+
+TEST(LocalMpiLauncher, CpuJobsRunTheWorkerDirectly) {
+  LocalMpiLauncher l({"mpirun", "/opt/gantry/bin/gantry-worker", {}});
+  LaunchRequest r;
+  r.job_id = "j-1";
+  auto argv = l.CommandLine(r);
+  EXPECT_EQ(std::find(argv.begin(), argv.end(), "/bin/sh"), argv.end());
+  for (const auto& a : argv) EXPECT_EQ(a.find("GANTRY_RANK_GPUS"), std::string::npos);
+}
+
 constexpr int kStoppedExit = 3;  // the stand-in's exit code on SIGTERM
 
 // The stand-in mpirun. It and its rank append "launcher TERM", "rank USR1",

@@ -154,10 +154,10 @@ TEST_F(RetrainerTest, TriggersDuringARunCoalesceIntoTheNextRun) {
   ASSERT_TRUE(retrainer_->Tick(At("2026-12-01 10:00:01")).ok());
   ASSERT_EQ(ports_.plans.size(), 1u);
 
-  retrainer_->OnAlert({"drift-share", "drift", "fmnist", "share 0.7"}, At("2026-12-01 10:01:00"));
-  retrainer_->OnAlert({"live-accuracy-low", "threshold", "fmnist", "accuracy 0.6 < 0.8"}, At("2026-12-01 10:02:00"));
-  retrainer_->OnAlert({"drift-share", "drift", "other-model", ""}, At("2026-12-01 10:02:00"));
-  retrainer_->OnAlert({"unrelated", "threshold", "fmnist", ""}, At("2026-12-01 10:02:00"));
+  retrainer_->OnAlert({"drift-share", "drift", "fmnist", "share 0.7", ""}, At("2026-12-01 10:01:00"));
+  retrainer_->OnAlert({"live-accuracy-low", "threshold", "fmnist", "accuracy 0.6 < 0.8", ""}, At("2026-12-01 10:02:00"));
+  retrainer_->OnAlert({"drift-share", "drift", "other-model", "", ""}, At("2026-12-01 10:02:00"));
+  retrainer_->OnAlert({"unrelated", "threshold", "fmnist", "", ""}, At("2026-12-01 10:02:00"));
   ASSERT_TRUE(retrainer_->Tick(At("2026-12-01 10:03:00")).ok());
   EXPECT_EQ(ports_.plans.size(), 1u);
 

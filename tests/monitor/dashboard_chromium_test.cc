@@ -260,6 +260,8 @@ TEST(DashboardChromium, ListsJobsDrawsChartAndAppendsPushedPoint) {
     EXPECT_TRUE(poll(R"(!!document.querySelector('#jobs tr[data-job-id="job-b"] .badge.state-succeeded'))"));
     EXPECT_TRUE(poll("document.querySelector('#alerts tr[data-rule=\"straggler\"]') !== null"));
     EXPECT_TRUE(poll("document.querySelector('#drift tbody tr.drifted') !== null"));
+    EXPECT_TRUE(poll(R"((() => { const r = document.querySelector('#deployments tr[data-deployment="fashion-prod"]');)"
+                     R"(  return !!r && r.textContent.includes('87.4%') && r.textContent.includes('v3'); })())"));
 
     // 2. It draws the first job's charts: canvases, and the points recorded.
     const std::string loss_drawn =

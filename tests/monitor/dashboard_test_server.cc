@@ -120,6 +120,16 @@ class FakeMonitor {
     return HttpResponse::Json(200, json{{"results", results}}.dump());
   }
 
+  static HttpResponse Deployments() {
+    json d = {{"deployment", "fashion-prod"}, {"model", "fashion"}, {"version", "3"}, {"requests", 18400},
+              {"errors", 12}, {"errors_by_code", {{"400", 11}, {"503", 1}}}, {"request_rate", 212.5},
+              {"latency_p50_seconds", 0.0008}, {"latency_p99_seconds", 0.0064}, {"batch_size_mean", 9.5},
+              {"accuracy", 0.874}, {"feedback_window", 1000},
+              {"drift", {{"file", "v3 window 4"}, {"share", 0.012}, {"drifted", false},
+                         {"drifted_features", 9}, {"tested", 784}}}};
+    return HttpResponse::Json(200, json{{"deployments", json::array({d})}}.dump());
+  }
+
   // Appends one step to a job and publishes it as SSE `point` events.
   HttpResponse Push(const HttpRequest& r) {
     json body = r.body.empty() ? json::object() : json::parse(r.body, nullptr, false);
@@ -232,6 +242,7 @@ int main(int argc, char** argv) {
   check(router->Add("GET", "/api/jobs/{id}/metrics", [&](const HttpRequest& r) { return fake.Metrics(r); }));
   check(router->Add("GET", "/api/alerts", [](const HttpRequest&) { return FakeMonitor::Alerts(); }));
   check(router->Add("GET", "/api/drift", [](const HttpRequest&) { return FakeMonitor::Drift(); }));
+  check(router->Add("GET", "/api/deployments", [](const HttpRequest&) { return FakeMonitor::Deployments(); }));
   check(router->Add("GET", "/events", [&](const HttpRequest&) { return HttpResponse::EventStream(fake.events()); }));
   check(router->Add("POST", "/test/push", [&](const HttpRequest& r) { return fake.Push(r); }));
   check(router->Add("POST", "/test/event", [&](const HttpRequest& r) { return fake.Event(r); }));

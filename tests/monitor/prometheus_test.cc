@@ -79,6 +79,24 @@ MetricsSnapshot TrickySnapshot() {
   d.checked_at = 1.7e9;
   d.features = {{"pixel_12", "ks", 0.31, 1e-12}, {"label", "chi2", 88.5, 0.0}, {"pixel_3", "psi", -0.0, {}}};
   s.drift = {d};
+  // A deployed model (serving families), with a label value needing escapes.
+  ServingModelMetrics m;
+  m.deployment = "fashion \"prod\"";
+  m.model = "fashion";
+  m.version = "3";
+  m.requests_by_code = {{"200", 90}, {"400", 7}, {"503", 3}};
+  m.latency_seconds = HistogramValue{{{0.001, 40}, {0.01, 95}, {0.1, 100}}, 0.42, 100};
+  m.batch_size = HistogramValue{{{1, 10}, {2, 30}, {4, 60}}, 150, 60};
+  m.input_anomalies = {{"non_finite", 2}, {"wrong_shape", 5}, {"wrong_datatype", 0}, {"out_of_range", 11}};
+  m.out_of_range_values = 40;
+  m.accuracy = 0.8125;
+  m.feedback_window = 16;
+  m.feedback_labels = 16;
+  m.per_class = {{0, 0.75, 1.0}, {7, std::nullopt, 0.5}};
+  m.samples_sent = 9;
+  m.samples_dropped = 1;
+  m.last_report = 1.7e9;
+  s.serving = {m};
   return s;
 }
 
@@ -147,12 +165,27 @@ TEST(SnapshotTest, RendersEveryFamily) {
            "gantry_drift_detected{dataset=\"/data/new shards\\\\2026\"} 1\n",
            "gantry_drift_feature_statistic{dataset=\"/data/new shards\\\\2026\",feature=\"pixel_12\",statistic=\"ks\"} 0.31\n",
            "gantry_drift_feature_p_value{dataset=\"/data/new shards\\\\2026\",feature=\"pixel_12\",statistic=\"ks\"} 1e-12\n",
+           "# TYPE gantry_serving_requests_total counter\n",
+           "gantry_serving_requests_total{deployment=\"fashion \\\"prod\\\"\",model=\"fashion\",version=\"3\",code=\"200\"} 90\n",
+           "gantry_serving_requests_total{deployment=\"fashion \\\"prod\\\"\",model=\"fashion\",version=\"3\",code=\"503\"} 3\n",
+           "# TYPE gantry_serving_request_duration_seconds histogram\n",
+           "gantry_serving_request_duration_seconds_bucket{deployment=\"fashion \\\"prod\\\"\",model=\"fashion\",version=\"3\",le=\"0.01\"} 95\n",
+           "gantry_serving_request_duration_seconds_count{deployment=\"fashion \\\"prod\\\"\",model=\"fashion\",version=\"3\"} 100\n",
+           "gantry_serving_batch_size_bucket{deployment=\"fashion \\\"prod\\\"\",model=\"fashion\",version=\"3\",le=\"4\"} 60\n",
+           "gantry_serving_input_anomalies_total{deployment=\"fashion \\\"prod\\\"\",model=\"fashion\",version=\"3\",kind=\"out_of_range\"} 11\n",
+           "gantry_serving_accuracy{deployment=\"fashion \\\"prod\\\"\",model=\"fashion\",version=\"3\"} 0.8125\n",
+           "gantry_serving_precision{deployment=\"fashion \\\"prod\\\"\",model=\"fashion\",version=\"3\",class=\"0\"} 0.75\n",
+           "gantry_serving_recall{deployment=\"fashion \\\"prod\\\"\",model=\"fashion\",version=\"3\",class=\"7\"} 0.5\n",
+           "gantry_serving_samples_dropped_total{deployment=\"fashion \\\"prod\\\"\",model=\"fashion\",version=\"3\"} 1\n",
        }) {
     EXPECT_NE(page->find(line), std::string::npos) << "missing: " << line << "\n" << *page;
   }
   // No accuracy for the job that has none, no p-value where the test has none.
   EXPECT_EQ(page->find("gantry_job_accuracy{job=\"j-2"), std::string::npos);
   EXPECT_EQ(page->find("gantry_drift_feature_p_value{dataset=\"/data/new shards\\\\2026\",feature=\"pixel_3\""),
+            std::string::npos);
+  // No precision for a class never predicted in the window.
+  EXPECT_EQ(page->find("gantry_serving_precision{deployment=\"fashion \\\"prod\\\"\",model=\"fashion\",version=\"3\",class=\"7\""),
             std::string::npos);
 }
 

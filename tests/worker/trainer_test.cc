@@ -329,5 +329,45 @@ TEST_F(TrainerTest, WarmStartLoadsParametersOnly) {
   }
 }
 
+// retrain.champion: every rank scores the champion on the held-out set
+// before training, the run then trains from its own starting point, and
+// both scores are saved with the new version.
+TEST_F(TrainerTest, ChampionIsScoredOnTheSameHeldOutSetAndSavedBeside) {
+  testing::FakeRegistry reg;
+  testing::FakeStore store(reg);
+  ExpectOk(RunRanks(2, spec_, &store, "j-a"));
+  const int64_t champion = static_cast<int64_t>(reg.size());
+  const json champion_body = reg.bodies().back();
+  JobSpec run = spec_;
+  run.warm_start = "tiny@v" + std::to_string(champion);
+  run.train.steps = 3;
+  run.checkpoint.every_steps = 0;
+  auto plain = RunRanks(2, run, &store, "j-b");
+  ExpectOk(plain);
+  run.retrain.champion = run.warm_start;
+  auto scored = RunRanks(2, run, &store, "j-c");
+  ExpectOk(scored);
+  for (const auto& r : scored) {
+    ASSERT_TRUE(r.summary.champion_test_accuracy);
+    // The champion's score is its own final evaluation on this test set.
+    EXPECT_NEAR(*r.summary.champion_test_accuracy, champion_body["metrics"]["test_accuracy"].get<double>(), 1e-9);
+    EXPECT_NEAR(*r.summary.champion_test_loss, champion_body["metrics"]["test_loss"].get<double>(), 1e-6);
+    EXPECT_EQ(r.summary.champion_version, champion);
+  }
+  // Scoring the champion changes nothing about the run itself.
+  for (const auto& [name, t] : plain[0].params) EXPECT_TRUE(t.equal(scored[0].params.at(name))) << name;
+  EXPECT_EQ(*plain[0].summary.test_accuracy, *scored[0].summary.test_accuracy);
+  const json saved = reg.bodies().back()["metrics"];
+  EXPECT_EQ(saved["champion_version"].get<double>(), static_cast<double>(champion));
+  EXPECT_NEAR(saved["champion_test_accuracy"].get<double>(), *scored[0].summary.champion_test_accuracy, 1e-12);
+  EXPECT_NEAR(saved["test_accuracy"].get<double>(), *scored[0].summary.test_accuracy, 1e-12);
+  // A champion that is not there fails the run, naming the field.
+  run.retrain.champion = "tiny@v99";
+  auto missing = RunRanks(2, run, &store, "j-d");
+  EXPECT_EQ(missing[0].status.code(), StatusCode::kNotFound) << missing[0].status.ToString();
+  EXPECT_NE(missing[0].status.message().find("retrain.champion tiny@v99"), std::string::npos)
+      << missing[0].status.message();
+}
+
 }  // namespace
 }  // namespace gantry::worker
