@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "tests/coordinator/fake_launcher.h"
 #include "tests/support/test_support.h"
@@ -87,6 +88,19 @@ TEST_F(CoordinatorTest, RunsJobToSuccess) {
   std::vector<std::string> states;
   for (auto& [jid, s] : sink_.events) states.push_back(s);
   EXPECT_EQ(states, (std::vector<std::string>{"QUEUED", "SCHEDULED", "RUNNING", "SUCCEEDED"}));
+}
+
+// Job ids are the second plus 16 random bits: 1,000 submissions within one
+// (frozen) second draw some suffix twice with probability ~99.95%, and each
+// must still get a job of its own.
+TEST_F(CoordinatorTest, ABurstOfSubmissionsInOneSecondGetsDistinctIds) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 1000; ++i) {
+    auto j = coord_->Submit(Spec(1));
+    ASSERT_TRUE(j.ok()) << "submission " << i << ": " << j.status().ToString();
+    ids.insert(j->id);
+  }
+  EXPECT_EQ(ids.size(), 1000u);
 }
 
 TEST_F(CoordinatorTest, GangWaitsForAllSlotsAndSaysWhy) {
