@@ -77,9 +77,14 @@ Status LoadTestCsv(const DataSpec& spec, Loaded& out, int64_t& max_label) {
   }
   max_label = std::max(max_label, t.max_label);
   out.splits.test = {t.features, t.labels, 0};
-  // IDX shards with a CSV test set: rows of pixels become images.
+  // IDX shards with a CSV test set: rows of raw pixels (0..255) become
+  // images, normalised as idx_reader.cc normalises the shards (and as
+  // gantry-serve normalises its inputs).
   if (Status st = out.splits.test.ViewSamplesAs(train.SampleShape()); !st.ok()) {
     return st.WithContext(file + ": data.test_file does not match the training samples");
+  }
+  if (train.features.defined() && train.features.dim() == 4) {
+    out.splits.test.features = out.splits.test.features.div(255.0).sub_(kPixelMean).div_(kPixelStd);
   }
   out.files.emplace_back("test", file);
   return Status::Ok();

@@ -53,9 +53,11 @@ Result<std::string> RegistryClient::FeedEndpoint() {
 
 Result<LoadedVersion> RegistryClient::Load(const std::string& model, const std::string& ref, bool with_profile) {
   const std::string where = "load_checkpoint " + model + "@" + ref;
-  // The drift profile is training state (trainer/…): only a full load has it.
-  auto reply = rpc_.Call("load_checkpoint",
-                         {{"model", model}, {"ref", ref}, {"include", with_profile ? "all" : "model"}});
+  // The drift profile is training state (trainer/…): asked for by name, so
+  // the optimizer state (as large as the model, or twice) stays in storage.
+  json body = {{"model", model}, {"ref", ref}, {"include", "model"}};
+  if (with_profile) body["also"] = json::array({drift::kProfileTensorName});
+  auto reply = rpc_.Call("load_checkpoint", body);
   if (!reply.ok()) return reply.status().WithContext(where);
   LoadedVersion v;
   v.model = model;

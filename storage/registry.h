@@ -115,8 +115,10 @@ class Registry {
   Result<int64_t> Resolve(const std::string& model, const std::string& ref);
   // Manifest + path + aliases + tags + protection of MODEL@REF.
   Result<ShowResult> Show(const std::string& model, const std::string& ref);
-  // Reads every tensor (or only model tensors) and verifies checksums.
-  Result<LoadedVersion> Load(const std::string& model, int64_t version, bool model_tensors_only = false);
+  // Reads every tensor (or only model tensors, plus the training-state
+  // tensors named in `also`) and verifies checksums.
+  Result<LoadedVersion> Load(const std::string& model, int64_t version, bool model_tensors_only = false,
+                             const std::vector<std::string>& also = {});
   // MODEL@REF and its ancestors, following parent links (at most 64, a
   // loop stops at the first repeat).
   Result<LineageInfo> Lineage(const std::string& model, const std::string& ref);

@@ -1,4 +1,5 @@
 // Registry: listing, showing, loading and lineage (see registry.h).
+#include <algorithm>
 #include <optional>
 #include <set>
 
@@ -97,7 +98,8 @@ Result<ShowResult> Registry::Show(const std::string& model, const std::string& r
   return out;
 }
 
-Result<LoadedVersion> Registry::Load(const std::string& model, int64_t version, bool model_tensors_only) {
+Result<LoadedVersion> Registry::Load(const std::string& model, int64_t version, bool model_tensors_only,
+                                     const std::vector<std::string>& also) {
   GANTRY_RETURN_IF_ERROR(ValidateName(model, "model"));
   GANTRY_ASSIGN_OR_RETURN(VersionRow row, RequireVersion(model, version));
   LoadedVersion out;
@@ -111,7 +113,10 @@ Result<LoadedVersion> Registry::Load(const std::string& model, int64_t version, 
   std::optional<File> tensors_bin;  // format 1 only
   std::vector<TensorRecord> kept;
   for (auto& t : m.tensors) {
-    if (model_tensors_only && !IsModelTensor(t.name)) continue;
+    if (model_tensors_only && !IsModelTensor(t.name) &&
+        std::find(also.begin(), also.end(), t.name) == also.end()) {
+      continue;
+    }
     if (!SizeMatchesShape(t)) return VerifyTensor(t, {}, where);
     std::vector<uint8_t> data;
     if (t.in_folder()) {  // format 1

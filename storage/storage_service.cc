@@ -87,8 +87,18 @@ void RegisterStorageHandlers(RpcServer& server, Registry& registry, RegistryFeed
     if (include != "all" && include != "model") {
       return Status::InvalidArgument("load_checkpoint: include must be 'all' or 'model' (got '" + include + "')");
     }
+    // `also`: training-state tensors wanted beside the model ones (a
+    // server reading the drift profile without the optimizer state).
+    std::vector<std::string> also;
+    if (auto a = req.body.find("also"); a != req.body.end()) {
+      if (!a->is_array()) return Status::InvalidArgument("load_checkpoint: also must be a list of tensor names");
+      for (const json& n : *a) {
+        if (!n.is_string()) return Status::InvalidArgument("load_checkpoint: also must be a list of tensor names");
+        also.push_back(n.get<std::string>());
+      }
+    }
     GANTRY_ASSIGN_OR_RETURN(int64_t version, ResolveForLoad(registry, req.body, mr.first, mr.second));
-    GANTRY_ASSIGN_OR_RETURN(LoadedVersion v, registry.Load(mr.first, version, include == "model"));
+    GANTRY_ASSIGN_OR_RETURN(LoadedVersion v, registry.Load(mr.first, version, include == "model", also));
     json out = v.manifest.ToJson();
     out["path"] = v.path;
     out["tensors"] = TensorsWithData(v);

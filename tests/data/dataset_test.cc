@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "data/idx_reader.h"
 #include "tests/support/data_test_util.h"
 
 namespace gantry::data {
@@ -136,6 +137,8 @@ TEST(LoadData, IdxShardsWithACsvTestSet) {
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ(d->train.num_classes, 10);
   EXPECT_EQ(d->test.features.sizes(), (std::vector<int64_t>{1, 1, 2, 2}));  // rows of pixels viewed as images
+  // Raw pixels, normalised as the IDX shards are.
+  EXPECT_NEAR(d->test.features.view({-1})[1].item<double>(), (0.2 / 255.0 - kPixelMean) / kPixelStd, 1e-5);
 
   WriteFile(PathIn(dir, "held.csv"), "p0,p1,p2,label\n0.1,0.2,0.3,7\n");
   auto bad = LoadData(spec);

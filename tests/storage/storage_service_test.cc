@@ -109,6 +109,13 @@ TEST_F(StorageServiceTest, RegistryRequestsRoundTrip) {
   ASSERT_EQ(loaded["tensors"].size(), 1u);
   EXPECT_EQ(static_cast<const std::vector<uint8_t>&>(loaded["tensors"][0]["data"].get_binary()), Pattern(70000, 3));
   EXPECT_EQ(Ok("load_checkpoint", {{"model", "m"}})["tensors"].size(), 2u);
+  // `also` names training-state tensors wanted beside the model's.
+  json also = Ok("load_checkpoint", {{"model", "m"}, {"include", "model"}, {"also", {"optimizer/w.momentum"}}});
+  ASSERT_EQ(also["tensors"].size(), 2u);
+  EXPECT_EQ(also["tensors"][1]["name"], "optimizer/w.momentum");
+  EXPECT_EQ(Ok("load_checkpoint", {{"model", "m"}, {"include", "model"}, {"also", {"trainer/none"}}})["tensors"].size(),
+            1u);
+  EXPECT_EQ(Call("load_checkpoint", {{"model", "m"}, {"also", "w"}}).status.code(), StatusCode::kInvalidArgument);
   // A resuming worker asks for its own job's newest version, or a number.
   EXPECT_EQ(Ok("load_checkpoint", {{"model", "m"}, {"job_id", "j-1"}})["version"], 2);
   EXPECT_EQ(Ok("load_checkpoint", {{"model", "m"}, {"version", 1}})["step"], 10);
