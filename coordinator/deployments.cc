@@ -227,19 +227,42 @@ bool Deployments::Ended(Live& l, const ExitInfo& exit, const std::string& why) {
   return false;
 }
 
+std::string Deployments::ServingReason(const Deployment& d) const {
+  return "serving " + d.spec.ModelRef() + (d.version.empty() ? "" : " (" + d.version + ")") + " at http://" +
+         options_.host + ":" + std::to_string(d.port);
+}
+
 void Deployments::CheckReady(Live& l) {
-  auto ready = ReadReadyFile(l.d.dir + "/" + kReadyFile);
+  const std::string path = l.d.dir + "/" + kReadyFile;
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(path, ec);
+  auto ready = ReadReadyFile(path);
   if (!ready) return;
   Deployment& d = l.d;
+  l.ready_mtime = ec ? std::filesystem::file_time_type{} : mtime;
   d.port = ready->port;  // kept for restarts: the address stays
   d.serve_pid = ready->pid;
   d.version = ready->versions;
   d.ready_at = clock_.WallSeconds();
   d.state = DeploymentState::kServing;
-  d.reason = "serving " + d.spec.ModelRef() + (d.version.empty() ? "" : " (" + d.version + ")") + " at http://" +
-             options_.host + ":" + std::to_string(d.port);
+  d.reason = ServingReason(d);
   Save(l);
   spdlog::info("deployment {}: {}", d.spec.name, d.reason);
+}
+
+void Deployments::RefreshVersion(Live& l) {
+  const std::string path = l.d.dir + "/" + kReadyFile;
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(path, ec);
+  if (ec || mtime == l.ready_mtime) return;  // one stat per tick while nothing changes
+  auto ready = ReadReadyFile(path);
+  if (!ready || ready->pid != l.d.serve_pid) return;
+  l.ready_mtime = mtime;
+  if (ready->versions == l.d.version) return;
+  spdlog::info("deployment {}: now serving {} (was {})", l.d.spec.name, ready->versions, l.d.version);
+  l.d.version = ready->versions;
+  l.d.reason = ServingReason(l.d);
+  Save(l);
 }
 
 void Deployments::Tick() {
@@ -255,6 +278,8 @@ void Deployments::Tick() {
           spdlog::warn("deployment {}: gantry-serve ignored SIGTERM for {}, killing", name, Ms(p.stop_grace));
           if (Ended(l, l.launch->Kill(), "")) gone.push_back(name);
         }
+      } else if (l.d.state == DeploymentState::kServing) {
+        RefreshVersion(l);
       } else if (l.d.state == DeploymentState::kStarting) {
         CheckReady(l);
         if (l.d.state == DeploymentState::kStarting && now - l.started >= p.ready_timeout) {

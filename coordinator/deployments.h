@@ -32,6 +32,7 @@
 
 #include <chrono>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -110,12 +111,17 @@ class Deployments {
     bool after_exit = false;  // the next start is a restart (not a start with the coordinator)
     int failures = 0;  // consecutive short runs, for the backoff
     std::deque<std::chrono::steady_clock::time_point> recent;  // exits within the window
+    std::filesystem::file_time_type ready_mtime{};  // of the ready file last read
   };
 
   void Start(Live& l);
   // A process ended (or was killed). Returns true when the record is gone.
   bool Ended(Live& l, const ExitInfo& exit, const std::string& why);
   void CheckReady(Live& l);
+  // gantry-serve rewrites its ready file after each hot reload: the
+  // version shown follows it.
+  void RefreshVersion(Live& l);
+  std::string ServingReason(const Deployment& d) const;
   void Save(Live& l);
   Status CheckPort(const DeploymentSpec& spec) const;
   std::string Dir(const std::string& name) const;

@@ -20,6 +20,7 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <zmq.hpp>
 
 #include "common/data_dir.h"
@@ -219,8 +220,6 @@ int main(int argc, char** argv) {
     spdlog::info("{}: reporting to the monitor at {} every {} ms, sample rate {}", name, monitor_ingest,
                  report_interval_ms, sample_rate);
   }
-  reloader.Start(raw);
-
   auto router = MakeServeRouter(raw);
   if (!router.ok()) return Fail(router.status());
   http::HttpServerOptions ho;
@@ -235,12 +234,23 @@ int main(int argc, char** argv) {
   spdlog::info("{}: listening on http://{}:{}", name, host, server.port());
 
   if (!ready_file.empty()) {
-    json ready = {{"name", name}, {"port", server.port()}, {"pid", ::getpid()}, {"models", json::array()}};
-    for (const DeployedModel* m : raw) {
-      ready["models"].push_back({{"name", m->options().name}, {"version", std::stoll(m->version())}});
-    }
-    if (auto s = WriteFileAtomic(ready_file, ready.dump() + "\n"); !s.ok()) return Fail(s);
+    // Written again after every hot reload, so the coordinator shows the
+    // version that serves (coordinator/deployments.h).
+    auto write_ready = [&, mu = std::make_shared<std::mutex>()] {
+      std::lock_guard lock(*mu);
+      json ready = {{"name", name}, {"port", server.port()}, {"pid", ::getpid()}, {"models", json::array()}};
+      for (const DeployedModel* m : raw) {
+        ready["models"].push_back({{"name", m->options().name}, {"version", std::stoll(m->version())}});
+      }
+      return WriteFileAtomic(ready_file, ready.dump() + "\n");
+    };
+    if (auto s = write_ready(); !s.ok()) return Fail(s);
+    reloader.OnInstalled([write_ready] {
+      if (auto s = write_ready(); !s.ok()) spdlog::warn("rewriting the ready file: {}", s.ToString());
+    });
   }
+  // Last: swaps (and their ready-file rewrites) start once the server is up.
+  reloader.Start(raw);
 
   // Wait for SIGTERM/SIGINT.
   for (;;) {

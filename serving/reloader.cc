@@ -118,6 +118,7 @@ void Reloader::Reload(DeployedModel* m, int64_t version) {
   ++reloads_;
   spdlog::info("{}: {}@{} moved: now serving version {} (was {})", o.name, o.registry_model, o.ref, version,
                previous);
+  if (on_installed_) on_installed_();
 }
 
 }  // namespace gantry::serving

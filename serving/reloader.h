@@ -65,6 +65,8 @@ class Reloader {
 
   // Step 1: the registry models to follow (before their first load).
   Status Subscribe(const std::vector<std::string>& registry_models);
+  // Called on the reloader's thread after each swap (before Start).
+  void OnInstalled(std::function<void()> fn) { on_installed_ = std::move(fn); }
   // Step 2: follows `models` (which must outlive the reloader, or Stop()).
   void Start(std::vector<DeployedModel*> models);
   void Stop();
@@ -76,6 +78,7 @@ class Reloader {
   void Reload(DeployedModel* m, int64_t version);
 
   zmq::socket_t sub_;
+  std::function<void()> on_installed_;
   std::string feed_endpoint_;
   std::vector<DeployedModel*> models_;
   LoadFn load_;

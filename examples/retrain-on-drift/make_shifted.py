@@ -2,8 +2,9 @@
 """Makes the shifted Fashion-MNIST data of the retrain-on-drift example.
 
 Reads the Debian dataset (/usr/share/datasets/fashion-mnist, IDX, gzip) and
-applies one shift to every image: rotated a quarter turn and darker
-(brightness x BRIGHTNESS). Writes, from disjoint parts of the dataset:
+applies one shift to every image: darker (pixels x BRIGHTNESS, default 0.5,
+as from an underexposed camera) and, with --rotate K, turned by K quarter
+turns. Writes, from disjoint parts of the dataset:
 
   OUT/incoming/shift-000K-{images-idx3,labels-idx1}-ubyte
                  SHARDS IDX shard pairs of SHARD_ROWS training images
@@ -18,7 +19,7 @@ applies one shift to every image: rotated a quarter turn and darker
                  sent as prediction traffic by stream.py.
 
 Usage: make_shifted.py OUT [--shards 4] [--shard-rows 3000] [--holdout 2000]
-       [--stream 1200] [--brightness 0.55] [--dataset DIR]
+       [--stream 1200] [--brightness 0.5] [--rotate 0] [--dataset DIR]
 Needs only numpy (Debian python3-numpy).
 """
 import argparse
@@ -47,8 +48,8 @@ def write_idx(path, array):
     os.rename(path + ".tmp", path)
 
 
-def shift(images, brightness):
-    rotated = np.rot90(images, k=1, axes=(1, 2))
+def shift(images, brightness, rotate):
+    rotated = np.rot90(images, k=rotate, axes=(1, 2))
     return np.clip(np.rint(rotated.astype(np.float32) * brightness), 0, 255).astype(np.uint8)
 
 
@@ -62,7 +63,8 @@ def main():
                    help="shards start here, after the rows the champion trains on")
     p.add_argument("--holdout", type=int, default=2000)
     p.add_argument("--stream", type=int, default=1200)
-    p.add_argument("--brightness", type=float, default=0.55)
+    p.add_argument("--brightness", type=float, default=0.5)
+    p.add_argument("--rotate", type=int, default=0, help="quarter turns counter-clockwise")
     a = p.parse_args()
 
     d = a.dataset
@@ -81,9 +83,9 @@ def main():
         hi = lo + a.shard_rows
         name = f"{a.out}/incoming/shift-{k:04d}"
         write_idx(f"{name}-labels-idx1-ubyte", train_y[lo:hi])
-        write_idx(f"{name}-images-idx3-ubyte", shift(train_x[lo:hi], a.brightness))
+        write_idx(f"{name}-images-idx3-ubyte", shift(train_x[lo:hi], a.brightness, a.rotate))
 
-    hold_x = shift(test_x[:a.holdout], a.brightness).reshape(a.holdout, -1)
+    hold_x = shift(test_x[:a.holdout], a.brightness, a.rotate).reshape(a.holdout, -1)
     hold_y = test_y[:a.holdout]
     path = f"{a.out}/holdout-shifted.csv"
     with open(path + ".tmp", "w") as f:
@@ -93,10 +95,11 @@ def main():
     os.rename(path + ".tmp", path)
 
     lo, hi = a.holdout, a.holdout + a.stream
-    np.savez(f"{a.out}/stream-shifted.npz", x=shift(test_x[lo:hi], a.brightness).reshape(a.stream, -1),
+    np.savez(f"{a.out}/stream-shifted.npz", x=shift(test_x[lo:hi], a.brightness, a.rotate).reshape(a.stream, -1),
              y=test_y[lo:hi])
-    print(f"shifted (rotated 90 degrees, brightness x{a.brightness}): {a.shards} shards of {a.shard_rows} "
-          f"in {a.out}/incoming, {a.holdout} held-out rows, {a.stream} stream rows")
+    how = f"brightness x{a.brightness}" + (f", turned {90 * a.rotate % 360} degrees" if a.rotate % 4 else "")
+    print(f"shifted data ({how}): {a.shards} shards of {a.shard_rows} training images, "
+          f"{a.holdout} held-out and {a.stream} stream images, in {a.out}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 # The closed loop of docs/retraining.md on one machine, with the built
 # binaries and the Debian Fashion-MNIST (nothing downloaded):
 #
-#   train a champion -> deploy MODEL@production -> shifted traffic (rotated,
-#   darker images) -> drift alert on the served inputs -> retraining run on the
+#   train a champion -> deploy MODEL@production -> shifted traffic (darker
+#   images) -> drift alert on the served inputs -> retraining run on the
 #   new shifted shards -> evaluation gate on a shifted held-out set ->
 #   promotion -> the deployment reloads the new version -> live accuracy on
 #   the shifted stream recovers.
@@ -11,7 +11,8 @@
 # Usage: examples/retrain-on-drift/run.sh [BIN_DIR]   (default: build/bin)
 # Prints a timeline (seconds since start) and the accuracy before and after.
 # A fresh data directory and free ports; everything is stopped and removed
-# at the end (KEEP=1 keeps the data directory).
+# at the end (KEEP=1 keeps the data directory). SHIFT="--rotate 1
+# --brightness 0.55" picks another shift (make_shifted.py --help).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=$(cd "${1:-$HERE/../../build/bin}" && pwd) || { echo "no binaries in ${1:-build/bin}: build first" >&2; exit 1; }
@@ -68,11 +69,11 @@ wait_until() {
 json() { $PY -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
 
 # 1. Shifted data, made from the Debian dataset by make_shifted.py: 4 IDX
-# shards of 3,000 rotated, darker training images (rows 12,000-23,999, which
+# shards of 3,000 darker training images (rows 12,000-23,999, which
 # the champion never sees), a held-out set of 2,000 shifted test images and
 # 1,200 other shifted test images for the prediction traffic.
-$PY "$HERE/make_shifted.py" "$WORK/staging" --dataset "$FMNIST" >"$WORK/make.log" 2>&1 || { cat "$WORK/make.log"; die "make_shifted.py"; }
-step "shifted data made: $(tail -n1 "$WORK/make.log")"
+$PY "$HERE/make_shifted.py" "$WORK/staging" --dataset "$FMNIST" ${SHIFT:-} >"$WORK/make.log" 2>&1 || { cat "$WORK/make.log"; die "make_shifted.py"; }
+step "$(tail -n1 "$WORK/make.log")"
 
 gantry up --detach --port-base 0 --slots 2 >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; die "gantry up"; }
 MON=$($PY -c "import json, sys; print(json.load(open(sys.argv[1]))['endpoints']['http'])" "$DATA/run/monitor.json") \
@@ -135,8 +136,8 @@ gantry schedule add "$WORK/schedule.yaml" >"$WORK/schedule-add.log" 2>&1 || { ca
 step "schedule $MODEL-on-drift added: triggers drift + new data in $INCOMING; gate: accuracy +0.02 on the shifted held-out set"
 
 # 4. The world shifts: labelled shifted shards land in the watched directory
-# (each pair written and renamed: the listing skips .tmp), and the traffic
-# turns into rotated, darker images; every row gets its true label as feedback.
+# (each file copied under a dot name and renamed: the listing skips those),
+# and the traffic turns into darker images; every row gets its true label as feedback.
 for f in "$WORK"/staging/incoming/*; do cp "$f" "$INCOMING/.$(basename "$f")" && mv "$INCOMING/.$(basename "$f")" "$INCOMING/$(basename "$f")"; done
 step "4 shifted shards (12,000 images) dropped into $INCOMING"
 $PY "$HERE/stream.py" "$URL" "$MODEL" "$WORK/staging/stream-shifted.npz" --tag before >"$WORK/before.json" || die "streaming shifted traffic"
@@ -195,7 +196,9 @@ serving_new() {
   curl -s -m 5 "$URL/v2/models/$MODEL" -o "$WORK/model.json" && grep -q "\"versions\":\[\"$V2\"\]" "$WORK/model.json"
 }
 wait_until 30 "the deployment to reload v$V2" serving_new || die "the deployment does not serve v$V2: $(cat "$WORK/model.json")"
-step "deployment $MODEL serves v$V2 (hot reload on the alias move; $(gantry deployments --json --rate-window 0 | json "d['deployments'][0].get('version', '?')") in gantry deployments)"
+step "deployment $MODEL serves v$V2 (gantry-serve reloaded it when the alias moved)"
+listed_new() { [ "$(gantry deployments --json --rate-window 0 | json "d['deployments'][0]['version']")" = "$MODEL:$V2" ]; }
+wait_until 10 "gantry deployments to show v$V2" listed_new || die "gantry deployments does not show $MODEL:$V2"
 
 $PY "$HERE/stream.py" "$URL" "$MODEL" "$WORK/staging/stream-shifted.npz" --tag after >"$WORK/after.json" || die "streaming shifted traffic again"
 AFTER=$(json "round(d['accuracy'], 4)" <"$WORK/after.json")

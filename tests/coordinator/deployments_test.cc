@@ -107,6 +107,35 @@ TEST_F(DeploymentsTest, DeployServesAndPassesTheContractFlags) {
   EXPECT_EQ(j["state"], "SERVING");
 }
 
+// gantry-serve rewrites its ready file after a hot reload; the deployment's
+// record (gantry deployments) follows it, and only for this process's file.
+TEST_F(DeploymentsTest, TheVersionShownFollowsAHotReload) {
+  auto d = Open();
+  ASSERT_TRUE(d->Deploy(Spec("mnist", "prod")).ok());
+  ASSERT_TRUE(TickUntil(*d, "mnist", DeploymentState::kServing));
+  Deployment s = d->Get("mnist").value();
+  json ready = json::parse(ReadFile(s.dir + "/ready.json").value());
+  ready["models"][0]["version"] = 4;
+  ASSERT_TRUE(WriteFileAtomic(s.dir + "/ready.json", ready.dump()).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    d->Tick();
+    return d->Get("mnist")->version == "mnist:4";
+  }, std::chrono::seconds(5)));
+  EXPECT_NE(d->Get("mnist")->reason.find("(mnist:4)"), std::string::npos) << d->Get("mnist")->reason;
+  EXPECT_EQ(d->Get("mnist")->state, DeploymentState::kServing);
+  // Another process's file (a stale one) changes nothing.
+  ready["pid"] = s.serve_pid + 100000;
+  ready["models"][0]["version"] = 5;
+  ASSERT_TRUE(WriteFileAtomic(s.dir + "/ready.json", ready.dump()).ok());
+  for (int i = 0; i < 5; ++i) d->Tick();
+  EXPECT_EQ(d->Get("mnist")->version, "mnist:4");
+  ASSERT_TRUE(d->Undeploy("mnist").ok());
+  ASSERT_TRUE(WaitFor([&] {
+    d->Tick();
+    return !d->Get("mnist").ok();
+  }, std::chrono::seconds(10)));
+}
+
 TEST_F(DeploymentsTest, KillNineIsRestartedAndServingAgainWithinFiveSeconds) {
   auto d = Open();
   ASSERT_TRUE(d->Deploy(Spec("mnist")).ok());
