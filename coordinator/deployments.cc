@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +29,13 @@ struct ReadyInfo {
   int pid = 0;
   std::string versions;  // "mnist:3,cnn:7"
 };
+
+// (inode, mtime in ns) of `path`; (0, 0) when it cannot be read.
+std::pair<uint64_t, int64_t> FileStamp(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {0, 0};
+  return {static_cast<uint64_t>(st.st_ino), int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
 
 std::optional<ReadyInfo> ReadReadyFile(const std::string& path) {
   auto text = ReadFile(path);
@@ -234,12 +242,11 @@ std::string Deployments::ServingReason(const Deployment& d) const {
 
 void Deployments::CheckReady(Live& l) {
   const std::string path = l.d.dir + "/" + kReadyFile;
-  std::error_code ec;
-  const auto mtime = std::filesystem::last_write_time(path, ec);
+  const auto stamp = FileStamp(path);
   auto ready = ReadReadyFile(path);
   if (!ready) return;
   Deployment& d = l.d;
-  l.ready_mtime = ec ? std::filesystem::file_time_type{} : mtime;
+  l.ready_stamp = stamp;
   d.port = ready->port;  // kept for restarts: the address stays
   d.serve_pid = ready->pid;
   d.version = ready->versions;
@@ -252,12 +259,11 @@ void Deployments::CheckReady(Live& l) {
 
 void Deployments::RefreshVersion(Live& l) {
   const std::string path = l.d.dir + "/" + kReadyFile;
-  std::error_code ec;
-  const auto mtime = std::filesystem::last_write_time(path, ec);
-  if (ec || mtime == l.ready_mtime) return;  // one stat per tick while nothing changes
+  const auto stamp = FileStamp(path);
+  if (stamp.first == 0 || stamp == l.ready_stamp) return;  // one stat per tick while nothing changes
   auto ready = ReadReadyFile(path);
   if (!ready || ready->pid != l.d.serve_pid) return;
-  l.ready_mtime = mtime;
+  l.ready_stamp = stamp;
   if (ready->versions == l.d.version) return;
   spdlog::info("deployment {}: now serving {} (was {})", l.d.spec.name, ready->versions, l.d.version);
   l.d.version = ready->versions;

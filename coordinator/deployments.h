@@ -31,11 +31,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <deque>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -111,7 +112,11 @@ class Deployments {
     bool after_exit = false;  // the next start is a restart (not a start with the coordinator)
     int failures = 0;  // consecutive short runs, for the backoff
     std::deque<std::chrono::steady_clock::time_point> recent;  // exits within the window
-    std::filesystem::file_time_type ready_mtime{};  // of the ready file last read
+    // The ready file last read: gantry-serve replaces it atomically (a new
+    // inode each time), so the inode tells a rewrite apart even within the
+    // file system's timestamp granularity (a jiffy), which mtime alone does
+    // not.
+    std::pair<uint64_t, int64_t> ready_stamp{0, 0};  // (inode, mtime ns)
   };
 
   void Start(Live& l);
