@@ -21,11 +21,7 @@ class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = tmp_.path();
-    std::filesystem::create_directories(root_ / "data");
-    for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-                          "t10k-labels-idx1-ubyte.gz"}) {
-      std::ofstream(root_ / "data" / f) << "x";
-    }
+    testing::WriteStandInMnist(root_ / "data");
     Open();
   }
   void TearDown() override {
@@ -33,14 +29,12 @@ class CoordinatorTest : public ::testing::Test {
   }
   void Open(int slots = 2) {
     coord_.reset();
-    auto store = JobStore::Open((root_ / "coordinator.db").string());
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
     CoordinatorOptions o;
     o.slots = slots;
     o.stop_grace = 5s;
-    coord_ = std::make_unique<Coordinator>(o, DataDir(root_.string()), std::move(store).value(), launcher_, sink_,
-                                           retention_, clock_);
-    ASSERT_TRUE(coord_->Recover().ok());
+    auto c = testing::OpenCoordinator(root_, o, launcher_, sink_, retention_, clock_);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    coord_ = std::move(c).value();
   }
   json Spec(int workers, int priority = 0, int max_restarts = 0) {
     return {{"name", "job"},

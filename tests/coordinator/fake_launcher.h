@@ -1,12 +1,16 @@
-// A Launcher whose attempts end when the test says so.
+// A Launcher whose attempts end when the test says so, the coordinator's
+// other stand-ins, and what the coordinator tests share to open one.
 #pragma once
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "coordinator/coordinator.h"
 #include "coordinator/launcher.h"
 
 namespace gantry::coordinator::testing {
@@ -99,5 +103,26 @@ class RecordingSink final : public EventSink {
   }
   std::vector<std::pair<std::string, std::string>> events;
 };
+
+// A data folder the job specs' default Fashion-MNIST check accepts.
+inline void WriteStandInMnist(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                        "t10k-labels-idx1-ubyte.gz"}) {
+    std::ofstream(dir / f) << "x";
+  }
+}
+
+// A coordinator on <root>/coordinator.db, recovered as at start.
+inline Result<std::unique_ptr<Coordinator>> OpenCoordinator(const std::filesystem::path& root,
+                                                            CoordinatorOptions options, Launcher& launcher,
+                                                            EventSink& events, RetentionSink& retention,
+                                                            const Clock& clock) {
+  GANTRY_ASSIGN_OR_RETURN(JobStore store, JobStore::Open((root / "coordinator.db").string()));
+  auto c = std::make_unique<Coordinator>(std::move(options), DataDir(root.string()), std::move(store), launcher,
+                                         events, retention, clock);
+  GANTRY_RETURN_IF_ERROR(c->Recover());
+  return c;
+}
 
 }  // namespace gantry::coordinator::testing

@@ -82,14 +82,12 @@ class SchedulesTest : public ::testing::Test {
   void Open() {
     schedules_.reset();
     coord_.reset();
-    auto store = JobStore::Open((root_ / "coordinator.db").string());
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
     CoordinatorOptions o;
     o.slots = 2;
     o.stop_grace = 5s;
-    coord_ = std::make_unique<Coordinator>(o, DataDir(root_.string()), std::move(store).value(), launcher_, sink_,
-                                           retention_, clock_);
-    ASSERT_TRUE(coord_->Recover().ok());
+    auto c = testing::OpenCoordinator(root_, o, launcher_, sink_, retention_, clock_);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    coord_ = std::move(c).value();
     auto s = Schedules::Open((root_ / "coordinator.db").string(), *coord_, registry_, clock_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     schedules_ = std::move(s).value();

@@ -105,11 +105,7 @@ class SchedulingTest : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = tmp_.path();
-    std::filesystem::create_directories(root_ / "data");
-    for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-                          "t10k-labels-idx1-ubyte.gz"}) {
-      std::ofstream(root_ / "data" / f) << "x";
-    }
+    testing::WriteStandInMnist(root_ / "data");
   }
   void TearDown() override { coord_.reset(); }
   // `config`: a cluster config (as YAML would give it).
@@ -117,15 +113,13 @@ class SchedulingTest : public ::testing::Test {
     coord_.reset();
     auto cluster = ClusterConfig::Parse(config, /*detected_cpus=*/2, /*detected_gpus=*/0);
     ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
-    auto store = JobStore::Open((root_ / "coordinator.db").string());
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
     CoordinatorOptions o;
     o.hosts = cluster->hosts;
     o.scheduler = cluster->scheduler;
     o.stop_grace = 5s;
-    coord_ = std::make_unique<Coordinator>(o, DataDir(root_.string()), std::move(store).value(), launcher_, sink_,
-                                           retention_, clock_);
-    ASSERT_TRUE(coord_->Recover().ok());
+    auto c = testing::OpenCoordinator(root_, o, launcher_, sink_, retention_, clock_);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    coord_ = std::move(c).value();
   }
   void OpenSlots(int cpus, const json& scheduler = json::object()) {
     Open({{"hosts", {{{"name", "localhost"}, {"cpus", cpus}}}}, {"scheduler", scheduler}});
