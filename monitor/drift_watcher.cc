@@ -112,7 +112,10 @@ Status DriftWatcher::LoadReference() {
     json reply;
     {
       RpcClient client(ctx, endpoint, std::chrono::seconds(60));
-      GANTRY_ASSIGN_OR_RETURN(reply, client.Call("load_checkpoint", {{"model", model}, {"ref", ref}}));
+      GANTRY_ASSIGN_OR_RETURN(reply, client.Call("load_checkpoint", {{"model", model},
+                                                                {"ref", ref},
+                                                                {"include", "model"},
+                                                                {"also", json::array({drift::kProfileTensorName})}}));
     }
     GANTRY_ASSIGN_OR_RETURN(profile, drift::ProfileFromCheckpointReply(reply, options_.reference));
   } else {
