@@ -94,6 +94,7 @@ Status Trainer::RunSteps() {
   torch::Tensor saving = torch::tensor({checkpoints_.enabled() ? int64_t{1} : int64_t{0}}, torch::kInt64);
   GANTRY_RETURN_IF_ERROR(comm_.Broadcast(saving, 0));
   saving_ = saving.item<int64_t>() != 0;
+  if (saving_ && comm_.rank() == 0) StartDriftProfile();
   GANTRY_RETURN_IF_ERROR(LoadInitialState());
   GANTRY_RETURN_IF_ERROR(EvaluateChampion());
 

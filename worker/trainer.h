@@ -34,6 +34,7 @@
 // Thread safety: one thread. Everything passed in must outlive the Trainer.
 #pragma once
 
+#include <future>
 #include <optional>
 #include <string>
 
@@ -138,8 +139,12 @@ class Trainer {
   Status ApplyCheckpoint(const Checkpoint& ckpt, bool resume);
   Result<Checkpoint> TakeSnapshot(bool preempted);
   static torch::Tensor SnapshotTensor(const torch::Tensor& t);
-  // trainer_profile.cc: rank 0's drift profile of train_, built on first use
-  // (undefined when it could not be built).
+  // trainer_profile.cc: rank 0's drift profile of train_. StartDriftProfile
+  // builds it on a thread of its own from the start of the run (it takes
+  // rank 0 a second or two, which the other ranks would otherwise spend
+  // waiting in the first save); DriftProfileTensor waits for it (builds it
+  // here if it was never started). Undefined when it could not be built.
+  void StartDriftProfile();
   const torch::Tensor& DriftProfileTensor();
   // Periodic (async) or final/preempt (synchronous, shared outcome).
   Status SaveCheckpoint(bool final_save, bool preempted);
@@ -165,6 +170,7 @@ class Trainer {
   std::unique_ptr<AsyncCheckpointer> saver_;
   torch::Tensor drift_profile_;  // the saved drift profile (rank 0), see DriftProfileTensor
   bool drift_profile_built_ = false;
+  std::future<torch::Tensor> drift_profile_pending_;  // StartDriftProfile's thread
   bool saving_ = false;  // the same on every rank: rank 0 has a storage endpoint
 
   // Position: optimizer steps done, and where the next global batch starts.

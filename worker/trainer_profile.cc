@@ -12,6 +12,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
+#include <future>
+#include <system_error>
 
 #include "drift/ks.h"
 #include "drift/stored_profile.h"
@@ -34,16 +36,14 @@ constexpr int64_t kProfileMaxRows = 20000;
 constexpr int kCalibrationWindows = 20;
 using Seconds = std::chrono::duration<double>;
 
-}  // namespace
-
-const torch::Tensor& Trainer::DriftProfileTensor() {
-  if (drift_profile_built_) return drift_profile_;
-  drift_profile_built_ = true;
-  const auto t0 = clock_.Now();
+// The profile of `features` (one row per sample) and `labels`, as the
+// uint8 tensor saved with checkpoints; undefined when it cannot be built.
+torch::Tensor BuildProfileTensor(torch::Tensor f, torch::Tensor l, const Clock& clock) {
+  const auto t0 = clock.Now();
   try {
-    if (train_.size() == 0) return drift_profile_;
-    torch::Tensor f = train_.features.detach().to(torch::kCPU, torch::kFloat32).reshape({train_.size(), -1});
-    torch::Tensor l = train_.labels.detach().to(torch::kCPU, torch::kInt64);
+    if (f.size(0) == 0) return {};
+    f = f.detach().to(torch::kCPU, torch::kFloat32).reshape({f.size(0), -1});
+    l = l.detach().to(torch::kCPU, torch::kInt64);
     if (f.size(0) > kProfileMaxRows) {
       const torch::Tensor rows = torch::linspace(0, static_cast<double>(f.size(0) - 1), kProfileMaxRows).to(torch::kInt64);
       f = f.index_select(0, rows);
@@ -66,18 +66,43 @@ const torch::Tensor& Trainer::DriftProfileTensor() {
     auto profile = drift::BuildReferenceProfile(view, {}, categorical, options);
     if (!profile.ok()) {
       spdlog::warn("checkpoint: no drift profile: {}", profile.status().ToString());
-      return drift_profile_;
+      return {};
     }
     std::vector<uint8_t> bytes = drift::ProfileToBytes(*profile);
-    drift_profile_ = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
-    std::memcpy(drift_profile_.data_ptr(), bytes.data(), bytes.size());
+    torch::Tensor out = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+    std::memcpy(out.data_ptr(), bytes.data(), bytes.size());
     spdlog::info("checkpoint: drift profile of {} training rows x {} features: {} bytes, threshold {} ({:.2f} s)",
-                 rows, cols, bytes.size(),
-                 profile->calibration ? profile->calibration->share_threshold : 0.0,
-                 Seconds(clock_.Now() - t0).count());
+                 rows, cols, bytes.size(), profile->calibration ? profile->calibration->share_threshold : 0.0,
+                 Seconds(clock.Now() - t0).count());
+    return out;
   } catch (const std::exception& e) {
     spdlog::warn("checkpoint: no drift profile: {}", e.what());
-    drift_profile_ = torch::Tensor();
+    return {};
+  }
+}
+
+}  // namespace
+
+void Trainer::StartDriftProfile() {
+  if (drift_profile_built_ || drift_profile_pending_.valid() || !train_.features.defined()) return;
+  torch::Tensor features = train_.features.reshape({train_.size(), -1});
+  torch::Tensor labels = train_.labels;
+  try {
+    drift_profile_pending_ = std::async(std::launch::async, [features, labels, this] {
+      return BuildProfileTensor(features, labels, clock_);
+    });
+  } catch (const std::system_error& e) {  // no thread: built inline at the first save
+    spdlog::warn("checkpoint: drift profile built inline (no thread: {})", e.what());
+  }
+}
+
+const torch::Tensor& Trainer::DriftProfileTensor() {
+  if (drift_profile_built_) return drift_profile_;
+  drift_profile_built_ = true;
+  if (drift_profile_pending_.valid()) {
+    drift_profile_ = drift_profile_pending_.get();
+  } else if (train_.features.defined()) {
+    drift_profile_ = BuildProfileTensor(train_.features.reshape({train_.size(), -1}), train_.labels, clock_);
   }
   return drift_profile_;
 }
