@@ -16,7 +16,7 @@ export OMP_NUM_THREADS=1
 echo "# $(uname -srm), $(nproc --all) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u +%FT%TZ)" >&2
 # Benchmarks that are a script only (no bench_NAME binary): they run the
 # built gantry binaries from GANTRY_BUILD_DIR.
-SCRIPT_ONLY=(ddp blas)
+SCRIPT_ONLY=(ddp blas cli)
 export GANTRY_BUILD_DIR=${GANTRY_BUILD_DIR:-$ROOT/build}
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then

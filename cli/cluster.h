@@ -33,6 +33,9 @@ struct UpOptions {
   // config, --slots is passed on only when given (`slots_given`).
   std::string config;
   bool slots_given = false;
+  // With a config, the services bind the config's addresses (coordinator.
+  // bind, storage.bind, monitor.*) unless --port-base was given.
+  bool ports_given = false;
 };
 
 // Runs the supervisor in this process until stopped. `foreground` (plain

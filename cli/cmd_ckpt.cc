@@ -8,12 +8,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "cli/render.h"
+#include "common/curve.h"
 #include "common/ids.h"
 #include "common/fs.h"
 #include "common/process.h"
@@ -219,6 +221,10 @@ int Optimize(Context& ctx, const std::string& version, bool int8, const std::str
   if (!int8) return Fail(Status::InvalidArgument("ckpt optimize: say which optimisation (--int8)"));
   auto storage = ctx.dir().Endpoint(kStorage, "api");
   if (!storage.ok()) return Fail(storage.status());
+  // gantry-optimize finds the CURVE keys this command chose in $GANTRY_KEYS.
+  auto keys = ctx.UseKeys(kStorage);
+  if (!keys.ok()) return Fail(keys.status());
+  if (!keys->empty()) ::setenv(kKeysEnv, keys->c_str(), 1);
   const std::string program = SelfDir() + "/gantry-optimize";
   std::vector<std::string> args = {program, "--storage", *storage, version, "--int8"};
   if (!images.empty()) args.insert(args.end(), {"--test-images", images});

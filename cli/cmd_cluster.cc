@@ -120,6 +120,7 @@ int Up(Context& ctx, const UpOptions& o) {
              "--start-timeout", std::to_string(o.start_timeout)};
   if (!o.config.empty()) so.argv.insert(so.argv.end(), {"--config", o.config});
   if (o.slots_given) so.argv.push_back("--slots-given");
+  if (o.ports_given) so.argv.push_back("--ports-given");
   so.stdout_path = dir.Path("logs/supervisor.out");
   so.new_session = true;  // outlives this command and the terminal
   auto child = ChildProcess::Spawn(so);
@@ -159,6 +160,14 @@ void StopSupervisor(const DataDir& dir, double timeout_s) {
 
 int Down(Context& ctx, double timeout_s) {
   DataDir dir = ctx.dir();
+  // A client the services refuse (CURVE: no key, or one not authorised)
+  // stops nothing, not even by signal around the authentication.
+  for (const char* svc : {kCoordinator, kMonitor, kStorage}) {
+    if (!dir.ReadServiceInfo(svc).ok()) continue;
+    auto ping = ctx.Call(svc, "ping", json::object(), std::chrono::seconds(5));
+    if (!ping.ok() && ping.status().code() == StatusCode::kFailedPrecondition) return Fail(ping.status());
+    break;
+  }
   bool any = ReadSupervisorState(dir).has_value();
   StopSupervisor(dir, timeout_s);
   for (const char* svc : {kCoordinator, kMonitor, kStorage}) {
@@ -286,10 +295,12 @@ void AddClusterCommands(CLI::App& app, Context& ctx, Action& action) {
   up->add_option("--stop-grace", opts->stop_grace, "Seconds jobs get to stop before SIGKILL");
   up->add_option("--start-timeout", opts->start_timeout, "Seconds each service gets to become ready");
   up->add_option("--config", opts->config,
-                 "Cluster config (configs/cluster.yaml): hosts with CPU and GPU slots, scheduler policy")
+                 "Cluster config (configs/cluster.yaml): hosts with CPU and GPU slots, launcher, scheduler policy, "
+                 "auth, and the services' addresses (unless --port-base is given)")
       ->check(CLI::ExistingFile);
   up->callback([&ctx, &action, opts, up] {
     opts->slots_given = up->count("--slots") > 0;
+    opts->ports_given = up->count("--port-base") > 0;
     if (!opts->config.empty()) opts->config = std::filesystem::absolute(opts->config).string();
     action = [&ctx, opts] { return Up(ctx, *opts); };
   });
@@ -304,6 +315,7 @@ void AddClusterCommands(CLI::App& app, Context& ctx, Action& action) {
   sv->add_option("--start-timeout", sopts->start_timeout);
   sv->add_option("--config", sopts->config);
   sv->add_flag("--slots-given", sopts->slots_given);
+  sv->add_flag("--ports-given", sopts->ports_given);
   sv->callback([&ctx, &action, sopts] {
     action = [&ctx, sopts] { return Supervise(ctx, *sopts, /*foreground=*/false); };
   });

@@ -21,6 +21,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "common/curve.h"
 
 namespace gantry::cli {
 namespace {
@@ -143,6 +144,7 @@ int Watch(Context& ctx, const std::string& id, bool as_json) {
     sub = std::make_unique<zmq::socket_t>(ctx.zmq(), zmq::socket_type::sub);
     sub->set(zmq::sockopt::linger, 0);
     sub->set(zmq::sockopt::subscribe, "job/" + id);
+    MakeCurveClient(*sub);  // Context::Call above chose the keys (cli/context.h)
     sub->connect(feed);
     feed_endpoint = feed;
   };

@@ -13,10 +13,9 @@ void AddJobCommands(CLI::App& app, Context& ctx, Action& action);      // submit
 void AddWatchCommand(CLI::App& app, Context& ctx, Action& action);     // watch
 void AddCkptCommands(CLI::App& app, Context& ctx, Action& action);     // ckpt ...
 void AddAlertsCommand(CLI::App& app, Context& ctx, Action& action);    // alerts
-#if GANTRY_HAVE_DRIFT_CLI
-void AddDriftCommands(CLI::App& app, Context& ctx, Action& action);    // drift compare, drift check
-#endif
+void AddDriftCommands(CLI::App& app, Context& ctx, Action& action);    // drift compare, drift check (gantry-drift)
 void AddDeployCommands(CLI::App& app, Context& ctx, Action& action);   // deploy, deployments, undeploy
 void AddScheduleCommands(CLI::App& app, Context& ctx, Action& action); // schedule ...
+void AddKeysCommand(CLI::App& app, Context& ctx, Action& action);      // keygen
 
 }  // namespace gantry::cli

@@ -1,6 +1,7 @@
 #include "cli/context.h"
 
 #include "cli/render.h"
+#include "common/curve.h"
 
 #include <cstdio>
 #include <ctime>
@@ -20,6 +21,7 @@ Result<json> Context::Call(const std::string& service, const std::string& type, 
   auto& client = clients_[service];
   if (!client) {
     GANTRY_ASSIGN_OR_RETURN(std::string ep, dir().Endpoint(service, "api"));
+    GANTRY_RETURN_IF_ERROR(UseKeys(service).status());
     client = std::make_unique<RpcClient>(zmq_, ep);
   }
   auto r = client->Call(type, body, options);
@@ -28,6 +30,17 @@ Result<json> Context::Call(const std::string& service, const std::string& type, 
                                "); check `gantry status`");
   }
   return r;
+}
+
+Result<std::string> Context::UseKeys(const std::string& service) {
+  if (keys_chosen_) return keys_dir_;
+  const DataDir d = dir();
+  GANTRY_ASSIGN_OR_RETURN(CurveSettings s, ResolveClientCurve(keys_flag, d.root(), RunFileAuth(d.RunFile(service))));
+  keys_dir_ = s.enabled ? s.keys_dir : "";
+  // Only once a choice is certain: a service not running yet says nothing.
+  keys_chosen_ = s.enabled || d.ReadServiceInfo(service).ok();
+  SetProcessCurve(std::move(s));
+  return keys_dir_;
 }
 
 int Fail(const Status& s) {

@@ -19,9 +19,17 @@ namespace gantry::cli {
 class Context {
  public:
   std::string data_dir_flag;  // --data-dir, resolved lazily
+  // --keys: CURVE keys (server.pub, client.key) for a cluster with auth:
+  // curve; else $GANTRY_KEYS, else <data>/keys when the run files say curve.
+  std::string keys_flag;
 
   DataDir dir() const { return DataDir::Resolve(data_dir_flag); }
   zmq::context_t& zmq() { return zmq_; }
+  // Chooses this process's CURVE keys (common/curve.h) once, before the
+  // first socket: --keys, $GANTRY_KEYS, or <data>/keys when `service`'s run
+  // file says auth: curve. Call() does it; a command opening sockets of its
+  // own calls it first. The keys directory in use ("" with CURVE off).
+  Result<std::string> UseKeys(const std::string& service);
 
   // Calls `type` on a service's API ("coordinator", "storage", "monitor").
   // A service that is down or dies mid-call fails in seconds (RpcClient);
@@ -33,6 +41,8 @@ class Context {
 
  private:
   zmq::context_t zmq_;
+  bool keys_chosen_ = false;
+  std::string keys_dir_;
   std::map<std::string, std::unique_ptr<RpcClient>> clients_;
 };
 

@@ -11,6 +11,8 @@
 
 #include "cli/cluster.h"
 #include "cli/supervisor.h"
+#include "common/cluster_config.h"
+#include "common/curve.h"
 #include "common/fs.h"
 #include "common/process.h"
 #include "common/signal_fd.h"
@@ -54,6 +56,9 @@ class RealStarter final : public ProcessStarter {
  public:
   RealStarter(Context& ctx, const UpOptions& o) : ctx_(ctx), o_(o), dir_(ctx.dir()), bin_(SelfDir()) {}
 
+  // "curve": every service starts with --auth curve (keys in <data>/keys).
+  void SetAuth(std::string auth) { auth_ = std::move(auth); }
+
   void Adopt(const ServiceInfo& info) {
     adopted_[info.name] = info.pid;
     infos_[info.name] = info;
@@ -66,7 +71,12 @@ class RealStarter final : public ProcessStarter {
       return Addr(o_, offset);
     };
     std::vector<std::string> args;
-    if (name == kStorage) {
+    // With a cluster config a service's first start takes its addresses
+    // from the config (its --config); a restart keeps the ones it bound.
+    const bool from_config = !o_.config.empty() && !o_.ports_given && infos_.count(name) == 0;
+    if (from_config && name != kCoordinator) {
+      args = {"--config", o_.config};
+    } else if (name == kStorage) {
       args = {"--bind", ep(kStorage, "api", 1)};
     } else if (name == kMonitor) {
       // HTTP at base + 1000 (8600 for the default 7600); a restart keeps
@@ -83,8 +93,9 @@ class RealStarter final : public ProcessStarter {
       if (!infos_.count(kStorage) || !infos_.count(kMonitor)) {
         return Status::FailedPrecondition("the coordinator needs storage and monitor running first");
       }
-      args = {"--bind", ep(kCoordinator, "api", 0), "--storage", infos_[kStorage].endpoints.at("api"),
-              "--monitor", infos_[kMonitor].endpoints.at("ingest"), "--stop-grace", std::to_string(o_.stop_grace)};
+      args = {"--storage", infos_[kStorage].endpoints.at("api"), "--monitor", infos_[kMonitor].endpoints.at("ingest"),
+              "--stop-grace", std::to_string(o_.stop_grace)};
+      if (!from_config) args.insert(args.end(), {"--bind", ep(kCoordinator, "api", 0)});
       // With a cluster config its hosts give the slots, unless --slots was given.
       if (o_.config.empty() || o_.slots_given) args.insert(args.end(), {"--slots", std::to_string(o_.slots)});
       if (!o_.config.empty()) args.insert(args.end(), {"--config", o_.config});
@@ -93,6 +104,7 @@ class RealStarter final : public ProcessStarter {
     SpawnOptions so;
     so.argv = {bin_ + "/gantry-" + name, "--data-dir", dir_.root()};
     so.argv.insert(so.argv.end(), args.begin(), args.end());
+    if (auth_ == "curve") so.argv.insert(so.argv.end(), {"--auth", "curve"});
     so.stdout_path = dir_.Path("logs/" + name + ".out");
     so.new_session = true;  // its own group: outlives a detached supervisor, one signal reaches all of it
     GANTRY_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Spawn(so));
@@ -168,6 +180,7 @@ class RealStarter final : public ProcessStarter {
   std::map<std::string, ChildProcess> children_;
   std::map<std::string, pid_t> adopted_;
   std::map<std::string, ServiceInfo> infos_;
+  std::string auth_ = "none";
 };
 
 json StateJson(const Supervisor& sup, const Clock& clock, bool foreground) {
@@ -198,6 +211,21 @@ int Supervise(Context& ctx, const UpOptions& o, bool foreground) {
   if (Status s = dir.Ensure(); !s.ok()) return Fail(s);
   SystemClock clock;
   RealStarter starter(ctx, o);
+  if (!o.config.empty()) {
+    auto config = ClusterConfig::Load(o.config);
+    if (!config.ok()) return Fail(config.status());
+    if (config->auth == "curve") {
+      // The keys, once: the services and this supervisor's pings use them.
+      const std::string keys = dir.Path(kKeysDirName);
+      if (Status s = EnsureClusterKeys(keys); !s.ok()) return Fail(s);
+      auto client = LoadClientCurve(keys);
+      if (!client.ok()) return Fail(client.status());
+      SetProcessCurve(*client);
+      starter.SetAuth("curve");
+      std::cout << "auth: curve (ZeroMQ CURVE; keys in " << keys << ", clients authorised by " << keys << "/"
+                << kAuthorizedKeysFile << ")" << std::endl;
+    }
+  }
   const std::vector<std::string> order = {kStorage, kMonitor, kCoordinator};
   Supervisor sup(clock, starter, SupervisorPolicy{}, order);
   std::vector<std::string> already;

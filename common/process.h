@@ -39,6 +39,10 @@ struct ExitInfo {
   // exit_code and signal.
   std::string failure_class;
   std::string detail;
+  // "node_lost": the hosts (as the cluster config names them) whose loss
+  // ended the attempt, when the launcher can tell; the scheduler keeps the
+  // job's next attempts off them.
+  std::vector<std::string> lost_hosts;
   bool ok() const { return signal == 0 && exit_code == 0 && failure_class.empty(); }
   std::string ToString() const;
 };

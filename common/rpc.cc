@@ -3,10 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <random>
 #include <vector>
 
+#include "common/curve.h"
 #include "common/ids.h"
 
 namespace gantry {
@@ -26,6 +28,10 @@ Status RpcServer::Bind() {
   if (addr.size() > 2 && addr.compare(addr.size() - 2, 2, ":0") == 0) {
     addr.replace(addr.size() - 1, 1, "*");
   }
+  // CURVE when the process runs with it (common/curve.h); never reachable
+  // from other hosts without it.
+  GANTRY_RETURN_IF_ERROR(CheckBindAllowed(addr, ProcessCurveEnabled(), "API address"));
+  GANTRY_RETURN_IF_ERROR(MakeCurveServer(socket_));
   try {
     socket_.bind(addr);
     endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
@@ -163,6 +169,8 @@ struct RpcClient::Link {
     dealer.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(3 * live.heartbeat_timeout.count()));
     dealer.set(zmq::sockopt::handshake_ivl, static_cast<int>(live.connect_timeout.count()));
     monitor.set(zmq::sockopt::linger, 0);
+    curve = ProcessCurve();
+    MakeCurveClient(dealer, curve);
   }
   ~Link() {
     if (monitoring) (void)zmq_socket_monitor(dealer.handle(), nullptr, 0);
@@ -175,12 +183,19 @@ struct RpcClient::Link {
   bool monitoring = false;
   bool up = false;          // handshake done, no disconnect since
   int refused = 0;          // connect attempts that failed since the last up
+  CurveSettings curve;      // what the dealer authenticates with
+  // A handshake the service refused (wrong mechanism, key not authorised):
+  // the call fails at once with this explanation, it will not get better.
+  std::string refusal;
+  std::string handshake_failure;  // a handshake that failed without detail
+  int handshake_failures = 0;     // such failures since the last success
 };
 
 namespace {
 
 constexpr int kMonitorEvents = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
-                               ZMQ_EVENT_CLOSED;
+                               ZMQ_EVENT_CLOSED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
 
 std::string Ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
@@ -231,10 +246,31 @@ void RpcClient::PollMonitor(std::chrono::milliseconds wait) {
     if (event.size() < sizeof(uint16_t)) continue;
     uint16_t id = 0;
     std::memcpy(&id, event.data(), sizeof id);
+    uint32_t value = 0;
+    if (event.size() >= sizeof id + sizeof value) {
+      std::memcpy(&value, static_cast<const char*>(event.data()) + sizeof id, sizeof value);
+    }
     switch (id) {
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        l.up = false;
+        l.refusal = DescribeHandshakeFailure(endpoint_, id, value, l.curve.enabled);
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        // The peer closed mid-handshake. Once could be a service dying; twice
+        // in a row is a peer refusing us (a CURVE service closes on a plain
+        // client before the client reads why, or on a wrong server key). A
+        // handshake that timed out (a frozen service) is no refusal.
+        l.up = false;
+        if (static_cast<int>(value) == ETIMEDOUT || static_cast<int>(value) == EAGAIN) break;
+        l.handshake_failure = DescribeHandshakeFailure(endpoint_, id, value, l.curve.enabled);
+        if (++l.handshake_failures >= 2) l.refusal = l.handshake_failure;
+        break;
       case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         l.up = true;
         l.refused = 0;
+        l.handshake_failure.clear();
+        l.handshake_failures = 0;
         break;
       case ZMQ_EVENT_DISCONNECTED:
       case ZMQ_EVENT_CLOSED:
@@ -299,11 +335,22 @@ Result<json> RpcClient::Attempt(const std::string& type, const json& body, std::
     //    last call; ZeroMQ redials by itself).
     PollMonitor(std::chrono::milliseconds(0));
     while (!link_->up) {
+      if (!link_->refusal.empty()) {
+        // Authentication: retrying cannot help, and no retry may send it.
+        std::string why = std::move(link_->refusal);
+        link_.reset();
+        *outcome = Outcome::kReply;
+        return Status::FailedPrecondition(why);
+      }
       const auto wait = left(connect_deadline);
       if (wait.count() == 0) {
         const bool refused = link_->refused > 0;
+        const std::string handshake = link_->handshake_failure;
         link_.reset();
         *outcome = Outcome::kNotUp;
+        if (!handshake.empty()) {
+          return Status::Unavailable("cannot reach " + endpoint_ + " for '" + type + "': " + handshake);
+        }
         return Status::Unavailable("cannot reach " + endpoint_ + " for '" + type + "': " +
                                    (refused ? "connection refused" : "no connection") +
                                    " (is the service running?)");

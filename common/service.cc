@@ -3,14 +3,19 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include "common/curve.h"
+#include "common/fs.h"
+
 namespace gantry {
 
 Status RunService(RpcServer& server, SignalFd& signals, const DataDir& dir, const ServiceInfo& given) {
   ServiceInfo info = given;
   info.max_message_bytes = server.max_message_bytes();
-  server.Handle("ping", [&info](const Request&) -> Result<json> {
+  // "curve" tells clients on this host to use <data>/keys (common/curve.h).
+  const std::string auth = ProcessCurveEnabled() ? "curve" : "none";
+  server.Handle("ping", [&info, auth](const Request&) -> Result<json> {
     return json{{"service", info.name}, {"pid", ::getpid()}, {"version", kVersion},
-                {"endpoints", info.endpoints}, {"max_message_bytes", info.max_message_bytes}};
+                {"endpoints", info.endpoints}, {"max_message_bytes", info.max_message_bytes}, {"auth", auth}};
   });
   server.Handle("shutdown", [&server](const Request&) -> Result<json> {
     spdlog::info("shutdown requested");
@@ -24,7 +29,9 @@ Status RunService(RpcServer& server, SignalFd& signals, const DataDir& dir, cons
       server.Stop();
     }
   });
-  GANTRY_RETURN_IF_ERROR(dir.WriteServiceInfo(info));
+  json run = info.ToJson();
+  run["auth"] = auth;
+  GANTRY_RETURN_IF_ERROR(WriteFileAtomic(dir.RunFile(info.name), run.dump(2) + "\n"));
   spdlog::info("{} serving (pid {}), data dir {}", info.name, ::getpid(), dir.root());
   for (const auto& [k, v] : info.endpoints) spdlog::info("  {}: {}", k, v);
   Status s = server.Serve();

@@ -54,7 +54,8 @@ Coordinator::Coordinator(CoordinatorOptions options, DataDir dir, JobStore store
       events_(events),
       retention_(retention),
       clock_(clock),
-      slots_(HostsOf(options_)) {}
+      slots_(HostsOf(options_)),
+      exclusions_(options_.host_exclusion, clock_) {}
 
 Coordinator::~Coordinator() {
   // Running attempts die with their Launch objects; Shutdown() is the clean path.
@@ -285,42 +286,6 @@ Result<JobView> Coordinator::Describe(const std::string& job_id) {
   return view;
 }
 
-Result<LogChunk> Coordinator::ReadLog(const std::string& job_id, int attempt, int rank, bool launcher,
-                                      int64_t offset, int64_t max_bytes) {
-  GANTRY_ASSIGN_OR_RETURN(Job job, Find(job_id));
-  if (job.attempt == 0) {
-    return Status::NotFound("job " + job_id + " has not started yet (" + std::string(JobStateName(job.state)) +
-                            ": " + job.reason + ")");
-  }
-  if (attempt <= 0) attempt = job.attempt;
-  if (attempt > job.attempt) {
-    return Status::NotFound("job " + job_id + " has " + std::to_string(job.attempt) + " attempt(s), not " +
-                            std::to_string(attempt));
-  }
-  if (rank < 0 || rank >= job.spec.resources.workers) {
-    return Status::InvalidArgument("rank must be 0.." + std::to_string(job.spec.resources.workers - 1));
-  }
-  LogChunk chunk;
-  chunk.attempt = attempt;
-  chunk.rank = rank;
-  chunk.path = dir_.AttemptDir(job_id, attempt) + "/" +
-               (launcher ? std::string("launcher.log") : "rank-" + std::to_string(rank) + ".log");
-  FILE* f = std::fopen(chunk.path.c_str(), "rb");
-  if (!f) return Status::NotFound("no log yet at " + chunk.path);
-  std::fseek(f, 0, SEEK_END);
-  int64_t size = std::ftell(f);
-  offset = std::clamp<int64_t>(offset, 0, size);
-  int64_t n = std::min(max_bytes, size - offset);
-  chunk.data.resize(static_cast<size_t>(n));
-  std::fseek(f, offset, SEEK_SET);
-  size_t got = std::fread(chunk.data.data(), 1, chunk.data.size(), f);
-  std::fclose(f);
-  chunk.data.resize(got);
-  chunk.next_offset = offset + static_cast<int64_t>(got);
-  chunk.eof = chunk.next_offset >= size;
-  return chunk;
-}
-
 Result<JobListing> Coordinator::ListJobs(bool active_only, int limit) {
   GANTRY_ASSIGN_OR_RETURN(auto jobs, store_.List(active_only, limit));
   JobListing out;
@@ -396,6 +361,7 @@ void Coordinator::Reap() {
       active_.erase(id);
       preempt_asked_.erase(id);
       preempted_at_.erase(id);
+      exclusions_.Forget(id);
     }
   }
 }
@@ -488,6 +454,7 @@ Status Coordinator::Settle(Job& current, Running& run, const ExitInfo& exit) {
     } else {
       a.failure_class = !exit.failure_class.empty() ? exit.failure_class : exit.signal ? "signal" : "exit_code";
       a.message = "attempt " + std::to_string(a.number) + " failed: " + exit.ToString();
+      a.message += exclusions_.Exclude(job.id, exit.lost_hosts, a.number, a.failure_class);  // "" if none lost
       if (exit.signal == SIGKILL && exit.failure_class.empty()) a.message += " (killed from outside: out of memory?)";
     }
     if (job.restarts < job.spec.restart.max_restarts) {
@@ -554,7 +521,8 @@ void Coordinator::Schedule() {
     const int need = job->spec.SlotsNeeded();
     const int free = slots_.Free(pool);
     const double runtime = job->spec.max_runtime > 0 ? job->spec.max_runtime : kNever;
-    std::optional<Placement> placement = slots_.Place(job->spec);
+    const std::set<std::string> excluded = exclusions_.Of(job->id);  // hosts it lost (host_exclusions.h)
+    std::optional<Placement> placement = slots_.Place(job->spec, excluded);
     std::string reason;
     double start = kNever;
     if (plan.head == nullptr) {
@@ -566,7 +534,8 @@ void Coordinator::Schedule() {
       }
       reason = "waiting for " + SlotCount(std::max(1, need - free), pool) + ": needs " + std::to_string(need) +
                ", " + std::to_string(free) + " of " + std::to_string(slots_.Total(pool)) + " free";
-      if (options_.scheduler.preemption) {
+      // Pool-wide victims could free slots only on hosts it may not use.
+      if (options_.scheduler.preemption && excluded.empty()) {
         if (std::string victims = Preempt(*job, job->spec, free); !victims.empty()) reason = victims;
       }
       plan.head = job;
@@ -606,6 +575,7 @@ void Coordinator::Schedule() {
     }
     if (start != kNever) plan.planned.Add({need, start, start + runtime});
     job->estimated_start = start == kNever ? 0 : wall + start;
+    if (!placement && !excluded.empty()) reason = exclusions_.WaitReason(job->id, excluded, slots_, job->spec);
     SetReason(*job, reason);
   }
 }

@@ -13,7 +13,8 @@
 //   4. schedule (scheduler.h for the arithmetic): walk QUEUED, PREEMPTED
 //      (and due RESTARTING) jobs by priority, then submit order, and start
 //      each whose whole gang fits in the free slots of its pool (cpu jobs on
-//      CPU slots, cuda jobs on GPUs, one set of devices per rank). The first
+//      CPU slots, cuda jobs on GPUs, one set of devices per rank; never on a
+//      host the job lost in an earlier attempt, host_exclusions.h). The first
 //      job of a pool that does not fit is that pool's head: it gets a
 //      reservation (the earliest time its slots are surely free, from the
 //      running attempts' start + max_runtime), may preempt lower-priority
@@ -48,6 +49,7 @@
 #include "common/data_dir.h"
 #include "common/exit_codes.h"
 #include "coordinator/events.h"
+#include "coordinator/host_exclusions.h"
 #include "coordinator/job_store.h"
 #include "coordinator/launcher.h"
 #include "coordinator/retention.h"
@@ -120,6 +122,10 @@ struct CoordinatorOptions {
   // Time between SIGTERM and SIGKILL when a job is cancelled or the
   // coordinator stops. Longer lets workers checkpoint; shorter frees slots.
   std::chrono::milliseconds stop_grace{10000};
+  // How long a host whose loss ended an attempt (failure class node_lost)
+  // stays off that job's next attempts (host_exclusions.h). Longer keeps a
+  // flapping host away; shorter lets a gang that needs it start sooner.
+  std::chrono::seconds host_exclusion{600};
 };
 
 class Coordinator {
@@ -232,6 +238,7 @@ class Coordinator {
   // last asked for victims, and when a job was last preempted.
   std::map<std::string, std::chrono::steady_clock::time_point> preempt_asked_;
   std::map<std::string, std::chrono::steady_clock::time_point> preempted_at_;
+  HostExclusions exclusions_;  // hosts lost by a job's attempts, kept off its next ones
 };
 
 }  // namespace gantry::coordinator

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/curve.h"
 #include "common/ingest_wire.h"
 
 namespace gantry::coordinator {
@@ -14,6 +15,7 @@ MonitorEventSink::MonitorEventSink(zmq::context_t& ctx, const std::string& endpo
     auto s = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
     s->set(zmq::sockopt::linger, 1000);
     s->set(zmq::sockopt::sndhwm, 10000);
+    MakeCurveClient(*s);
     s->connect(endpoint);
     socket_ = std::move(s);
   } catch (const zmq::error_t& e) {

@@ -2,15 +2,18 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <thread>
 
 #include "common/cluster_config.h"
+#include "common/curve.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "common/service.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/deployment_service.h"
 #include "coordinator/deployments.h"
+#include "coordinator/hosts_launcher.h"
 #include "coordinator/retrain/schedule_service.h"
 #include "coordinator/service.h"
 #include "coordinator/slurm_launcher.h"
@@ -30,7 +33,7 @@ int Run(int argc, char** argv) {
   std::vector<std::string> mpirun_args;
   int slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   double stop_grace = 10;
-  app.add_option("--data-dir", data_dir, "Data directory")->required();
+  app.add_option("--data-dir", data_dir, "Data directory (default: the --config's data_dir)");
   app.add_option("--bind", bind, "API address (port 0 = any free port)");
   app.add_option("--slots", slots, "Slots on this machine (default: cores)")->check(CLI::PositiveNumber);
   app.add_option("--storage", storage, "Storage API endpoint handed to workers");
@@ -41,9 +44,17 @@ int Run(int argc, char** argv) {
   app.add_option("--serve-bin", serve_bin, "gantry-serve executable for deployments (default: next to this binary)");
   app.add_option("--stop-grace", stop_grace, "Seconds between SIGTERM and SIGKILL for stopped jobs");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  std::string auth, keys_dir;
+  app.add_option("--auth", auth,
+                 "none (loopback only) or curve (ZeroMQ CURVE; clients need an authorised key); default: the "
+                 "config's auth, else none")
+      ->check(CLI::IsMember({"none", "curve"}));
+  app.add_option("--keys", keys_dir, "CURVE keys directory (default: <data>/keys, created when missing)");
   std::string config_path;
   app.add_option("--config", config_path,
-                 "Cluster config (configs/cluster.yaml): the hosts' CPU and GPU slots and the scheduler policy");
+                 "Cluster config (configs/cluster.yaml): the hosts' CPU and GPU slots, the launcher, the scheduler "
+                 "policy, and unless given here data_dir, coordinator.bind, auth and the storage and monitor "
+                 "endpoints (storage.bind, monitor.ingest)");
   CLI11_PARSE(app, argc, argv);
 
   // The slots: the config's hosts, else this host (--slots CPU slots and
@@ -64,16 +75,29 @@ int Run(int argc, char** argv) {
     cluster->hosts[0].cpus = slots;
   }
   if (!config_path.empty() && app.count("--stop-grace") == 0) stop_grace = cluster->stop_grace_seconds;
-  if (cluster->launcher.kind == "hosts") {
-    fprintf(stderr, "gantry-coordinator: %s: launcher.kind hosts (mpirun across machines) is not built yet; use "
-                    "local or slurm\n", config_path.c_str());
-    return 1;
+  if (!config_path.empty()) {
+    if (data_dir.empty()) data_dir = cluster->data_dir;
+    if (app.count("--bind") == 0) bind = cluster->coordinator_bind;
+    if (app.count("--storage") == 0) storage = cluster->storage_bind;
+    if (app.count("--monitor") == 0) monitor = cluster->monitor_ingest;
+  }
+  if (data_dir.empty()) {
+    fprintf(stderr, "gantry-coordinator: --data-dir is required (or data_dir in the --config file)\n");
+    return 2;
   }
 
   DataDir dir(data_dir);
   if (Status s = dir.Ensure(); !s.ok()) {
     fprintf(stderr, "gantry-coordinator: %s\n", s.ToString().c_str());
     return 1;
+  }
+  if (auth.empty()) auth = cluster->auth;
+  if (auth == "curve") {
+    // Workers and gantry-serve (children, and mpirun ranks through -x) find
+    // the client keys here (common/curve.h); set before any thread starts.
+    ::setenv(kKeysEnv, (keys_dir.empty() ? dir.Path(kKeysDirName) : keys_dir).c_str(), 1);
+  } else {
+    ::unsetenv(kKeysEnv);  // this cluster's workers must not try CURVE
   }
   InitLogging("coordinator", dir.LogFile(kCoordinator), log_level);
   if (worker_bin.empty()) worker_bin = SelfDir() + "/gantry-worker";
@@ -90,6 +114,12 @@ int Run(int argc, char** argv) {
     return 1;
   }
   zmq::context_t ctx;
+  // Before any socket: CURVE settings and the ZAP handler (common/curve.h).
+  auto zap = SetUpServiceCurve(ctx, auth, keys_dir, dir.root());
+  if (!zap.ok()) {
+    spdlog::critical("{}", zap.status().ToString());
+    return 1;
+  }
   // Bound first: workers are told this address for their heartbeats.
   RpcServer server(ctx, {bind});
   if (Status s = server.Bind(); !s.ok()) {
@@ -112,6 +142,34 @@ int Run(int argc, char** argv) {
     job_launcher = slurm.get();
     spdlog::info("launcher: slurm (partition {}, account {})", so.partition.empty() ? "default" : so.partition,
                  so.account.empty() ? "default" : so.account);
+  }
+  std::unique_ptr<coordinator::HostsMpiLauncher> hosts_launcher;
+  if (cluster->launcher.kind == "hosts") {
+    coordinator::HostsOptions ho;
+    ho.mpirun = mpirun;
+    ho.worker_binary = worker_bin;
+    ho.rsh_agent = cluster->launcher.rsh_agent;
+    ho.extra_args = cluster->launcher.mpirun_args;
+    ho.extra_args.insert(ho.extra_args.end(), mpirun_args.begin(), mpirun_args.end());
+    // The ranks' client keys (set above with auth: curve): mpirun passes
+    // them on to every host, where the same path must hold them.
+    if (const char* keys = std::getenv(kKeysEnv); keys && *keys) ho.keys_dir = keys;
+    // Fail now, not at the first job, when remote ranks could not reach us.
+    coordinator::LaunchRequest probe;
+    probe.storage_endpoint = storage;
+    probe.monitor_endpoint = monitor;
+    probe.coordinator_endpoint = server.endpoint();
+    for (const auto& h : cluster->hosts) probe.hosts.push_back(h.name);
+    if (Status s = coordinator::CheckRemoteEndpoints(probe); !s.ok()) {
+      spdlog::critical("{}", s.ToString());
+      fprintf(stderr, "gantry-coordinator: %s\n", s.ToString().c_str());
+      return 1;
+    }
+    hosts_launcher = std::make_unique<coordinator::HostsMpiLauncher>(ho);
+    job_launcher = hosts_launcher.get();
+    std::string names;
+    for (const auto& h : cluster->hosts) names += (names.empty() ? "" : ", ") + h.name;
+    spdlog::info("launcher: hosts ({}; rsh agent {})", names, ho.rsh_agent.empty() ? "ssh" : ho.rsh_agent);
   }
   coordinator::MonitorEventSink events(ctx, monitor);
   coordinator::StorageRetention retention(ctx, storage);

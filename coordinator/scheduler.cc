@@ -70,7 +70,8 @@ int SlotMap::HostIndex(const std::string& name) const {
 }
 
 std::optional<Placement> SlotMap::PlaceOn(const JobSpec& spec, const std::vector<int>& cpus_used,
-                                          const std::vector<std::set<int>>& gpus_used) const {
+                                          const std::vector<std::set<int>>& gpus_used,
+                                          const std::set<std::string>& excluded) const {
   Placement p;
   p.pool = PoolOf(spec);
   p.slots_per_rank = spec.resources.slots_per_worker;
@@ -78,6 +79,7 @@ std::optional<Placement> SlotMap::PlaceOn(const JobSpec& spec, const std::vector
   int left = spec.resources.workers;
   for (size_t i = 0; i < hosts_.size() && left > 0; ++i) {
     const HostConfig& h = hosts_[i];
+    if (excluded.count(h.name)) continue;
     if (p.pool == Pool::kCpu) {
       int fit = std::min(left, std::max(0, h.cpus - cpus_used[i]) / per);
       for (int r = 0; r < fit; ++r) p.ranks.push_back({h.name, {}});
@@ -100,10 +102,21 @@ std::optional<Placement> SlotMap::PlaceOn(const JobSpec& spec, const std::vector
   return p;
 }
 
-std::optional<Placement> SlotMap::Place(const JobSpec& spec) const { return PlaceOn(spec, cpus_used_, gpus_used_); }
+std::optional<Placement> SlotMap::Place(const JobSpec& spec, const std::set<std::string>& excluded) const {
+  return PlaceOn(spec, cpus_used_, gpus_used_, excluded);
+}
 
-bool SlotMap::CouldEverFit(const JobSpec& spec) const {
-  return PlaceOn(spec, std::vector<int>(hosts_.size(), 0), std::vector<std::set<int>>(hosts_.size())).has_value();
+bool SlotMap::CouldEverFit(const JobSpec& spec, const std::set<std::string>& excluded) const {
+  return PlaceOn(spec, std::vector<int>(hosts_.size(), 0), std::vector<std::set<int>>(hosts_.size()), excluded)
+      .has_value();
+}
+
+int SlotMap::TotalExcept(Pool p, const std::set<std::string>& excluded) const {
+  int n = 0;
+  for (const auto& h : hosts_) {
+    if (!excluded.count(h.name)) n += p == Pool::kGpu ? static_cast<int>(h.gpus.size()) : h.cpus;
+  }
+  return n;
 }
 
 void SlotMap::Take(const Placement& p) {

@@ -74,9 +74,12 @@ class SlotMap {
 
   // A placement of the whole gang on the free slots, or nullopt if it does
   // not fit now. Packs ranks onto as few hosts as it can (first fit).
-  std::optional<Placement> Place(const JobSpec& spec) const;
-  // Whether the gang could ever fit (on an empty cluster).
-  bool CouldEverFit(const JobSpec& spec) const;
+  // Hosts named in `excluded` get no rank (a job's hosts lost earlier).
+  std::optional<Placement> Place(const JobSpec& spec, const std::set<std::string>& excluded = {}) const;
+  // Whether the gang could ever fit (on an empty cluster, without `excluded`).
+  bool CouldEverFit(const JobSpec& spec, const std::set<std::string>& excluded = {}) const;
+  // Slots of pool `p` on the hosts not in `excluded` (free or not).
+  int TotalExcept(Pool p, const std::set<std::string>& excluded) const;
   // Marks a placement's slots used / free. Take tolerates a placement that
   // no longer matches the hosts (a re-adopted attempt after a config
   // change): unknown hosts are ignored.
@@ -85,7 +88,8 @@ class SlotMap {
 
  private:
   std::optional<Placement> PlaceOn(const JobSpec& spec, const std::vector<int>& cpus_used,
-                                   const std::vector<std::set<int>>& gpus_used) const;
+                                   const std::vector<std::set<int>>& gpus_used,
+                                   const std::set<std::string>& excluded) const;
   int HostIndex(const std::string& name) const;
 
   std::vector<HostConfig> hosts_;

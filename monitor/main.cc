@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <zmq.hpp>
 
+#include "common/cluster_config.h"
+#include "common/curve.h"
 #include "common/data_dir.h"
 #include "common/log.h"
 #include "common/service.h"
@@ -69,13 +71,21 @@ int main(int argc, char** argv) {
   std::string alerts_file;
   std::string coordinator;
   std::string log_level = "info";
+  std::string auth = "none", keys_dir;
   gantry::monitor::DriftWatchOptions drift_watch;
   gantry::monitor::ServingDriftOptions serving_drift;
-  app.add_option("--data-dir", data_dir, "data directory")->required();
+  std::string config_path;
+  app.add_option("--data-dir", data_dir, "data directory (default: the --config's data_dir)");
+  app.add_option("--config", config_path,
+                 "Cluster config (configs/cluster.yaml): data_dir, monitor.{ingest,feed,api,http} and auth, unless "
+                 "given here");
   app.add_option("--ingest", options.ingest_bind, "PULL endpoint for metrics (port 0 or * picks a free port)");
   app.add_option("--feed", options.feed_bind, "PUB endpoint of the live feed");
   app.add_option("--api", api_bind, "request/reply API endpoint");
   app.add_option("--http", http_bind, "HTTP address HOST:PORT (port 0 picks a free one)");
+  app.add_option("--auth", auth, "none (loopback only) or curve (ZeroMQ CURVE; clients need an authorised key)")
+      ->check(CLI::IsMember({"none", "curve"}));
+  app.add_option("--keys", keys_dir, "CURVE keys directory (default: <data>/keys, created when missing)");
   app.add_option("--alerts", alerts_file,
                  "cluster alert rules (default: <data>/alerts.yaml if present, else the built-in configs/alerts.yaml)");
   app.add_option("--coordinator", coordinator,
@@ -91,6 +101,20 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
+  if (!config_path.empty()) {
+    auto cluster = gantry::ClusterConfig::Load(config_path);
+    if (!cluster.ok()) return Fail(cluster.status());
+    if (data_dir.empty()) data_dir = cluster->data_dir;
+    if (app.count("--ingest") == 0) options.ingest_bind = cluster->monitor_ingest;
+    if (app.count("--feed") == 0) options.feed_bind = cluster->monitor_feed;
+    if (app.count("--api") == 0) api_bind = cluster->monitor_api;
+    if (app.count("--http") == 0) http_bind = cluster->monitor_http;
+    if (app.count("--auth") == 0) auth = cluster->auth;
+  }
+  if (data_dir.empty()) {
+    std::fprintf(stderr, "gantry-monitor: --data-dir is required (or data_dir in the --config file)\n");
+    return 2;
+  }
 
   gantry::DataDir dir(data_dir);
   gantry::InitLogging(gantry::kMonitor, dir.LogFile(gantry::kMonitor), log_level);
@@ -98,6 +122,9 @@ int main(int argc, char** argv) {
 
   gantry::http::HttpServerOptions http_options;
   if (auto s = ParseHttpBind(http_bind, http_options); !s.ok()) return Fail(s);
+  // Like the ZeroMQ sockets: reachable from other hosts only in a cluster
+  // that authenticates (its mutating routes need the bearer token).
+  if (auto s = gantry::CheckBindAllowed(http_bind, auth == "curve", "--http"); !s.ok()) return Fail(s);
   auto token = gantry::http::LoadOrCreateToken(dir.Path(gantry::http::kTokenFileName));
   if (!token.ok()) return Fail(token.status());
   http_options.token = *token;
@@ -115,6 +142,9 @@ int main(int argc, char** argv) {
 
   gantry::SystemClock clock;
   zmq::context_t ctx(1);
+  // Before any socket: CURVE settings and the ZAP handler (common/curve.h).
+  auto zap = gantry::SetUpServiceCurve(ctx, auth, keys_dir, dir.root());
+  if (!zap.ok()) return Fail(zap.status());
   gantry::monitor::MonitorService monitor(ctx, std::move(store).value(), clock, options);
 
   // Alerts: transitions go to the store, the webhook, the feed, SSE and (cancel) the coordinator.

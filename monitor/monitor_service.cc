@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/curve.h"
 #include "common/ingest_wire.h"
 #include "monitor/monitor_api.h"
 
@@ -11,6 +12,9 @@ namespace {
 // ":0" means "any free port" as for RpcServer; ZeroMQ spells it ":*".
 Result<std::string> BindSocket(zmq::socket_t& socket, std::string addr, const char* what) {
   if (addr.size() > 2 && addr.compare(addr.size() - 2, 2, ":0") == 0) addr.back() = '*';
+  // CURVE when the process runs with it; never beyond loopback without it.
+  GANTRY_RETURN_IF_ERROR(CheckBindAllowed(addr, ProcessCurveEnabled(), what));
+  GANTRY_RETURN_IF_ERROR(MakeCurveServer(socket));
   try {
     socket.bind(addr);
     return socket.get(zmq::sockopt::last_endpoint);

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <zmq.hpp>
 
+#include "common/curve.h"
 #include "common/data_dir.h"
 #include "common/fs.h"
 #include "common/http/server.h"
@@ -135,6 +136,10 @@ int main(int argc, char** argv) {
   app.add_option("--http-threads", threads, "HTTP threads (a request holds one while it waits for its batch)")
       ->check(CLI::Range(1, 1024));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  std::string keys;
+  app.add_option("--keys", keys,
+                 "CURVE keys directory (server.pub, client.key) of a cluster with auth: curve (default: "
+                 "$GANTRY_KEYS, else <data-dir>/keys when storage's run file says auth: curve)");
   CLI11_PARSE(app, argc, argv);
 
   std::vector<ModelArg> wanted;
@@ -160,6 +165,11 @@ int main(int argc, char** argv) {
     spdlog::info("int8: quantized engine {}", *engine);
   }
 
+  // Before any socket: the cluster's client keys (common/curve.h).
+  const std::string storage_auth = data_dir.empty() ? "none" : RunFileAuth(DataDir(data_dir).RunFile(kStorage));
+  if (auto s = SetUpClientCurve(keys, data_dir.empty() ? "" : DataDir(data_dir).root(), storage_auth); !s.ok()) {
+    return Fail(s);
+  }
   zmq::context_t ctx(1);
   RegistryClient main_client(ctx, storage);
   auto feed = main_client.FeedEndpoint();

@@ -5,6 +5,8 @@
 #include <random>
 #include <zmq.hpp>
 
+#include "common/curve.h"
+
 namespace gantry::serving {
 namespace {
 
@@ -29,6 +31,7 @@ class ZmqFrameSender final : public FrameSender {
     socket_.set(zmq::sockopt::immediate, 1);
     socket_.set(zmq::sockopt::sndhwm, 64);
     socket_.set(zmq::sockopt::linger, 0);
+    MakeCurveClient(socket_);
     socket_.connect(endpoint);
   }
   bool TrySend(const std::string& frame) override {

@@ -18,6 +18,7 @@
 #include <torch/torch.h>
 #include <zmq.hpp>
 
+#include "common/curve.h"
 #include "common/log.h"
 #include "data/idx_reader.h"
 #include "serving/int8_linear.h"
@@ -60,8 +61,11 @@ int main(int argc, char** argv) {
   app.add_option("--test-images", images, "IDX test images (accuracy of both versions)");
   app.add_option("--test-labels", labels, "IDX test labels");
   app.add_flag("--json", as_json, "one JSON line");
+  std::string keys;
+  app.add_option("--keys", keys, "CURVE keys directory (server.pub, client.key; default: $GANTRY_KEYS)");
   CLI11_PARSE(app, argc, argv);
   InitLogging("gantry-optimize", "", "warn");
+  if (auto s = SetUpClientCurve(keys); !s.ok()) return Fail(s);
 
   const auto at = target.find('@');
   const std::string model = target.substr(0, at);

@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "common/curve.h"
 #include "common/log.h"
 #include "common/msgpack.h"
 #include "common/protocol.h"
@@ -33,6 +34,7 @@ Reloader::~Reloader() { Stop(); }
 Status Reloader::Subscribe(const std::vector<std::string>& registry_models) {
   try {
     for (const auto& m : registry_models) sub_.set(zmq::sockopt::subscribe, "registry/" + m);
+    MakeCurveClient(sub_);
     sub_.connect(feed_endpoint_);
   } catch (const zmq::error_t& e) {
     return Status::Unavailable("registry feed " + feed_endpoint_ + ": " + e.what());

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <zmq.hpp>
 
+#include "common/cluster_config.h"
+#include "common/curve.h"
 #include "common/data_dir.h"
 #include "common/log.h"
 #include "common/service.h"
@@ -36,16 +38,34 @@ int main(int argc, char** argv) {
   int64_t max_message_mb = gantry::storage::kDefaultMaxMessageMb;
   std::string log_level = "info";
   std::string feed_bind;
-  app.add_option("--data-dir", data_dir, "data directory")->required();
+  std::string auth = "none", keys_dir;
+  std::string config_path;
+  app.add_option("--data-dir", data_dir, "data directory (default: the --config's data_dir)");
+  app.add_option("--config", config_path,
+                 "Cluster config (configs/cluster.yaml): data_dir, storage.bind and auth, unless given here");
   app.add_option("--bind", bind, "API endpoint (port 0 or * picks a free port)");
   app.add_option("--feed", feed_bind,
                  "PUB endpoint of the registry feed (default: --bind's host, a free port; "
                  "announced in ping and run/storage.json)");
+  app.add_option("--auth", auth, "none (loopback only) or curve (ZeroMQ CURVE; clients need an authorised key)")
+      ->check(CLI::IsMember({"none", "curve"}));
+  app.add_option("--keys", keys_dir, "CURVE keys directory (default: <data>/keys, created when missing)");
   app.add_option("--max-message-mb", max_message_mb, "largest request accepted, MiB")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
+  if (!config_path.empty()) {
+    auto cluster = gantry::ClusterConfig::Load(config_path);
+    if (!cluster.ok()) return Fail(cluster.status());
+    if (data_dir.empty()) data_dir = cluster->data_dir;
+    if (app.count("--bind") == 0) bind = cluster->storage_bind;
+    if (app.count("--auth") == 0) auth = cluster->auth;
+  }
+  if (data_dir.empty()) {
+    std::fprintf(stderr, "gantry-storage: --data-dir is required (or data_dir in the --config file)\n");
+    return 2;
+  }
 
   gantry::DataDir dir(data_dir);
   gantry::InitLogging(gantry::kStorage, dir.LogFile(gantry::kStorage), log_level);
@@ -56,6 +76,9 @@ int main(int argc, char** argv) {
   if (!registry.ok()) return Fail(registry.status());
 
   zmq::context_t ctx(1);
+  // Before any socket: CURVE settings and the ZAP handler (common/curve.h).
+  auto zap = gantry::SetUpServiceCurve(ctx, auth, keys_dir, dir.root());
+  if (!zap.ok()) return Fail(zap.status());
   gantry::RpcServerOptions options;
   options.bind = bind;
   options.max_message_bytes = max_message_mb << 20;

@@ -1,5 +1,6 @@
 #include "storage/registry_feed.h"
 
+#include "common/curve.h"
 #include "common/log.h"
 #include "common/msgpack.h"
 
@@ -13,6 +14,8 @@ Status RegistryFeed::Bind(const std::string& address) {
   std::string addr = address;
   // ":0" means "any free port" as for RpcServer; ZeroMQ spells it ":*".
   if (addr.size() > 2 && addr.compare(addr.size() - 2, 2, ":0") == 0) addr.back() = '*';
+  GANTRY_RETURN_IF_ERROR(CheckBindAllowed(addr, ProcessCurveEnabled(), "registry feed"));
+  GANTRY_RETURN_IF_ERROR(MakeCurveServer(pub_));
   try {
     pub_.bind(addr);
     endpoint_ = pub_.get(zmq::sockopt::last_endpoint);

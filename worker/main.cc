@@ -13,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "common/clock.h"
+#include "common/curve.h"
 #include "common/exit_codes.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -77,6 +78,9 @@ int Run(int argc, char** argv) {
 
   auto spec = LoadJobSpec(opt.spec_path);
   if (!spec.ok()) return Fail(spec.status(), "bad job spec");
+  // The cluster's client keys when it runs with CURVE: $GANTRY_KEYS, set by
+  // the coordinator (common/curve.h). Before any socket exists.
+  if (Status st = SetUpClientCurve(""); !st.ok()) return Fail(st, "CURVE keys ($GANTRY_KEYS)");
   torch::set_num_threads(spec->train.threads);
   LogBlas(spec->train.threads);
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "common/curve.h"
 #include "common/ingest_wire.h"
 
 namespace gantry::worker {
@@ -28,6 +29,7 @@ MetricsPublisher::MetricsPublisher(zmq::context_t& ctx, const std::string& endpo
     auto s = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
     s->set(zmq::sockopt::linger, static_cast<int>(kLinger.count()));
     s->set(zmq::sockopt::sndhwm, kSendHighWaterMark);
+    MakeCurveClient(*s);
     s->connect(endpoint);
     socket_ = std::move(s);
   } catch (const zmq::error_t& e) {

@@ -76,6 +76,17 @@ grep -q "\"job_id\": \"$A\"" <<<"$ck" || fail "checkpoint not linked to job $A"
 ls "$DATA"/checkpoints/e2e-mnist/v3 >/dev/null || fail "no version folder v3"
 ok "checkpoints v1..v3 of $A found in storage"
 
+# `gantry drift` runs gantry-drift (the only CLI program that loads
+# LibTorch) with the same arguments: the stored profile of v3 against 300
+# test images. Exit 0 (no drift) or 2 (drift); 1 would be an error.
+ldd "$BIN/gantry" | grep -q libtorch && fail "gantry links LibTorch (every command would pay its start-up)"
+gantry drift check e2e-mnist@v3 "$FMNIST/t10k-images-idx3-ubyte.gz,$FMNIST/t10k-labels-idx1-ubyte.gz" \
+  --sample 300 --json >"$DATA/drift.json"
+rc=$?
+[ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || fail "gantry drift check exited $rc: $(cat "$DATA/drift.json")"
+grep -q '"features"' "$DATA/drift.json" || fail "gantry drift check printed no features: $(head -c 300 "$DATA/drift.json")"
+ok "gantry drift check (gantry-drift) compared test images with v3's stored profile"
+
 gantry logs "$A" --rank 1 | grep -q . || fail "rank 1 log is empty"
 ok "per-rank logs kept"
 
