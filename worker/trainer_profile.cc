@@ -10,6 +10,9 @@
 // 200 exact-KS windows took 255 s on 2 cores). A profile that
 // cannot be built is logged and left out; it never fails a save.
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <future>
@@ -89,6 +92,10 @@ void Trainer::StartDriftProfile() {
   torch::Tensor labels = train_.labels;
   try {
     drift_profile_pending_ = std::async(std::launch::async, [features, labels, this] {
+      // Lowest priority (Linux: nice is per thread): it takes what the
+      // ranks leave, rather than slowing every step of every rank while it
+      // runs; a save that needs it before it is done waits for it.
+      ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
       return BuildProfileTensor(features, labels, clock_);
     });
   } catch (const std::system_error& e) {  // no thread: built inline at the first save
