@@ -6,8 +6,16 @@
 // service (load_checkpoint; the profile is the version's
 // trainer/drift_profile tensor, drift/stored_profile.h).
 //
+// When the version also recorded its predictions on its evaluation set
+// (trainer/eval_predictions), `check` runs the version's model on DATA and
+// compares the predicted classes with those (chi-square homogeneity):
+// "predictions" in --json, a line under the tables. It is reported beside
+// the dataset verdict, not part of it.
+//
 // Exit codes: 0 no dataset drift, 2 dataset drift, 1 an error (so scripts and
 // schedules can branch on the verdict).
+#include <torch/torch.h>
+
 #include <iostream>
 
 #include "cli/commands.h"
@@ -15,7 +23,10 @@
 #include "drift/dataset_input.h"
 #include "drift/detector.h"
 #include "drift/profile_json.h"
+#include "drift/statistics.h"
 #include "drift/stored_profile.h"
+#include "model/checkpoint_model.h"
+#include "model/tensor_wire.h"
 
 namespace gantry::cli {
 namespace {
@@ -77,6 +88,67 @@ void Render(const json& d, const std::string& what, int top) {
   if (!rows.empty()) {
     std::cout << "\n" << FormatTable({"CATEGORICAL", "CHI2", "DOF", "P", "ADJ_P", "DRIFTED"}, rows);
   }
+  if (const json* p = d.contains("predictions") ? &d["predictions"] : nullptr; p && p->is_object()) {
+    std::cout << "\npredicted classes vs the version's on its evaluation set: chi2 " << Num((*p)["chi2_statistic"])
+              << ", dof " << Num((*p)["chi2_dof"]) << ", p " << Num((*p)["chi2_p_value"]) << ": "
+              << ((*p)["drifted"].get<bool>() ? "PREDICTION DRIFT" : "no prediction drift") << "\n";
+  }
+}
+
+// Class -> share of `counts`, as JSON.
+json Distribution(const std::map<int64_t, int64_t>& counts) {
+  int64_t total = 0;
+  for (const auto& [cls, n] : counts) total += n;
+  json d = json::object();
+  for (const auto& [cls, n] : counts) d[std::to_string(cls)] = static_cast<double>(n) / static_cast<double>(total);
+  return d;
+}
+
+// The version's predicted classes on `data` (rows in the space it trained
+// on: data/ normalises IDX pixels as the worker does) against its
+// predictions on its evaluation set.
+Result<json> PredictionDrift(const json& reply, const drift::CategoricalProfile& reference,
+                             const drift::DriftData& data, const std::string& source) {
+  GANTRY_ASSIGN_OR_RETURN(model::ModelManifest manifest,
+                          model::ManifestFromMeta(reply.value("meta", json::object()), source));
+  GANTRY_ASSIGN_OR_RETURN(model::TensorMap weights,
+                          model::TensorsFromJson(reply.value("tensors", json::array()),
+                                                 [](const std::string& name) { return model::IsWeightName(name); }));
+  GANTRY_ASSIGN_OR_RETURN(std::unique_ptr<model::Model> net, model::ModelFromCheckpoint(manifest, weights, source));
+  const drift::MatrixView v = data.features.view();
+  if (v.type != drift::ElementType::kFloat32) return Status::Internal("drift data: expected float32 features");
+  std::vector<int64_t> shape = {0};
+  int64_t per_sample = 1;
+  for (int64_t d : manifest.input_shape) {
+    shape.push_back(d);
+    per_sample *= d;
+  }
+  if (manifest.input_shape.empty() || per_sample != static_cast<int64_t>(v.cols)) {
+    return Status::InvalidArgument(source + " takes samples of " + std::to_string(per_sample) + " values, the data has " +
+                                   std::to_string(v.cols) + " features");
+  }
+  const auto rows = static_cast<int64_t>(v.rows);
+  const torch::Tensor all =
+      torch::from_blob(const_cast<void*>(v.data), {rows, static_cast<int64_t>(v.cols)}, torch::kFloat32);
+  torch::NoGradGuard no_grad;
+  std::map<int64_t, int64_t> counts;
+  constexpr int64_t kBatch = 4096;
+  for (int64_t i = 0; i < rows; i += kBatch) {
+    shape[0] = std::min(kBatch, rows - i);
+    GANTRY_ASSIGN_OR_RETURN(torch::Tensor logits, net->Forward(all.narrow(0, i, shape[0]).reshape(shape)));
+    const torch::Tensor cls = logits.argmax(1).to(torch::kCPU).contiguous();
+    const int64_t* p = cls.data_ptr<int64_t>();
+    for (int64_t k = 0; k < cls.numel(); ++k) ++counts[p[k]];
+  }
+  const drift::ChiSquareResult chi = drift::ChiSquareHomogeneity(reference.counts, counts);
+  return json{{"name", "predicted_class"},
+              {"reference", "eval_predictions"},
+              {"chi2_statistic", chi.statistic},
+              {"chi2_dof", chi.dof},
+              {"chi2_p_value", chi.p_value},
+              {"drifted", chi.dof > 0 && chi.p_value <= 0.05},
+              {"distribution", Distribution(counts)},
+              {"reference_distribution", Distribution(reference.counts)}};
 }
 
 drift::DriftOptions DetectorOptions(const DriftOpts& o) {
@@ -90,9 +162,10 @@ drift::DriftOptions DetectorOptions(const DriftOpts& o) {
   return d;
 }
 
-// Compares `current` with `profile` and prints; returns the exit code.
+// Compares `current` with `profile` and prints (with `predictions`, when an
+// object, as "predictions"); returns the exit code.
 int CompareAndPrint(drift::ReferenceProfile profile, const drift::DriftData& current, const DriftOpts& o,
-                    const std::string& what) {
+                    const std::string& what, json predictions = nullptr) {
   auto detector = drift::DriftDetector::Create(std::move(profile));
   if (!detector.ok()) return Fail(detector.status());
   const auto categorical = current.Categorical();
@@ -107,6 +180,7 @@ int CompareAndPrint(drift::ReferenceProfile profile, const drift::DriftData& cur
   } else {
     j["calibration"] = nullptr;
   }
+  j["predictions"] = std::move(predictions);
   if (o.as_json) {
     PrintJson(j);
   } else {
@@ -150,7 +224,13 @@ int Compare(const DriftOpts& o) {
 
 int Check(Context& ctx, const DriftOpts& o) {
   auto [model, ref] = SplitRef(o.first);
-  auto reply = ctx.Call(kStorage, "load_checkpoint", {{"model", model}, {"ref", ref}, {"include", "all"}},
+  // The weights (to predict), the profile and the evaluation's predictions;
+  // not the optimizer state.
+  auto reply = ctx.Call(kStorage, "load_checkpoint",
+                        {{"model", model},
+                         {"ref", ref},
+                         {"include", "model"},
+                         {"also", json::array({drift::kProfileTensorName, drift::kEvalPredictionsTensorName})}},
                         std::chrono::seconds(120));
   if (!reply.ok()) return Fail(reply.status());
   const std::string source = model + "@v" + std::to_string(reply->value("version", int64_t{0}));
@@ -164,7 +244,13 @@ int Check(Context& ctx, const DriftOpts& o) {
                                         std::to_string(profile->features.size())));
   }
   if (cur->labels.empty()) profile->categorical.clear();
-  return CompareAndPrint(std::move(profile).value(), *cur, o, o.second + " vs " + source);
+  json predictions = nullptr;
+  if (profile->predictions) {
+    auto p = PredictionDrift(*reply, *profile->predictions, *cur, source);
+    if (!p.ok()) return Fail(p.status().WithContext("predicting " + o.second + " with " + source));
+    predictions = std::move(p).value();
+  }
+  return CompareAndPrint(std::move(profile).value(), *cur, o, o.second + " vs " + source, std::move(predictions));
 }
 
 void AddCommon(CLI::App* cmd, DriftOpts& o) {

@@ -161,6 +161,17 @@ Result<ClusterConfig> ClusterConfig::Parse(const json& j, int detected_cpus, int
   mo.Get("feed", c.monitor_feed);
   mo.Get("api", c.monitor_api);
   mo.Get("http", c.monitor_http);
+  FieldReader dw = mo.Child("drift_watch");
+  dw.Get("dir", c.drift_watch.dir);
+  dw.Get("reference", c.drift_watch.reference);
+  dw.Get("interval_seconds", c.drift_watch.interval_seconds);
+  if (!c.drift_watch.dir.empty() && c.drift_watch.reference.empty()) {
+    dw.Fail("reference", "is required with dir: a dataset path, or MODEL@REF (the profile stored with that version)");
+  }
+  if (c.drift_watch.dir.empty() && !c.drift_watch.reference.empty()) {
+    dw.Fail("dir", "is required with reference: the dataset directory whose new shards are checked");
+  }
+  if (!(c.drift_watch.interval_seconds > 0)) dw.Fail("interval_seconds", "must be > 0");
   FieldReader la = r.Child("launcher");
   la.Get("kind", c.launcher.kind);
   ReadStrings(la, "mpirun_args", c.launcher.mpirun_args);
@@ -208,7 +219,7 @@ Result<ClusterConfig> ClusterConfig::Parse(const json& j, int detected_cpus, int
                                 "): set auth: curve so that only clients with an authorised key reach it");
     }
   }
-  for (FieldReader* fr : {&r, &co, &st, &mo, &la, &sc}) GANTRY_RETURN_IF_ERROR(fr->Finish());
+  for (FieldReader* fr : {&r, &co, &st, &mo, &dw, &la, &sc}) GANTRY_RETURN_IF_ERROR(fr->Finish());
   GANTRY_RETURN_IF_ERROR(ParseHosts(hosts, c, detected_cpus, detected_gpus, c.hosts));
   return c;
 }
@@ -241,6 +252,11 @@ json ClusterConfig::ToJson() const {
               {"preemption", scheduler.preemption},
               {"preempt_grace_seconds", scheduler.preempt_grace_seconds}}}};
   if (!data_dir.empty()) j["data_dir"] = data_dir;
+  if (!drift_watch.dir.empty()) {
+    j["monitor"]["drift_watch"] = {{"dir", drift_watch.dir},
+                                   {"reference", drift_watch.reference},
+                                   {"interval_seconds", drift_watch.interval_seconds}};
+  }
   return j;
 }
 

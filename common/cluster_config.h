@@ -5,7 +5,10 @@
 //   coordinator: {bind: tcp://127.0.0.1:7600, stop_grace_seconds: 10}
 //   storage:     {bind: tcp://127.0.0.1:7601}
 //   monitor:     {ingest: tcp://…:7602, feed: tcp://…:7603, api: tcp://…:7604,
-//                 http: 127.0.0.1:8600}
+//                 http: 127.0.0.1:8600,
+//                 drift_watch: {dir: /data/incoming,        # new shards checked for drift
+//                               reference: fashion@production,  # MODEL@REF or a dataset
+//                               interval_seconds: 10}}
 //   launcher:
 //     kind: local            # local | hosts | slurm
 //     mpirun_args: []        # extra mpirun arguments (local, hosts)
@@ -61,6 +64,14 @@ struct SchedulerConfig {
   double preempt_grace_seconds = 300;
 };
 
+// The monitor's continuous drift watch (gantry-monitor --drift-watch);
+// off while `dir` is empty.
+struct DriftWatchConfig {
+  std::string dir;
+  std::string reference;
+  double interval_seconds = 10;
+};
+
 struct ClusterConfig {
   std::string data_dir;
   std::string auth = "none";  // none | curve
@@ -71,6 +82,7 @@ struct ClusterConfig {
   std::string monitor_feed;
   std::string monitor_api;
   std::string monitor_http;  // host:port
+  DriftWatchConfig drift_watch;
   LauncherConfig launcher;
   std::vector<HostConfig> hosts;
   SchedulerConfig scheduler;

@@ -79,6 +79,12 @@ struct ReferenceProfile {
   std::vector<FeatureProfile> features;
   std::vector<CategoricalProfile> categorical;
   std::optional<CalibrationInfo> calibration;
+  // The model's predicted classes on the evaluation set (name
+  // "predicted_class"), when the profile came with a checkpoint version that
+  // recorded them (stored_profile.h). Not part of the encoded profile: the
+  // profile describes the training data once per run, the predictions
+  // belong to each version's weights.
+  std::optional<CategoricalProfile> predictions;
 };
 
 // `names` may be empty (features are then named "f<index>") or hold one name

@@ -26,13 +26,24 @@
 namespace gantry::drift {
 
 inline constexpr char kProfileTensorName[] = "trainer/drift_profile";
+// The version's predicted classes on the evaluation set at its latest
+// evaluation (the one its test_accuracy comes from): int64 [num_classes],
+// counts. Beside the profile rather than in it: it changes with every
+// version, the profile once per run.
+inline constexpr char kEvalPredictionsTensorName[] = "trainer/eval_predictions";
 
 std::vector<uint8_t> ProfileToBytes(const ReferenceProfile& profile);
 Result<ReferenceProfile> ProfileFromBytes(std::span<const uint8_t> bytes);
 
 // The profile in a load_checkpoint reply ({tensors: [{name, dtype, shape,
-// data: bin}]}); not_found naming `source` when the version has none.
+// data: bin}]}), with its `predictions` from kEvalPredictionsTensorName when
+// the reply carries that tensor; not_found naming `source` when the version
+// has no profile.
 Result<ReferenceProfile> ProfileFromCheckpointReply(const nlohmann::json& reply, const std::string& source);
+
+// Predicted-class counts from kEvalPredictionsTensorName's raw bytes (int64,
+// little-endian, one count per class); invalid_argument when malformed.
+Result<CategoricalProfile> PredictionsFromBytes(std::span<const uint8_t> bytes);
 
 struct ReferenceOptions {
   ProfileOptions profile;

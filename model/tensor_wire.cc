@@ -61,4 +61,30 @@ Result<TensorMap> TensorsFromJson(const json& tensors, const std::function<bool(
   return out;
 }
 
+Result<ModelManifest> ManifestFromMeta(const json& meta, const std::string& where) {
+  ModelManifest m;
+  const std::string w = where + " meta";
+  if (!meta.is_object()) return Status::Corruption(w + " must be an object");
+  GANTRY_ASSIGN_OR_RETURN(m.description, JsonField<std::string>(meta, "model", "", w));
+  GANTRY_ASSIGN_OR_RETURN(m.builtin, JsonField<std::string>(meta, "model_builtin", "", w));
+  GANTRY_ASSIGN_OR_RETURN(m.hidden, JsonField<std::vector<int64_t>>(meta, "model_hidden", {}, w));
+  GANTRY_ASSIGN_OR_RETURN(m.torchscript, JsonField<std::string>(meta, "model_torchscript", "", w));
+  // Versions saved before model_torchscript existed name the file in `model`.
+  constexpr std::string_view kScriptPrefix = "torchscript ";
+  if (m.builtin == "torchscript" && m.torchscript.empty() && m.description.starts_with(kScriptPrefix)) {
+    m.torchscript = m.description.substr(kScriptPrefix.size());
+  }
+  GANTRY_ASSIGN_OR_RETURN(m.input_shape, JsonField<std::vector<int64_t>>(meta, "input_shape", {}, w));
+  GANTRY_ASSIGN_OR_RETURN(m.num_classes, JsonField<int64_t>(meta, "num_classes", 0, w));
+  auto norm = meta.find("normalize");
+  if (norm != meta.end() && norm->is_object()) {
+    Normalization n;
+    GANTRY_ASSIGN_OR_RETURN(n.mean, JsonField<double>(*norm, "mean", 0.0, w + " normalize"));
+    GANTRY_ASSIGN_OR_RETURN(n.std, JsonField<double>(*norm, "std", 1.0, w + " normalize"));
+    if (!(n.std > 0)) return Status::Corruption(w + " normalize.std must be > 0");
+    m.normalize = n;
+  }
+  return m;
+}
+
 }  // namespace gantry::model

@@ -29,6 +29,11 @@ Result<torch::ScalarType> DtypeFromName(const std::string& name);
 Result<TensorMap> TensorsFromJson(const json& tensors,
                                   const std::function<bool(const std::string&)>& keep = nullptr);
 
+// The ModelManifest in a checkpoint's meta block (docs/worker.md: model,
+// model_builtin, model_hidden, model_torchscript, input_shape, num_classes,
+// normalize); corruption naming `where` for a field of the wrong type.
+Result<ModelManifest> ManifestFromMeta(const json& meta, const std::string& where);
+
 // obj[key] as T, or `fallback` when absent or null; a value of another type
 // is corruption naming `where` and the field (nlohmann's own message names
 // none): "<where>: field 'step' has the wrong type (...)".

@@ -8,11 +8,12 @@
 // time since start is loaded from the store (what a previous monitor
 // process committed). The ack for a sender is durable.floor(): every seq in
 // 1..floor is committed. Acks are owed to a sender after any sequenced
-// frame from it (also a repeat) and go to the ZeroMQ routing id its last
-// frame came from.
+// frame from it (also a repeat) and whenever its durable floor moves, and go
+// to the ZeroMQ routing id its last frame came from.
 //
-// Memory: beyond max_senders, senders with no ack owed are forgotten (and
-// reloaded from the store if they send again).
+// Memory: beyond max_senders, senders with no ack owed and nothing in
+// flight (received == durable) are forgotten (and reloaded from the store if
+// they send again).
 //
 // Thread safety: one thread (the monitor's RpcServer thread).
 #pragma once
@@ -27,6 +28,7 @@
 
 #include "common/ingest_wire.h"
 #include "common/status.h"
+#include "monitor/metrics_store.h"
 
 namespace gantry::monitor {
 
@@ -37,6 +39,10 @@ class SeqSet {
   bool Insert(int64_t seq);
   bool Contains(int64_t seq) const { return seq <= floor_ || above_.count(seq) > 0; }
   int64_t floor() const { return floor_; }
+  // Adds what a store holds (1..floor and `above`).
+  void Load(const StoredSeqs& stored);
+  // True when both hold the same seqs.
+  bool operator==(const SeqSet& o) const { return floor_ == o.floor_ && above_ == o.above_; }
 
  private:
   int64_t floor_ = 0;
@@ -59,7 +65,7 @@ struct DueAck {
 class IngestAcks {
  public:
   // Reads the seqs a sender has in the store (MetricsStore::Seqs).
-  using Loader = std::function<Result<std::vector<int64_t>>(const SenderKey&)>;
+  using Loader = std::function<Result<StoredSeqs>(const SenderKey&)>;
 
   explicit IngestAcks(Loader loader, size_t max_senders = 4096)
       : loader_(std::move(loader)), max_senders_(max_senders) {}
@@ -69,7 +75,7 @@ class IngestAcks {
   bool IsRepeat(const SenderKey& key, int64_t seq, const std::string& routing_id);
   // The point was accepted (buffered for the store).
   void Received(const SenderKey& key, int64_t seq);
-  // The point is committed.
+  // The point is committed; an ack is owed when the floor moved.
   void Committed(const SenderKey& key, int64_t seq);
   // The acks owed, each once; clears them.
   std::vector<DueAck> TakeDue();

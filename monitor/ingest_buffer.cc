@@ -25,12 +25,13 @@ bool IngestBuffer::Due() const {
   return size() >= options_.max_messages || clock_.Now() - oldest_ >= options_.max_age;
 }
 
-Status IngestBuffer::FlushTo(MetricsStore& store) {
-  if (empty()) return Status::Ok();
-  GANTRY_RETURN_IF_ERROR(store.Write(points_, events_));
-  points_.clear();
-  events_.clear();
-  return Status::Ok();
+IngestBatch IngestBuffer::Take() {
+  IngestBatch b;
+  b.points.swap(points_);
+  b.events.swap(events_);
+  // The next batch is about as big: keep the vectors from reallocating.
+  points_.reserve(b.points.size());
+  return b;
 }
 
 }  // namespace gantry::monitor

@@ -1,13 +1,15 @@
-// IngestBuffer: accepted metrics points and job events waiting to be written
-// to the MetricsStore in one transaction.
+// IngestBuffer: accepted metrics points and job events waiting to be handed
+// to the IngestWriter (ingest_writer.h) as one batch, written in one
+// transaction.
 //
 // Batching trades latency for write throughput: one SQLite transaction per
 // message would cap ingest at a few thousand points a second. A batch is due
 // when it holds `max_messages` messages or its oldest message is `max_age`
 // old (by the injected Clock, so tests advance time instead of sleeping).
-// If a write fails the batch stays for the next try; beyond `max_buffered`
-// messages new ones are refused (the caller counts them as dropped) so a
-// broken disk cannot exhaust memory.
+// If a write fails the writer keeps the batch for the next try; beyond
+// `max_buffered` messages (here and in the writer together) new ones are
+// refused (the caller counts them as dropped) so a broken disk cannot
+// exhaust memory.
 //
 // Ownership: holds a reference to the Clock, which must outlive it.
 // Thread safety: one thread at a time.
@@ -15,12 +17,26 @@
 
 #include <chrono>
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
+#include "monitor/ingest_acks.h"
 #include "monitor/metrics_store.h"
 
 namespace gantry::monitor {
+
+// A sequenced point: (its sender, its seq).
+using SenderSeq = std::pair<SenderKey, int64_t>;
+
+// What one transaction writes: points, events, and the sequenced points
+// among them as (sender, seq), to be acknowledged once committed.
+struct IngestBatch {
+  std::vector<MetricsPoint> points;
+  std::vector<JobEvent> events;
+  std::vector<SenderSeq> seqs;
+  size_t size() const { return points.size() + events.size(); }
+};
 
 struct IngestBufferOptions {
   // Flush after this many messages (default 1000).
@@ -45,9 +61,8 @@ class IngestBuffer {
   bool empty() const { return size() == 0; }
   // True when a flush should happen now.
   bool Due() const;
-  // Writes everything to `store` in one transaction; empties the buffer on
-  // success, keeps it on failure.
-  Status FlushTo(MetricsStore& store);
+  // Everything buffered, as one batch (seqs left empty); empties the buffer.
+  IngestBatch Take();
 
  private:
   void Touch();

@@ -61,7 +61,12 @@ struct JobEvent {
 
 struct IngestMessage {
   std::string type;  // kMetricsType, kJobStateType, kServingMetricsType or kServingSamplesType
-  json body;         // as received, republished on the feed unchanged
+  // As received, republished on the feed unchanged. A metrics message read
+  // on the fast path (ingest_metrics_reader.h) has no json body: its bytes
+  // are in raw_body instead (observers use `record`, not the body, for
+  // points).
+  json body;
+  std::string raw_body;
   std::variant<MetricsPoint, JobEvent, ServingMetricsMessage, ServingSamplesMessage> record;
 
   // The job's id; for a serving message "<deployment>/<model>".

@@ -77,8 +77,8 @@ int main(int argc, char** argv) {
   std::string config_path;
   app.add_option("--data-dir", data_dir, "data directory (default: the --config's data_dir)");
   app.add_option("--config", config_path,
-                 "Cluster config (configs/cluster.yaml): data_dir, monitor.{ingest,feed,api,http} and auth, unless "
-                 "given here");
+                 "Cluster config (configs/cluster.yaml): data_dir, monitor.{ingest,feed,api,http,drift_watch} and "
+                 "auth, unless given here");
   app.add_option("--ingest", options.ingest_bind, "PULL endpoint for metrics (port 0 or * picks a free port)");
   app.add_option("--feed", options.feed_bind, "PUB endpoint of the live feed");
   app.add_option("--api", api_bind, "request/reply API endpoint");
@@ -110,6 +110,13 @@ int main(int argc, char** argv) {
     if (app.count("--api") == 0) api_bind = cluster->monitor_api;
     if (app.count("--http") == 0) http_bind = cluster->monitor_http;
     if (app.count("--auth") == 0) auth = cluster->auth;
+    // monitor.drift_watch: the flags win, as a whole (a --drift-watch on the
+    // command line does not mix with the config's reference).
+    if (app.count("--drift-watch") == 0 && !cluster->drift_watch.dir.empty()) {
+      drift_watch.dir = cluster->drift_watch.dir;
+      if (app.count("--drift-reference") == 0) drift_watch.reference = cluster->drift_watch.reference;
+      if (app.count("--drift-interval") == 0) drift_watch.interval_seconds = cluster->drift_watch.interval_seconds;
+    }
   }
   if (data_dir.empty()) {
     std::fprintf(stderr, "gantry-monitor: --data-dir is required (or data_dir in the --config file)\n");
@@ -146,6 +153,11 @@ int main(int argc, char** argv) {
   auto zap = gantry::SetUpServiceCurve(ctx, auth, keys_dir, dir.root());
   if (!zap.ok()) return Fail(zap.status());
   gantry::monitor::MonitorService monitor(ctx, std::move(store).value(), clock, options);
+  // SQLite commits on a thread of their own, off the ingest loop (acks still
+  // follow commits); the store above then serves the ingest thread's reads.
+  auto writer_store = gantry::monitor::MetricsStore::Open(dir.Path("monitor.db"));
+  if (!writer_store.ok()) return Fail(writer_store.status());
+  monitor.WriteOnThread(std::move(writer_store).value());
 
   // Alerts: transitions go to the store, the webhook, the feed, SSE and (cancel) the coordinator.
   gantry::monitor::HttpApi* api_ptr = nullptr;

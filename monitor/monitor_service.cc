@@ -31,12 +31,26 @@ MonitorService::MonitorService(zmq::context_t& ctx, MetricsStore store, const Cl
     : ingest_(ctx, zmq::socket_type::router),
       feed_(ctx, zmq::socket_type::pub),
       store_(std::move(store)),
+      writer_(std::make_unique<IngestWriter>(store_, /*threaded=*/false)),
       buffer_(clock, options.buffer),
       options_(std::move(options)),
       acks_([this](const SenderKey& k) { return store_.Seqs(k.job_id, k.attempt, k.rank); }) {
   ingest_.set(zmq::sockopt::maxmsgsize, options_.max_ingest_bytes);
   ingest_.set(zmq::sockopt::linger, 0);
   feed_.set(zmq::sockopt::linger, 0);
+}
+
+MonitorService::~MonitorService() {
+  // The writer's last try happens in its destructor; what it commits there
+  // is not acked (no one is served any more) and is re-sent and dropped as a
+  // repeat by the next monitor.
+  writer_.reset();
+}
+
+void MonitorService::WriteOnThread(MetricsStore writer) {
+  writer_.reset();  // the inline one: nothing submitted yet
+  writer_store_ = std::make_unique<MetricsStore>(std::move(writer));
+  writer_ = std::make_unique<IngestWriter>(*writer_store_, /*threaded=*/true);
 }
 
 Status MonitorService::Bind() {
@@ -48,6 +62,10 @@ Status MonitorService::Bind() {
 void MonitorService::Attach(RpcServer& server) {
   RegisterApiHandlers(server, *this);
   server.AddSocket(&ingest_, [this] { DrainIngest(kMaxFramesPerWakeup); });
+  if (writer_->fd() >= 0) server.AddFd(writer_->fd(), [this] {
+      writer_->ClearSignal();
+      OnCommitted();
+    });
   server.OnTick([this] { Tick(); });
 }
 
@@ -102,12 +120,13 @@ void MonitorService::OnIngestFrame(std::string_view frame, const std::string& ro
   // Observers and topic/payload first: buffering moves the record out.
   const std::string topic = msg->Topic();
   const std::string payload = msg->FeedPayload();
-  if (buffer_.size() < options_.buffer.max_buffered) {
+  const bool room = buffer_.size() + writer_->pending() < options_.buffer.max_buffered;
+  if (room) {
     for (IngestObserver* o : observers_) o->OnMessage(*msg);
   }
-  bool buffered = std::holds_alternative<MetricsPoint>(msg->record)
-                      ? buffer_.Add(std::move(std::get<MetricsPoint>(msg->record)))
-                      : buffer_.Add(std::move(std::get<JobEvent>(msg->record)));
+  bool buffered = room && (std::holds_alternative<MetricsPoint>(msg->record)
+                               ? buffer_.Add(std::move(std::get<MetricsPoint>(msg->record)))
+                               : buffer_.Add(std::move(std::get<JobEvent>(msg->record))));
   if (!buffered) {
     Dropped();
     return;
@@ -137,10 +156,27 @@ void MonitorService::Dropped() {
 }
 
 void MonitorService::Tick() {
-  if (buffer_.Due()) (void)Flush();
-  // Acks say what is committed: send them once nothing is waiting.
-  if (buffer_.empty()) SendAcks();
+  if (buffer_.Due()) SubmitBuffer();
+  writer_->Retry();  // inline: a batch whose write failed
+  OnCommitted();
+  // Acks say what is committed: with nothing waiting, also the acks of
+  // repeats (OnCommitted sent the others).
+  if (buffer_.empty() && writer_->pending() == 0) SendAcks();
   for (IngestObserver* o : observers_) o->OnTick();
+}
+
+void MonitorService::SubmitBuffer() {
+  if (buffer_.empty()) return;
+  IngestBatch batch = buffer_.Take();
+  batch.seqs.swap(buffered_seqs_);
+  writer_->Submit(std::move(batch));
+}
+
+void MonitorService::OnCommitted() {
+  std::vector<SenderSeq> committed = writer_->TakeCommitted();
+  if (committed.empty()) return;
+  for (const auto& [sender, seq] : committed) acks_.Committed(sender, seq);
+  SendAcks();
 }
 
 void MonitorService::SendAcks() {
@@ -158,17 +194,9 @@ void MonitorService::SendAcks() {
 }
 
 Status MonitorService::Flush() {
-  Status s = buffer_.FlushTo(store_);
-  if (s.ok()) {
-    for (const auto& [sender, seq] : buffered_seqs_) acks_.Committed(sender, seq);
-    buffered_seqs_.clear();
-  }
-  if (!s.ok() && !flush_failing_) {
-    spdlog::error("writing metrics failed, keeping {} messages buffered: {}", buffer_.size(), s.ToString());
-  } else if (s.ok() && flush_failing_) {
-    spdlog::info("writing metrics works again");
-  }
-  flush_failing_ = !s.ok();
+  SubmitBuffer();
+  Status s = writer_->WaitIdle();
+  OnCommitted();
   return s;
 }
 
@@ -213,7 +241,7 @@ MonitorStats MonitorService::Stats() const {
   s.points_repeated = points_repeated_;
   s.serving_reports = serving_reports_;
   s.serving_samples = serving_samples_;
-  s.buffered = static_cast<int64_t>(buffer_.size());
+  s.buffered = static_cast<int64_t>(buffer_.size() + writer_->pending());
   return s;
 }
 

@@ -15,26 +15,30 @@
 // event of it; queries about any other job are not_found.
 //
 // Life of an ingest message:
-//   1. the PULL socket is readable: Attach()'s callback drains up to
+//   1. the ingest socket is readable: Attach()'s callback drains up to
 //      kMaxFramesPerWakeup frames so the api is never starved;
 //   2. each frame is parsed; a malformed one is counted and dropped; a
 //      sequenced point received before is counted (points_repeated) and
 //      dropped, unseen by the feed and the observers;
 //   3. a valid one is published on the feed, then buffered (ingest_buffer.h);
-//   4. the buffer is written in one transaction when due (checked after each
-//      frame and on every server tick), before any query, and at Shutdown();
-//   5. once the buffer is empty (all committed), every sender of sequenced
-//      points since the last ack gets one: the highest seq up to which all
-//      its points are committed.
+//   4. the buffer goes to the IngestWriter (ingest_writer.h) as one batch
+//      when due (checked after each frame and on every server tick), before
+//      any query, and at Shutdown(); the writer commits it, inline or on its
+//      own thread (WriteOnThread());
+//   5. after each commit (and when nothing is waiting), every sender of
+//      sequenced points owed an ack gets one: the highest seq up to which
+//      all its points are committed. Nothing is acked before its commit.
 //
-// Ownership: owns its sockets, store and buffer; the zmq context and the
-// Clock must outlive it. Thread safety: everything runs on the thread that
-// runs the RpcServer (construction and Bind() may happen on another one
-// before Serve() starts).
+// Ownership: owns its sockets, stores, buffer and writer; the zmq context
+// and the Clock must outlive it. Thread safety: everything runs on the
+// thread that runs the RpcServer (construction, WriteOnThread() and Bind()
+// may happen on another one before Serve() starts), except the writer
+// thread's SQLite writes.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -43,6 +47,7 @@
 #include "common/rpc.h"
 #include "monitor/ingest_acks.h"
 #include "monitor/ingest_buffer.h"
+#include "monitor/ingest_writer.h"
 #include "monitor/metrics_store.h"
 
 namespace gantry::monitor {
@@ -97,8 +102,14 @@ struct MonitorOptions {
 class MonitorService {
  public:
   MonitorService(zmq::context_t& ctx, MetricsStore store, const Clock& clock, MonitorOptions options);
+  ~MonitorService();
   MonitorService(const MonitorService&) = delete;
   MonitorService& operator=(const MonitorService&) = delete;
+
+  // Moves the SQLite writes to a thread of their own that owns `writer` (a
+  // second connection to the same file); the constructor's store then
+  // serves only reads (queries, the acks' loader). Call before Attach().
+  void WriteOnThread(MetricsStore writer);
 
   // Binds ingest and feed; unavailable (naming the address) on failure.
   Status Bind();
@@ -118,7 +129,7 @@ class MonitorService {
   void OnIngestFrame(std::string_view frame, const std::string& routing_id = "");
   // Flushes when the buffer is due (the server tick calls this).
   void Tick();
-  // Writes the buffer now.
+  // Writes the buffer now and waits until everything received is committed.
   Status Flush();
   // After Serve() returns: reads what is already queued on the ingest socket
   // and flushes, so nothing received is lost on a clean stop.
@@ -136,11 +147,17 @@ class MonitorService {
   // not_found unless the store knows `job_id`; `request` prefixes errors.
   Status CheckKnown(const std::string& job_id, const char* request);
   void Dropped();
+  // Hands the buffer to the writer as one batch.
+  void SubmitBuffer();
+  // Marks what the writer committed as durable in acks_, then acks it.
+  void OnCommitted();
   void SendAcks();
 
   zmq::socket_t ingest_;
   zmq::socket_t feed_;
   MetricsStore store_;
+  std::unique_ptr<MetricsStore> writer_store_;  // WriteOnThread(): the writer thread's
+  std::unique_ptr<IngestWriter> writer_;        // declared after the stores it writes
   IngestBuffer buffer_;
   MonitorOptions options_;
   std::string ingest_endpoint_;
@@ -148,8 +165,8 @@ class MonitorService {
   std::vector<IngestObserver*> observers_;
   IngestAcks acks_;
   // Sequenced points in buffer_, committed to acks_ when it is written.
-  std::vector<std::pair<SenderKey, int64_t>> buffered_seqs_;
-  bool flush_failing_ = false;  // to log a failing disk once, not per tick
+  std::vector<SenderSeq> buffered_seqs_;
+  RpcServer* server_ = nullptr;  // Attach()'s, for the writer's fd
   int64_t points_ingested_ = 0;
   int64_t events_ingested_ = 0;
   int64_t messages_dropped_ = 0;

@@ -48,7 +48,14 @@ ProfileFetch StorageProfileFetch(DataDir dir) {
     GANTRY_ASSIGN_OR_RETURN(std::string endpoint, dir.Endpoint(kStorage, "api"));
     zmq::context_t ctx(1);
     RpcClient client(ctx, endpoint, std::chrono::seconds(60));
-    GANTRY_ASSIGN_OR_RETURN(json reply, client.Call("load_checkpoint", {{"model", model}, {"ref", "v" + version}}));
+    // The weights come along (include: model); not the optimizer state.
+    GANTRY_ASSIGN_OR_RETURN(
+        json reply,
+        client.Call("load_checkpoint",
+                    {{"model", model},
+                     {"ref", "v" + version},
+                     {"include", "model"},
+                     {"also", json::array({drift::kProfileTensorName, drift::kEvalPredictionsTensorName})}}));
     return drift::ProfileFromCheckpointReply(reply, model + "@v" + version);
   };
 }
@@ -235,14 +242,19 @@ Status ServingDrift::CheckWindow(const Key& key, Window& w) {
     if (top.size() >= static_cast<size_t>(options_.top_features)) break;
     top.push_back(f);
   }
-  // The predicted classes against the training labels.
+  // The predicted classes against what this version predicted on its
+  // evaluation set or, for versions saved without that, the training labels.
+  const drift::CategoricalProfile* reference = nullptr;
+  if (det->profile().predictions) reference = &*det->profile().predictions;
   for (const drift::CategoricalProfile& c : det->profile().categorical) {
-    if (c.name != "label") continue;
+    if (reference == nullptr && c.name == "label") reference = &c;
+  }
+  if (reference != nullptr) {
     std::map<int64_t, int64_t> counts;
     for (int64_t p : w.predictions) ++counts[p];
-    const drift::ChiSquareResult chi = drift::ChiSquareHomogeneity(c.counts, counts);
+    const drift::ChiSquareResult chi = drift::ChiSquareHomogeneity(reference->counts, counts);
     json pc = {{"name", "predicted_class"},
-               {"reference", "label"},
+               {"reference", det->profile().predictions ? "eval_predictions" : "label"},
                {"chi2_statistic", chi.statistic},
                {"chi2_dof", chi.dof},
                {"chi2_p_value", chi.p_value},

@@ -16,9 +16,12 @@
 //     dropped) by the dataset watcher's detector and calibrated threshold
 //     (drift/detector.h: KS per feature, Benjamini–Hochberg, share of
 //     drifted features vs the profile's calibrated threshold);
-//  4. the predicted classes of the window are compared with the profile's
-//     label counts (chi-square homogeneity, drift/statistics.h), reported
-//     with the features as "predicted_class" (not part of the share);
+//  4. the predicted classes of the window are compared with the classes the
+//     version predicted on its evaluation set (tensor
+//     trainer/eval_predictions, fetched with the profile) or, for versions
+//     saved without it, with the profile's label counts (chi-square
+//     homogeneity, drift/statistics.h), reported with the features as
+//     "predicted_class" (not part of the share);
 //  5. the result is stored (table serving_drift_results of drift.db, so a
 //     restarted monitor still lists it) and handed to `on_result` (SSE, the
 //     alert engine's drift rule, subject "serving:<deployment>/<model>").

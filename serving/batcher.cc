@@ -28,7 +28,7 @@ Batcher::Batcher(BatcherOptions options, BatchFn fn)
 
 Batcher::~Batcher() { Stop(StopMode::kFail); }
 
-Status Batcher::Submit(std::vector<float> rows, DoneFn done) {
+Status Batcher::Submit(std::vector<float> rows, DoneFn done, bool may_run_inline) {
   const size_t rs = options_.row_size;
   std::unique_lock<std::mutex> l(mu_);
   auto refuse = [&](Status s) {
@@ -56,10 +56,24 @@ Status Batcher::Submit(std::vector<float> rows, DoneFn done) {
         std::to_string(options_.max_queued_requests) + " requests, " +
         std::to_string(options_.max_queued_rows) + " rows); retry later"));
   }
+  if (may_run_inline && options_.run_inline_when_idle && options_.max_delay.count() == 0 && queue_.empty() &&
+      !busy_) {
+    busy_ = true;
+    ++stats_.inline_batches;
+    l.unlock();
+    std::vector<Pending> batch;
+    batch.push_back(Pending{std::move(rows), n, std::move(done), {}});
+    RunBatch(batch);
+    l.lock();
+    busy_ = false;
+    l.unlock();
+    cv_.notify_all();  // the worker (requests queued meanwhile) and a Stop waiting
+    return Status::Ok();
+  }
   queue_.push_back(Pending{std::move(rows), n, std::move(done), clock_->Now()});
   queued_rows_ += n;
   l.unlock();
-  cv_.notify_one();
+  cv_.notify_all();
   return Status::Ok();
 }
 
@@ -83,10 +97,12 @@ void Batcher::Stop(StopMode mode) {
   }
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
-  // Whatever the worker left (kFail) is answered here, outside the lock.
+  // Whatever the worker left (kFail) is answered here, outside the lock,
+  // once a batch running on a submitting thread (the fast path) has ended.
   std::deque<Pending> left;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [this] { return !busy_; });
     left.swap(queue_);
     queued_rows_ = 0;
   }
@@ -129,7 +145,7 @@ void Batcher::Run() {
   std::unique_lock<std::mutex> l(mu_);
   while (true) {
     if (stopping_ && (stop_mode_ == StopMode::kFail || queue_.empty())) return;
-    if (queue_.empty()) {
+    if (queue_.empty() || busy_) {  // busy_: a Submit runs a batch (fast path)
       cv_.wait(l);
       continue;
     }
@@ -146,9 +162,11 @@ void Batcher::Run() {
       }
     }
     std::vector<Pending> batch = TakeBatchLocked();
+    busy_ = true;
     l.unlock();
     RunBatch(batch);
     l.lock();
+    busy_ = false;
   }
 }
 

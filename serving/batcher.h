@@ -17,6 +17,15 @@
 // max_delay trades latency for batch size: each request waits at most
 // max_delay (plus the batch running ahead of it) for company.
 //
+// Fast path (Options::run_inline_when_idle, max_delay 0): a Submit that
+// finds the queue empty and no batch running runs its request as a batch of
+// its own on the calling thread, saving the hand-off to the worker and back
+// (a wake-up each way). It is the batch the worker would have formed (step 2
+// with max_delay 0 takes what is queued: this request alone), and batches
+// still run one at a time: requests arriving meanwhile queue and the worker
+// takes them together once it ends. DoneFn then runs on the submitting
+// thread before Submit returns.
+//
 // Decisions:
 //   - A request with more rows than max_batch is refused (invalid_argument,
 //     400) rather than split across batches: splitting would let one response
@@ -37,7 +46,8 @@
 //
 // Thread safety: Submit, Stop, Notify and stats may be called from any thread.
 // DoneFn runs on the worker thread (or on the thread calling Stop(kFail) for
-// requests failed there), never under the batcher's lock; it may Submit
+// requests failed there, or on the submitting thread in the fast path),
+// never under the batcher's lock; it may Submit
 // again but must not call Stop. An exception from it is swallowed (the
 // worker keeps serving); it should not throw. BatchFn runs on the worker thread only.
 #pragma once
@@ -94,6 +104,9 @@ struct BatcherOptions {
   size_t max_queued_rows = 0;
   size_t max_queued_requests = 4096;
   const Clock* clock = nullptr;  // not owned; nullptr = the system clock
+  // The fast path above. Off by default: the caller must accept DoneFn (and
+  // the batch's forward) running on its own thread inside Submit.
+  bool run_inline_when_idle = false;
 };
 
 enum class StopMode { kDrain, kFail };
@@ -107,6 +120,7 @@ class Batcher {
     uint64_t failed_batches = 0;  // BatchFn errors
     uint64_t rejected = 0;        // refused at Submit (full, too big, stopped)
     uint64_t waits = 0;           // timed waits for max_delay
+    uint64_t inline_batches = 0;  // batches run by Submit (the fast path)
     size_t queued_rows = 0;
     size_t queued_requests = 0;
   };
@@ -121,7 +135,10 @@ class Batcher {
   // `done` is called exactly once later; on error it is never called:
   // invalid_argument (bad size, more rows than max_batch), resource_exhausted
   // (queue full), unavailable (stopping).
-  Status Submit(std::vector<float> rows, DoneFn done);
+  Status Submit(std::vector<float> rows, DoneFn done) { return Submit(std::move(rows), std::move(done), true); }
+  // The same; `may_run_inline` false keeps this request off the fast path
+  // (the caller knows more requests are coming, which should batch).
+  Status Submit(std::vector<float> rows, DoneFn done, bool may_run_inline);
   // The same, answered through a future (errors at Submit included).
   std::future<Result<RowsResult>> Submit(std::vector<float> rows);
 
@@ -159,6 +176,7 @@ class Batcher {
   std::deque<Pending> queue_;  // GUARDED_BY(mu_)
   size_t queued_rows_ = 0;     // GUARDED_BY(mu_)
   bool stopping_ = false;      // GUARDED_BY(mu_)
+  bool busy_ = false;          // a batch is running. GUARDED_BY(mu_)
   StopMode stop_mode_ = StopMode::kDrain;  // GUARDED_BY(mu_)
   Stats stats_;                // GUARDED_BY(mu_)
 

@@ -28,6 +28,9 @@ DeployedModel::DeployedModel(DeploymentOptions options, ServingMetricsOptions me
   b.row_size = options_.row_size;
   b.max_batch = options_.max_batch;
   b.max_delay = options_.max_delay;
+  // An idle batcher runs the request on the HTTP thread (no hand-off); the
+  // infer route is asynchronous, so that thread is the one that would answer.
+  b.run_inline_when_idle = options_.run_inline_when_idle;
   BatchFn inner = SlotBatchFn(slot_);
   ServingMetrics* m = metrics_.get();
   batcher_ = std::make_unique<Batcher>(b, [inner, m](const BatchInput& in) {
@@ -88,14 +91,43 @@ http::HttpResponse DeployedModel::Error(const ApiError& error, std::chrono::stea
 }
 
 http::HttpResponse DeployedModel::Infer(const http::HttpRequest& request) {
-  const auto start = std::chrono::steady_clock::now();
+  std::promise<http::HttpResponse> answered;
+  auto answer = answered.get_future();
+  InferAsync(request, [&answered](http::HttpResponse r) { answered.set_value(std::move(r)); });
+  return answer.get();
+}
+
+// What a request carries from its decode to its answer.
+struct DeployedModel::InferCall {
+  std::chrono::steady_clock::time_point start;
+  std::string id;
+  bool binary_logits = false;
+  bool sampled = false;
+  std::vector<float> features;  // the sample for the monitor (sampled only)
+  std::function<void(http::HttpResponse)> done;
+};
+
+void DeployedModel::InferAsync(const http::HttpRequest& request, std::function<void(http::HttpResponse)> done) {
+  auto call = std::make_shared<InferCall>();
+  call->start = std::chrono::steady_clock::now();
+  const bool alone = in_flight_.fetch_add(1) == 0;
+  call->done = [this, done = std::move(done)](http::HttpResponse r) {
+    in_flight_.fetch_sub(1);
+    done(std::move(r));
+  };
   const std::string current = version();
-  if (!ready()) return Error({503, ErrorKind::kUnavailable, "model " + options_.name + " is not loaded"}, start, current);
+  if (!ready()) {
+    return call->done(Error({503, ErrorKind::kUnavailable, "model " + options_.name + " is not loaded"},
+                            call->start, current));
+  }
+  auto header_length = ParseInferenceHeaderLength(request.Header("inference-header-content-length"));
+  if (!header_length.ok()) return call->done(Error(header_length.error(), call->start, current));
   const ModelMetadata md = metadata();
-  auto decoded = DecodeInferRequest(request.body, md, options_.limits);
-  if (!decoded.ok()) return Error(decoded.error(), start, current);
+  auto decoded = DecodeInferRequest(request.body, md, options_.limits, header_length.value());
+  if (!decoded.ok()) return call->done(Error(decoded.error(), call->start, current));
   InferRequest& req = decoded.value();
-  if (req.id.empty()) req.id = options_.name + "-" + std::to_string(next_id_.fetch_add(1));
+  call->id = req.id.empty() ? options_.name + "-" + std::to_string(next_id_.fetch_add(1)) : req.id;
+  call->binary_logits = BinaryOutputs(req, md).count("logits") > 0;
   std::vector<float> rows = req.inputs[0].ToFloat();
   const size_t row_size = batcher_->options().row_size;
   metrics_->CheckRange(rows, row_size);
@@ -103,34 +135,38 @@ http::HttpResponse DeployedModel::Infer(const http::HttpRequest& request) {
   // the monitor, both in the profile's feature space (one copy, only when
   // needed: a profile to check against or a sampled request).
   const std::shared_ptr<const InputReference> ref = reference();
-  const bool sampled = reporter_ != nullptr && reporter_->ShouldSample();
-  std::vector<float> features;
-  if (sampled || (ref && !ref->range.min.empty())) {
-    features = ref ? ref->Transform(rows) : rows;
+  call->sampled = reporter_ != nullptr && reporter_->ShouldSample();
+  if (call->sampled || (ref && !ref->range.min.empty())) {
+    std::vector<float> features = ref ? ref->Transform(rows) : rows;
     if (ref) metrics_->CheckRange(features, row_size, ref->range);
+    if (call->sampled) call->features = std::move(features);
   }
+  // The batcher answers on its worker, or on this thread when it was idle
+  // (the fast path); either way Finish builds the response there.
+  Status submitted = batcher_->Submit(
+      std::move(rows), [this, call](Result<RowsResult> r) { call->done(Finish(*call, std::move(r))); },
+      /*may_run_inline=*/alone && in_flight_.load() == 1);
+  if (!submitted.ok()) call->done(Error(ApiErrorFromStatus(submitted), call->start, current));
+}
 
-  std::promise<Result<RowsResult>> done;
-  auto fut = done.get_future();
-  Status submitted = batcher_->Submit(std::move(rows), [&done](Result<RowsResult> r) { done.set_value(std::move(r)); });
-  if (!submitted.ok()) return Error(ApiErrorFromStatus(submitted), start, current);
-  if (fut.wait_for(options_.request_timeout) != std::future_status::ready) {
-    // The batcher still holds `done`: wait for it to answer before returning
-    // (the promise lives on this stack), then report the timeout.
-    fut.wait();
-    return Error(ApiErrorFromStatus(Status::DeadlineExceeded("the request waited over " +
-                                                             std::to_string(options_.request_timeout.count()) +
-                                                             " ms for its batch")),
-                 start, current);
+http::HttpResponse DeployedModel::Finish(InferCall& call, Result<RowsResult> result) {
+  const std::string current = version();
+  if (std::chrono::steady_clock::now() - call.start > options_.request_timeout) {
+    // As before the asynchronous path: the request is answered once its
+    // batch ran, 504 when that took longer than request_timeout.
+    return Error(ApiErrorFromStatus(Status::DeadlineExceeded(
+                     "the request waited over " + std::to_string(options_.request_timeout.count()) +
+                     " ms for its batch")),
+                 call.start, current);
   }
-  Result<RowsResult> result = fut.get();
-  if (!result.ok()) return Error(ApiErrorFromStatus(result.status()), start, current);
+  if (!result.ok()) return Error(ApiErrorFromStatus(result.status()), call.start, current);
   RowsResult& out = result.value();
+  const size_t row_size = batcher_->options().row_size;
 
   InferResponse resp;
   resp.model_name = options_.name;
   resp.model_version = out.model_version;
-  resp.id = req.id;
+  resp.id = call.id;
   Tensor logits;
   logits.name = "logits";
   logits.shape = {static_cast<int64_t>(out.rows), static_cast<int64_t>(out.row_size)};
@@ -141,16 +177,25 @@ http::HttpResponse DeployedModel::Infer(const http::HttpRequest& request) {
   for (size_t r = 0; r < out.rows && out.row_size > 0; ++r) {
     const float* row = out.data.data() + r * out.row_size;
     const int64_t cls = std::max_element(row, row + out.row_size) - row;
-    metrics_->feedback().RecordPrediction(out.rows == 1 ? req.id : req.id + "/" + std::to_string(r), cls);
-    if (sampled) predicted.push_back(cls);
+    metrics_->feedback().RecordPrediction(out.rows == 1 ? call.id : call.id + "/" + std::to_string(r), cls);
+    if (call.sampled) predicted.push_back(cls);
   }
-  if (sampled && predicted.size() * row_size == features.size()) {
-    reporter_->AddSample(options_.name, out.model_version, features, row_size, predicted);
+  if (call.sampled && predicted.size() * row_size == call.features.size()) {
+    reporter_->AddSample(options_.name, out.model_version, call.features, row_size, predicted);
   }
   logits.data = std::move(out.data);
   resp.outputs.push_back(std::move(logits));
-  metrics_->RecordSuccess(Seconds(start));
-  return WithVersion(http::HttpResponse::Json(200, EncodeInferResponse(resp)), resp.model_version);
+  metrics_->RecordSuccess(Seconds(call.start));
+  if (!call.binary_logits) {
+    return WithVersion(http::HttpResponse::Json(200, EncodeInferResponse(resp)), resp.model_version);
+  }
+  EncodedBody encoded = EncodeInferResponse(resp, {"logits"});
+  http::HttpResponse r;
+  r.status = 200;
+  r.content_type = "application/octet-stream";
+  r.body = std::move(encoded.body);
+  r.headers.emplace_back(kInferenceHeaderContentLength, std::to_string(encoded.json_length));
+  return WithVersion(std::move(r), resp.model_version);
 }
 
 http::HttpResponse DeployedModel::Feedback(const http::HttpRequest& request) {

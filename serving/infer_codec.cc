@@ -1,7 +1,9 @@
 #include "serving/infer_codec.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <set>
 
@@ -256,6 +258,126 @@ ApiResult<std::string> RequiredString(const json& obj, const char* key, const st
   return v->get<std::string>();
 }
 
+// The bytes after the JSON header (binary tensor extension, rules 7-8).
+struct BinarySource {
+  bool present = false;  // the request had an Inference-Header-Content-Length
+  std::string_view data;
+  size_t offset = 0;  // consumed so far, in input order
+};
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "the binary tensor extension is little-endian; this codec copies host-order bytes");
+
+// Bytes per element in binary form; 0 for BYTES (not accepted in binary).
+size_t ElementSize(DataType type) {
+  switch (type) {
+    case DataType::kBool:
+    case DataType::kUint8: return 1;
+    case DataType::kInt32:
+    case DataType::kFp32: return 4;
+    case DataType::kInt64:
+    case DataType::kFp64: return 8;
+    default: return 0;
+  }
+}
+
+template <typename T>
+std::vector<T> CopyElements(std::string_view bytes, size_t n) {
+  std::vector<T> out(n);
+  if (n > 0) std::memcpy(out.data(), bytes.data(), n * sizeof(T));
+  return out;
+}
+
+// `n` elements of `type` from `bytes` (n × ElementSize bytes); refuses NaN
+// and Inf with the element's index, as for JSON (rule 4).
+ApiResult<TensorData> DecodeBinaryElements(std::string_view bytes, size_t n, DataType type,
+                                           const std::string& field) {
+  auto finite = [&](const auto& v) -> std::optional<ApiError> {
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (!std::isfinite(v[i])) {
+        return Bad(ErrorKind::kNonFinite, ElementField(field, i),
+                   std::string(std::isnan(v[i]) ? "NaN" : "Inf") + " is not allowed (element " +
+                       std::to_string(i) + ")");
+      }
+    }
+    return std::nullopt;
+  };
+  switch (type) {
+    case DataType::kFp32: {
+      auto v = CopyElements<float>(bytes, n);
+      if (auto e = finite(v)) return *e;
+      return TensorData(std::move(v));
+    }
+    case DataType::kFp64: {
+      auto v = CopyElements<double>(bytes, n);
+      if (auto e = finite(v)) return *e;
+      return TensorData(std::move(v));
+    }
+    case DataType::kInt32: return TensorData(CopyElements<int32_t>(bytes, n));
+    case DataType::kInt64: return TensorData(CopyElements<int64_t>(bytes, n));
+    case DataType::kUint8: return TensorData(CopyElements<uint8_t>(bytes, n));
+    case DataType::kBool: {
+      auto v = CopyElements<uint8_t>(bytes, n);
+      for (uint8_t& b : v) b = b != 0 ? 1 : 0;
+      return TensorData(std::move(v));
+    }
+    default:
+      return Bad(ErrorKind::kWrongDatatype, field, std::string(DataTypeName(type)) + " is not supported in binary");
+  }
+}
+
+// Appends t's elements as little-endian bytes; false (nothing appended) for
+// BYTES.
+bool AppendRaw(const Tensor& t, std::string* out) {
+  return std::visit(
+      [&](const auto& v) {
+        using E = typename std::decay_t<decltype(v)>::value_type;
+        if constexpr (std::is_same_v<E, std::string>) {
+          return false;
+        } else {
+          out->append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(E));
+          return true;
+        }
+      },
+      t.data);
+}
+
+// Rule 7: the tensor's binary_data_size bytes from `bin`.
+ApiResult<TensorData> DecodeBinaryTensor(const Tensor& t, const json& j, uint64_t count,
+                                         const std::string& field, BinarySource* bin) {
+  const std::string f = field + ".parameters.binary_data_size";
+  if (Find(j, "data") != nullptr)
+    return Malformed(field, "has both data and parameters.binary_data_size; send one of them");
+  if (bin == nullptr || !bin->present)
+    return Malformed(f, std::string("binary data needs the ") + kInferenceHeaderContentLength +
+                            " header (the length of the JSON part of the body)");
+  const Parameter& p = t.parameters.at("binary_data_size");
+  if (!std::holds_alternative<int64_t>(p) || std::get<int64_t>(p) < 0)
+    return Malformed(f, "expected a byte count >= 0");
+  const uint64_t size = static_cast<uint64_t>(std::get<int64_t>(p));
+  const size_t esize = ElementSize(t.datatype);
+  if (esize == 0) {
+    return Bad(ErrorKind::kWrongDatatype, field + ".datatype",
+               std::string(DataTypeName(t.datatype)) + " cannot be sent as binary data; send it in data");
+  }
+  const uint64_t expected = count * esize;
+  if (size != expected) {
+    return Bad(ErrorKind::kWrongShape, f,
+               std::to_string(size) + " bytes, but shape " + ShapeString(t.shape) + " of " +
+                   std::string(DataTypeName(t.datatype)) + " needs " + std::to_string(expected) + " (" +
+                   std::to_string(count) + " elements x " + std::to_string(esize) + " bytes)");
+  }
+  const size_t left = bin->data.size() - bin->offset;
+  if (size > left) {
+    return Malformed(f, std::to_string(size) + " bytes, but only " + std::to_string(left) +
+                            " bytes of binary data are left after the JSON header and the inputs before");
+  }
+  auto data = DecodeBinaryElements(bin->data.substr(bin->offset, size), count, t.datatype, field + ".binary_data");
+  if (!data.ok()) return data.error();
+  bin->offset += size;
+  return std::move(data).value();
+}
+
 std::string ExpectedShapes(const TensorSpec& spec) {
   std::string s;
   for (size_t i = 0; i < spec.shapes.size(); ++i) {
@@ -268,7 +390,7 @@ std::string ExpectedShapes(const TensorSpec& spec) {
 // Decodes one tensor: name, datatype, shape, data (+ parameters). With a spec,
 // checks the datatype and shape against it (rules 3-5).
 ApiResult<Tensor> DecodeTensor(const json& j, const std::string& field, const TensorSpec* spec,
-                               const CodecLimits& limits) {
+                               const CodecLimits& limits, BinarySource* bin) {
   if (!j.is_object()) return Malformed(field, "expected an object, got " + TypeName(j));
   Tensor t;
   auto name = RequiredString(j, "name", field + ".name");
@@ -317,6 +439,17 @@ ApiResult<Tensor> DecodeTensor(const json& j, const std::string& field, const Te
     return ApiError::TooLarge(field + ".shape: " + ShapeString(t.shape) + " has more than " +
                               std::to_string(limits.max_elements) + " elements");
   }
+  if (const json* p = Find(j, "parameters")) {
+    auto params = DecodeParameters(*p, field + ".parameters");
+    if (!params.ok()) return params.error();
+    t.parameters = std::move(params).value();
+  }
+  if (t.parameters.count("binary_data_size") > 0) {
+    auto elements = DecodeBinaryTensor(t, j, *count, field, bin);
+    if (!elements.ok()) return elements.error();
+    t.data = std::move(elements).value();
+    return t;
+  }
   const json* data = Find(j, "data");
   if (data == nullptr) return Malformed(field + ".data", "missing");
   auto leaves = Flatten(*data, t.shape, *count, field + ".data");
@@ -324,16 +457,22 @@ ApiResult<Tensor> DecodeTensor(const json& j, const std::string& field, const Te
   auto elements = DecodeElements(leaves.value(), t.datatype, field + ".data");
   if (!elements.ok()) return elements.error();
   t.data = std::move(elements).value();
-  if (const json* p = Find(j, "parameters")) {
-    auto params = DecodeParameters(*p, field + ".parameters");
-    if (!params.ok()) return params.error();
-    t.parameters = std::move(params).value();
-  }
   return t;
 }
 
-json EncodeTensor(const Tensor& t) {
+// `raw` (may be null): append the elements there as binary data instead of
+// writing `data` (rule 9); BYTES always goes as JSON.
+json EncodeTensor(const Tensor& t, std::string* raw = nullptr) {
   json j = {{"name", t.name}, {"datatype", DataTypeName(t.datatype)}, {"shape", t.shape}};
+  if (raw != nullptr) {
+    const size_t before = raw->size();
+    if (AppendRaw(t, raw)) {
+      Parameters params = t.parameters;
+      params["binary_data_size"] = static_cast<int64_t>(raw->size() - before);
+      j["parameters"] = EncodeParameters(params);
+      return j;
+    }
+  }
   std::visit(
       [&](const auto& v) {
         using E = typename std::decay_t<decltype(v)>::value_type;
@@ -355,6 +494,28 @@ json EncodeTensor(const Tensor& t) {
   return j;
 }
 
+// Rule 8: the JSON part of `body`; the rest goes to `bin`.
+ApiResult<std::string_view> SplitBody(std::string_view body, std::optional<uint64_t> header_length,
+                                      BinarySource* bin) {
+  if (!header_length) return body;
+  if (*header_length > body.size()) {
+    return Malformed(kInferenceHeaderContentLength,
+                     std::to_string(*header_length) + " exceeds the body's " + std::to_string(body.size()) +
+                         " bytes");
+  }
+  bin->present = true;
+  bin->data = body.substr(*header_length);
+  return body.substr(0, *header_length);
+}
+
+// Rule 8: every binary byte belongs to a tensor.
+std::optional<ApiError> CheckBinaryConsumed(const BinarySource& bin, const char* tensors) {
+  if (bin.offset == bin.data.size()) return std::nullopt;
+  return Malformed("request body", std::to_string(bin.data.size()) +
+                                       " bytes of binary data follow the JSON header, but the " + tensors +
+                                       "' binary_data_size add up to " + std::to_string(bin.offset));
+}
+
 ApiResult<std::string> OptionalId(const json& obj) {
   const json* id = Find(obj, "id");
   if (id == nullptr) return std::string();
@@ -367,13 +528,16 @@ ApiResult<std::string> OptionalId(const json& obj) {
 }  // namespace
 
 ApiResult<InferRequest> DecodeInferRequest(std::string_view body, const ModelMetadata& model,
-                                           const CodecLimits& limits) {
+                                           const CodecLimits& limits, std::optional<uint64_t> header_length) {
   if (body.size() > limits.max_body_bytes) {
     return ApiError::TooLarge("request body: " + std::to_string(body.size()) +
                               " bytes exceed the limit of " +
                               std::to_string(limits.max_body_bytes));
   }
-  auto parsed = ParseObject(body, "request body");
+  BinarySource bin;
+  auto split = SplitBody(body, header_length, &bin);
+  if (!split.ok()) return split.error();
+  auto parsed = ParseObject(split.value(), "request body");
   if (!parsed.ok()) return parsed.error();
   const json& j = parsed.value();
   InferRequest req;
@@ -409,7 +573,7 @@ ApiResult<InferRequest> DecodeInferRequest(std::string_view body, const ModelMet
       if (by_spec[spec_index])
         return Malformed(field + ".name", "input \"" + name.value() + "\" given twice");
     }
-    auto t = DecodeTensor(in, field, in.is_object() ? &model.inputs[spec_index] : nullptr, limits);
+    auto t = DecodeTensor(in, field, in.is_object() ? &model.inputs[spec_index] : nullptr, limits, &bin);
     if (!t.ok()) return t.error();
     by_spec[spec_index] = std::move(t).value();
   }
@@ -423,6 +587,7 @@ ApiResult<InferRequest> DecodeInferRequest(std::string_view body, const ModelMet
     }
     req.inputs.push_back(std::move(*by_spec[s]));
   }
+  if (auto e = CheckBinaryConsumed(bin, "inputs")) return *e;
   if (const json* outputs = Find(j, "outputs")) {
     if (!outputs->is_array())
       return Malformed("outputs", "expected an array, got " + TypeName(*outputs));
@@ -482,8 +647,82 @@ std::string EncodeInferResponse(const InferResponse& r) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-ApiResult<InferResponse> DecodeInferResponse(std::string_view body) {
-  auto parsed = ParseObject(body, "response body");
+EncodedBody EncodeInferResponse(const InferResponse& r, const std::set<std::string>& binary) {
+  json j = {{"model_name", r.model_name}, {"model_version", r.model_version}};
+  if (!r.id.empty()) j["id"] = r.id;
+  std::string raw;
+  json outs = json::array();
+  for (const auto& t : r.outputs) outs.push_back(EncodeTensor(t, binary.count(t.name) ? &raw : nullptr));
+  j["outputs"] = std::move(outs);
+  if (!r.parameters.empty()) j["parameters"] = EncodeParameters(r.parameters);
+  EncodedBody out;
+  out.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  out.json_length = out.body.size();
+  out.body += raw;
+  return out;
+}
+
+EncodedBody EncodeInferRequest(const InferRequest& r, const std::set<std::string>& binary) {
+  json j = json::object();
+  if (!r.id.empty()) j["id"] = r.id;
+  if (!r.parameters.empty()) j["parameters"] = EncodeParameters(r.parameters);
+  std::string raw;
+  json ins = json::array();
+  for (const auto& t : r.inputs) ins.push_back(EncodeTensor(t, binary.count(t.name) ? &raw : nullptr));
+  j["inputs"] = std::move(ins);
+  if (!r.outputs.empty()) {
+    json outs = json::array();
+    for (const auto& o : r.outputs) {
+      json oj = {{"name", o.name}};
+      if (!o.parameters.empty()) oj["parameters"] = EncodeParameters(o.parameters);
+      outs.push_back(std::move(oj));
+    }
+    j["outputs"] = std::move(outs);
+  }
+  EncodedBody out;
+  out.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  out.json_length = out.body.size();
+  out.body += raw;
+  return out;
+}
+
+ApiResult<std::optional<uint64_t>> ParseInferenceHeaderLength(std::string_view value) {
+  if (value.empty()) return std::optional<uint64_t>();
+  uint64_t n = 0;
+  const bool digits = value.size() <= 18 &&
+                      std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits) {
+    return Malformed(kInferenceHeaderContentLength,
+                     "expected the JSON header's length in bytes, got \"" +
+                         std::string(value.substr(0, 32)) + "\"");
+  }
+  for (char c : value) n = n * 10 + static_cast<uint64_t>(c - '0');
+  return std::optional<uint64_t>(n);
+}
+
+std::set<std::string> BinaryOutputs(const InferRequest& request, const ModelMetadata& model) {
+  auto flag = [](const Parameters& p, const char* key) -> std::optional<bool> {
+    auto it = p.find(key);
+    if (it == p.end() || !std::holds_alternative<bool>(it->second)) return std::nullopt;
+    return std::get<bool>(it->second);
+  };
+  const bool all = flag(request.parameters, "binary_data_output").value_or(false);
+  std::set<std::string> out;
+  for (const auto& spec : model.outputs) {
+    bool binary = all;
+    for (const auto& o : request.outputs) {
+      if (o.name == spec.name) binary = flag(o.parameters, "binary_data").value_or(binary);
+    }
+    if (binary) out.insert(spec.name);
+  }
+  return out;
+}
+
+ApiResult<InferResponse> DecodeInferResponse(std::string_view body, std::optional<uint64_t> header_length) {
+  BinarySource bin;
+  auto split = SplitBody(body, header_length, &bin);
+  if (!split.ok()) return split.error();
+  auto parsed = ParseObject(split.value(), "response body");
   if (!parsed.ok()) return parsed.error();
   const json& j = parsed.value();
   InferResponse r;
@@ -502,10 +741,11 @@ ApiResult<InferResponse> DecodeInferResponse(std::string_view body) {
   if (outputs == nullptr || !outputs->is_array()) return Malformed("outputs", "expected an array");
   CodecLimits limits;
   for (size_t i = 0; i < outputs->size(); ++i) {
-    auto t = DecodeTensor((*outputs)[i], "outputs[" + std::to_string(i) + "]", nullptr, limits);
+    auto t = DecodeTensor((*outputs)[i], "outputs[" + std::to_string(i) + "]", nullptr, limits, &bin);
     if (!t.ok()) return t.error();
     r.outputs.push_back(std::move(t).value());
   }
+  if (auto e = CheckBinaryConsumed(bin, "outputs")) return *e;
   if (const json* p = Find(j, "parameters")) {
     auto params = DecodeParameters(*p, "parameters");
     if (!params.ok()) return params.error();

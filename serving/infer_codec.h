@@ -20,12 +20,32 @@
 //   5. Elements over limits.max_elements, or rows (shape[0]) over
 //      limits.max_rows (the deployment's max_batch; 0 = no limit), are 413.
 //   6. `outputs` (optional) names model outputs.
+//
+// Binary tensor extension (KServe v2 / Triton "binary data"): with an
+// `Inference-Header-Content-Length: H` header, the body's first H bytes are
+// the JSON above and the rest is raw tensor data:
+//   7. An input with `"parameters": {"binary_data_size": N}` has no `data`;
+//      its N bytes come next after the previous binary input's, in the order
+//      of `inputs`, little-endian, row-major. N must equal the element count
+//      × the datatype's size (BOOL/UINT8 1, INT32/FP32 4, INT64/FP64 8;
+//      BYTES is not accepted in binary). NaN/Inf are refused as in rule 4.
+//      JSON and binary inputs may be mixed in one request.
+//   8. H larger than the body, a binary_data_size without the header, and
+//      binary bytes left over or missing are 400s naming the field.
+//   9. The response carries an output in binary when the request asks for it
+//      (`outputs[i].parameters.binary_data: true`, or the request parameter
+//      `binary_data_output: true` for outputs not listed with their own
+//      setting): the output then has `parameters.binary_data_size` and no
+//      `data`, its bytes follow the JSON, and the response's
+//      Inference-Header-Content-Length gives the JSON's length.
 // Decoding never throws and never crashes on hostile input.
 //
 // Thread safety: pure functions.
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +56,8 @@
 namespace gantry::serving {
 
 inline constexpr size_t kMaxIdLength = 256;
+// The binary tensor extension's header (rule 7).
+inline constexpr const char* kInferenceHeaderContentLength = "Inference-Header-Content-Length";
 inline constexpr size_t kMaxDims = 8;
 
 struct CodecLimits {
@@ -74,14 +96,36 @@ struct FeedbackRequest {
   int64_t label = 0;
 };
 
+// `header_length`: the Inference-Header-Content-Length value, if the request
+// had one (the binary extension); nullopt: the whole body is JSON.
 ApiResult<InferRequest> DecodeInferRequest(std::string_view body, const ModelMetadata& model,
-                                           const CodecLimits& limits = {});
+                                           const CodecLimits& limits = {},
+                                           std::optional<uint64_t> header_length = std::nullopt);
+// The Inference-Header-Content-Length header value: "" (absent) gives
+// nullopt; anything but a decimal integer is a 400.
+ApiResult<std::optional<uint64_t>> ParseInferenceHeaderLength(std::string_view value);
+// The outputs the request asks for in binary (rule 9), among `model`'s.
+std::set<std::string> BinaryOutputs(const InferRequest& request, const ModelMetadata& model);
 ApiResult<FeedbackRequest> DecodeFeedbackRequest(std::string_view body,
                                                  const CodecLimits& limits = {});
 
+// A body of the binary extension: the JSON, then the binary tensors.
+struct EncodedBody {
+  std::string body;
+  size_t json_length = 0;  // the Inference-Header-Content-Length to send
+};
+
 std::string EncodeInferResponse(const InferResponse& response);
-// Client side (tests, load generator): the inverse of EncodeInferResponse.
-ApiResult<InferResponse> DecodeInferResponse(std::string_view body);
+// Outputs named in `binary` go as raw bytes after the JSON (rule 9); BYTES
+// outputs always go as JSON.
+EncodedBody EncodeInferResponse(const InferResponse& response, const std::set<std::string>& binary);
+// Client side (tests, load generator): the inverse of EncodeInferResponse;
+// `header_length` as for DecodeInferRequest.
+ApiResult<InferResponse> DecodeInferResponse(std::string_view body,
+                                             std::optional<uint64_t> header_length = std::nullopt);
+// Client side: a request body; inputs named in `binary` go as raw bytes
+// (rule 7). Request and output parameters are sent as given.
+EncodedBody EncodeInferRequest(const InferRequest& request, const std::set<std::string>& binary = {});
 std::string EncodeModelMetadata(const ModelMetadata& metadata);
 // {"error": message}.
 std::string EncodeError(const ApiError& error);

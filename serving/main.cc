@@ -16,11 +16,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <zmq.hpp>
 
 #include "common/curve.h"
@@ -113,7 +115,9 @@ int main(int argc, char** argv) {
   int64_t max_delay_ms = 0;
   bool int8 = false;
   size_t max_body_mb = 8;
-  int threads = 64;
+  // Requests wait for their batch without holding a thread (async infer
+  // route), so one thread per core is enough.
+  int threads = static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
   double sample_rate = 0.1;
   int64_t report_interval_ms = 1000;
   app.add_option("--storage", storage, "storage service endpoint (tcp://HOST:PORT)")->required();
@@ -133,7 +137,7 @@ int main(int argc, char** argv) {
   app.add_option("--name", name, "deployment name (logs, ready file)");
   app.add_option("--ready-file", ready_file, "written atomically once serving");
   app.add_option("--max-body-mb", max_body_mb, "largest request body, MiB")->check(CLI::Range(size_t{1}, size_t{1024}));
-  app.add_option("--http-threads", threads, "HTTP threads (a request holds one while it waits for its batch)")
+  app.add_option("--http-threads", threads, "HTTP threads (default: the number of cores; a request waiting for its batch holds none)")
       ->check(CLI::Range(1, 1024));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   std::string keys;

@@ -14,31 +14,6 @@ Result<model::TensorMap> WeightTensorsFromJson(const json& tensors) {
   return model::TensorsFromJson(tensors, [](const std::string& name) { return model::IsWeightName(name); });
 }
 
-Result<model::ModelManifest> ManifestFromMeta(const json& meta, const std::string& where) {
-  model::ModelManifest m;
-  const std::string w = where + " meta";
-  if (!meta.is_object()) return Status::Corruption(w + " must be an object");
-  GANTRY_ASSIGN_OR_RETURN(m.description, JsonField<std::string>(meta, "model", "", w));
-  GANTRY_ASSIGN_OR_RETURN(m.builtin, JsonField<std::string>(meta, "model_builtin", "", w));
-  GANTRY_ASSIGN_OR_RETURN(m.hidden, JsonField<std::vector<int64_t>>(meta, "model_hidden", {}, w));
-  GANTRY_ASSIGN_OR_RETURN(m.torchscript, JsonField<std::string>(meta, "model_torchscript", "", w));
-  constexpr std::string_view kScriptPrefix = "torchscript ";
-  if (m.builtin == "torchscript" && m.torchscript.empty() && m.description.starts_with(kScriptPrefix)) {
-    m.torchscript = m.description.substr(kScriptPrefix.size());
-  }
-  GANTRY_ASSIGN_OR_RETURN(m.input_shape, JsonField<std::vector<int64_t>>(meta, "input_shape", {}, w));
-  GANTRY_ASSIGN_OR_RETURN(m.num_classes, JsonField<int64_t>(meta, "num_classes", 0, w));
-  auto norm = meta.find("normalize");
-  if (norm != meta.end() && norm->is_object()) {
-    model::Normalization n;
-    GANTRY_ASSIGN_OR_RETURN(n.mean, JsonField<double>(*norm, "mean", 0.0, w + " normalize"));
-    GANTRY_ASSIGN_OR_RETURN(n.std, JsonField<double>(*norm, "std", 1.0, w + " normalize"));
-    if (!(n.std > 0)) return Status::Corruption(w + " normalize.std must be > 0");
-    m.normalize = n;
-  }
-  return m;
-}
-
 RegistryClient::RegistryClient(zmq::context_t& ctx, const std::string& endpoint) : rpc_(ctx, endpoint, kTimeout) {}
 
 Result<std::string> RegistryClient::FeedEndpoint() {
@@ -64,7 +39,7 @@ Result<LoadedVersion> RegistryClient::Load(const std::string& model, const std::
   GANTRY_ASSIGN_OR_RETURN(v.version, JsonField<int64_t>(*reply, "version", 0, where));
   if (v.version < 1) return Status::Corruption(where + ": the reply names no version");
   v.meta = reply->value("meta", json::object());
-  GANTRY_ASSIGN_OR_RETURN(v.manifest, ManifestFromMeta(v.meta, where));
+  GANTRY_ASSIGN_OR_RETURN(v.manifest, model::ManifestFromMeta(v.meta, where));
   GANTRY_ASSIGN_OR_RETURN(v.quantization, JsonField<std::string>(v.meta, "quantization", "", where + " meta"));
   auto metrics = reply->find("metrics");
   if (metrics != reply->end() && metrics->is_object()) {

@@ -76,8 +76,7 @@ class RegistryClient {
   RpcClient rpc_;
 };
 
-// Decoders, exposed for tests.
+// Decoder, exposed for tests (the manifest: model::ManifestFromMeta).
 Result<model::TensorMap> WeightTensorsFromJson(const json& tensors);
-Result<model::ModelManifest> ManifestFromMeta(const json& meta, const std::string& where);
 
 }  // namespace gantry::serving

@@ -106,9 +106,13 @@ Result<std::shared_ptr<const http::Router>> MakeServeRouter(const std::vector<De
     DeployedModel* m = find(r);
     return m ? m->Ready() : unknown(r);
   }));
-  GANTRY_RETURN_IF_ERROR(router->Add("POST", "/v2/models/{m}/infer", [find, unknown](const http::HttpRequest& r) {
+  // Asynchronous: the batcher's callback answers, so no HTTP thread waits
+  // while the request waits for its batch.
+  GANTRY_RETURN_IF_ERROR(router->AddAsync("POST", "/v2/models/{m}/infer",
+                                          [find, unknown](const http::HttpRequest& r, http::HttpResponder out) {
     DeployedModel* m = find(r);
-    return m ? m->Infer(r) : unknown(r);
+    if (m == nullptr) return out.Send(unknown(r));
+    m->InferAsync(r, [out](http::HttpResponse res) { out.Send(std::move(res)); });
   }, open));
   GANTRY_RETURN_IF_ERROR(router->Add("POST", "/v2/models/{m}/feedback", [find, unknown](const http::HttpRequest& r) {
     DeployedModel* m = find(r);

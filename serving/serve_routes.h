@@ -4,7 +4,10 @@
 //   GET  /v2                        server metadata
 //   GET  /v2/models/{m}             model metadata (404 unknown model)
 //   GET  /v2/models/{m}/ready       200 / 503
-//   POST /v2/models/{m}/infer       inference
+//   POST /v2/models/{m}/infer       inference: JSON tensors, or the binary
+//                                   tensor extension (infer_codec.h); answered
+//                                   asynchronously (Router::AddAsync) by the
+//                                   batcher's callback
 //   POST /v2/models/{m}/feedback    {"id", "label"}: a true label, live accuracy
 //   GET  /metrics                   Prometheus text: requests, errors by code
 //                                   and kind, latency and batch-size

@@ -1,10 +1,30 @@
 #include "worker/async_checkpointer.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "common/ids.h"
 
 namespace gantry::worker {
+namespace {
+
+// Waits for the snapshot's deferred tensors and adds those that came out
+// defined (an undefined one, e.g. a profile that could not be built, is
+// left out, as it would have been at snapshot time).
+void ResolveDeferred(Checkpoint& c) {
+  for (auto& [name, future] : c.deferred) {
+    try {
+      torch::Tensor t = future.get();
+      if (t.defined()) c.tensors[name] = std::move(t);
+    } catch (const std::exception& e) {
+      spdlog::warn("checkpoint at step {}: {} left out: {}", c.step, name, e.what());
+    }
+  }
+  c.deferred.clear();
+}
+
+}  // namespace
 
 bool IsStorageGone(const Status& s) {
   return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
@@ -40,6 +60,7 @@ void AsyncCheckpointer::TryPending(std::unique_lock<std::mutex>& l) {
   ++p.tries;
   l.unlock();
   cv_.notify_all();  // a Submit() waiting for the queued snapshot to be taken
+  ResolveDeferred(p.snapshot);
   const auto t0 = std::chrono::steady_clock::now();
   auto saved = store_.Save(p.snapshot);
   Outcome out;

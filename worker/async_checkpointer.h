@@ -15,8 +15,10 @@
 //      try has failed because storage is gone, a newer snapshot replaces
 //      the pending one, which is reported as superseded, and Submit()
 //      does not wait. Inline Submit() makes one attempt.
-//   3. The thread sends the pending snapshot (CheckpointStore::Save; the
-//      JSON body is built there, off the training thread). A failure that
+//   3. The thread waits for the snapshot's deferred tensors (the drift
+//      profile, when its thread was not done at snapshot time) and sends
+//      the pending snapshot (CheckpointStore::Save; the JSON body is built
+//      there, off the training thread). A failure that
 //      says storage is gone (unavailable, deadline_exceeded) keeps the
 //      snapshot pending and retries it after a backoff (retry_initial,
 //      doubling up to retry_max), unless a newer snapshot replaced it

@@ -74,31 +74,6 @@ Result<std::optional<TrainerStateRecord>> TrainerStateFrom(const json& ts, const
   return std::optional<TrainerStateRecord>(r);
 }
 
-Result<model::ModelManifest> ManifestFrom(const json& meta, const std::string& where) {
-  model::ModelManifest m;
-  const std::string w = where + " meta";
-  GANTRY_ASSIGN_OR_RETURN(m.description, Field<std::string>(meta, "model", "", w));
-  GANTRY_ASSIGN_OR_RETURN(m.builtin, Field<std::string>(meta, "model_builtin", "", w));
-  GANTRY_ASSIGN_OR_RETURN(m.hidden, Field<std::vector<int64_t>>(meta, "model_hidden", {}, w));
-  GANTRY_ASSIGN_OR_RETURN(m.torchscript, Field<std::string>(meta, "model_torchscript", "", w));
-  // Checkpoints saved before model_torchscript was written name the file
-  // only in the description ("torchscript <path>").
-  constexpr std::string_view kScriptPrefix = "torchscript ";
-  if (m.builtin == "torchscript" && m.torchscript.empty() && m.description.starts_with(kScriptPrefix)) {
-    m.torchscript = m.description.substr(kScriptPrefix.size());
-  }
-  GANTRY_ASSIGN_OR_RETURN(m.input_shape, Field<std::vector<int64_t>>(meta, "input_shape", {}, w));
-  GANTRY_ASSIGN_OR_RETURN(m.num_classes, Field<int64_t>(meta, "num_classes", 0, w));
-  GANTRY_ASSIGN_OR_RETURN(json norm, Object(meta, "normalize", w));
-  if (!norm.empty()) {
-    model::Normalization n;
-    GANTRY_ASSIGN_OR_RETURN(n.mean, Field<double>(norm, "mean", 0.0, w + " normalize"));
-    GANTRY_ASSIGN_OR_RETURN(n.std, Field<double>(norm, "std", 1.0, w + " normalize"));
-    m.normalize = n;
-  }
-  return m;
-}
-
 Result<OptimizerRecord> OptimizerFrom(const json& o, const std::string& where) {
   OptimizerRecord r;
   const std::string w = where + " optimizer_state";
@@ -171,7 +146,7 @@ Result<Checkpoint> CheckpointFromReply(const json& reply) {
   GANTRY_ASSIGN_OR_RETURN(json meta, Object(reply, "meta", where));
   GANTRY_ASSIGN_OR_RETURN(c.job_name, Field<std::string>(meta, "job_name", "", where + " meta"));
   GANTRY_ASSIGN_OR_RETURN(c.world_size, Field<int64_t>(meta, "world_size", 0, where + " meta"));
-  GANTRY_ASSIGN_OR_RETURN(c.manifest, ManifestFrom(meta, where));
+  GANTRY_ASSIGN_OR_RETURN(c.manifest, model::ManifestFromMeta(meta, where));
   // Trainer state: its own field, or inside meta for stores that keep only meta.
   GANTRY_ASSIGN_OR_RETURN(json ts, Object(reply, "trainer_state", where));
   if (!ts.contains("step")) {

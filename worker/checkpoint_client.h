@@ -35,6 +35,7 @@
 #include <torch/types.h>
 
 #include <chrono>
+#include <future>
 #include <map>
 #include <optional>
 #include <string>
@@ -101,6 +102,10 @@ struct Checkpoint {
   // is a contiguous CPU copy taken at snapshot time (training goes on while
   // the background thread encodes and sends them).
   model::TensorMap tensors;
+  // Tensors still being computed when the snapshot was taken (the drift
+  // profile's thread): the saver waits for each and adds it, if defined,
+  // to `tensors` before sending, off the training thread. Saving only.
+  std::map<std::string, std::shared_future<torch::Tensor>> deferred;
 
   // "model@vN", for messages.
   std::string Source() const { return model + "@v" + std::to_string(version); }

@@ -248,7 +248,7 @@ Status Trainer::Report() {
 Status Trainer::Evaluate() {
   // Shards without data.test_file: nothing to evaluate (same on every rank).
   if (test_.size() == 0) return Status::Ok();
-  GANTRY_ASSIGN_OR_RETURN(auto scores, EvaluateTestSet());
+  GANTRY_ASSIGN_OR_RETURN(auto scores, EvaluateTestSet(&eval_predictions_));
   summary_.test_loss = scores.first;
   summary_.test_accuracy = scores.second;
   spdlog::info("rank {}/{} eval step {} test_loss {:.4f} test_acc {:.4f} ({} samples)", comm_.rank(),
@@ -257,14 +257,17 @@ Status Trainer::Evaluate() {
   return Status::Ok();
 }
 
-Result<std::pair<double, double>> Trainer::EvaluateTestSet() {
+Result<std::pair<double, double>> Trainer::EvaluateTestSet(torch::Tensor* predictions) {
   torch::NoGradGuard no_grad;
   model_->SetTraining(false);
   const int64_t n = test_.size();
   const int64_t begin = n * comm_.rank() / comm_.size();
   const int64_t end = n * (comm_.rank() + 1) / comm_.size();
+  const int64_t classes = std::max<int64_t>(test_.num_classes, 1);
   double loss_sum = 0;
   double correct = 0;
+  // Counts travel as float64 with the sums: exact below 2^53 samples.
+  torch::Tensor predicted = torch::zeros({classes}, torch::kFloat64);
   const torch::Device device = TrainDevice(options_.spec);
   for (int64_t i = begin; i < end; i += kEvalBatch) {
     const int64_t len = std::min(kEvalBatch, end - i);
@@ -274,12 +277,19 @@ Result<std::pair<double, double>> Trainer::EvaluateTestSet() {
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .item<double>();
-    correct += logits.argmax(1).eq(y).sum().item<double>();
+    const torch::Tensor argmax = logits.argmax(1);
+    correct += argmax.eq(y).sum().item<double>();
+    if (predictions != nullptr) {
+      const torch::Tensor counts = torch::bincount(argmax.to(torch::kCPU), {}, classes).to(torch::kFloat64);
+      predicted.narrow(0, 0, std::min(classes, counts.size(0))) += counts.narrow(0, 0, std::min(classes, counts.size(0)));
+    }
   }
-  torch::Tensor sums = torch::tensor({loss_sum, correct, static_cast<double>(end - begin)}, torch::kFloat64);
+  torch::Tensor sums = torch::cat({torch::tensor({loss_sum, correct, static_cast<double>(end - begin)}, torch::kFloat64),
+                                   predicted});
   GANTRY_RETURN_IF_ERROR(comm_.AllreduceSum(sums).WithContext("reducing evaluation"));
   auto s = sums.accessor<double, 1>();
   if (s[2] <= 0) return Status::InvalidArgument("evaluation: the test set is empty");
+  if (predictions != nullptr) *predictions = sums.narrow(0, 3, classes).round().to(torch::kInt64).contiguous();
   return std::make_pair(s[0] / s[2], s[1] / s[2]);
 }
 

@@ -128,7 +128,9 @@ class Trainer {
   Status Evaluate();
   // Mean loss and accuracy of the current parameters on the test set
   // (sharded over ranks, sums allreduced); leaves the model in eval mode.
-  Result<std::pair<double, double>> EvaluateTestSet();
+  // With `predictions`, also the count of each predicted class over the
+  // whole set (int64 [num_classes], the same on every rank).
+  Result<std::pair<double, double>> EvaluateTestSet(torch::Tensor* predictions = nullptr);
   void Publish(json values);
 
   // trainer_state.cc
@@ -141,11 +143,14 @@ class Trainer {
   static torch::Tensor SnapshotTensor(const torch::Tensor& t);
   // trainer_profile.cc: rank 0's drift profile of train_. StartDriftProfile
   // builds it on a thread of its own from the start of the run (it takes
-  // rank 0 a second or two, which the other ranks would otherwise spend
-  // waiting in the first save); DriftProfileTensor waits for it (builds it
-  // here if it was never started). Undefined when it could not be built.
+  // rank 0 a second or two of CPU, many more when the host is busy).
+  // AddDriftProfile puts it into a snapshot: the tensor when it is done,
+  // else the thread's future as a deferred tensor that the saver waits for
+  // off the training thread, so no rank waits for the profile in a save
+  // (it is built inline if it was never started). Left out when it could
+  // not be built.
   void StartDriftProfile();
-  const torch::Tensor& DriftProfileTensor();
+  void AddDriftProfile(Checkpoint& c);
   // Periodic (async) or final/preempt (synchronous, shared outcome).
   Status SaveCheckpoint(bool final_save, bool preempted);
   // Logs and reports finished saves; the status of the save of the current
@@ -168,9 +173,12 @@ class Trainer {
   std::unique_ptr<Reducer> reducer_;
   std::optional<DistributedSampler> sampler_;
   std::unique_ptr<AsyncCheckpointer> saver_;
-  torch::Tensor drift_profile_;  // the saved drift profile (rank 0), see DriftProfileTensor
+  torch::Tensor drift_profile_;  // the saved drift profile (rank 0), see AddDriftProfile
+  // Predicted-class counts of the latest Evaluate(), saved with each version
+  // as drift::kEvalPredictionsTensorName; undefined before the first.
+  torch::Tensor eval_predictions_;
   bool drift_profile_built_ = false;
-  std::future<torch::Tensor> drift_profile_pending_;  // StartDriftProfile's thread
+  std::shared_future<torch::Tensor> drift_profile_pending_;  // StartDriftProfile's thread
   bool saving_ = false;  // the same on every rank: rank 0 has a storage endpoint
 
   // Position: optimizer steps done, and where the next global batch starts.

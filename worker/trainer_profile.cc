@@ -94,7 +94,8 @@ void Trainer::StartDriftProfile() {
     drift_profile_pending_ = std::async(std::launch::async, [features, labels, this] {
       // Lowest priority (Linux: nice is per thread): it takes what the
       // ranks leave, rather than slowing every step of every rank while it
-      // runs; a save that needs it before it is done waits for it.
+      // runs; a save taken before it is done carries it deferred, and the
+      // saver's thread waits for it.
       ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
       return BuildProfileTensor(features, labels, clock_);
     });
@@ -103,15 +104,22 @@ void Trainer::StartDriftProfile() {
   }
 }
 
-const torch::Tensor& Trainer::DriftProfileTensor() {
-  if (drift_profile_built_) return drift_profile_;
-  drift_profile_built_ = true;
-  if (drift_profile_pending_.valid()) {
-    drift_profile_ = drift_profile_pending_.get();
-  } else if (train_.features.defined()) {
-    drift_profile_ = BuildProfileTensor(train_.features.reshape({train_.size(), -1}), train_.labels, clock_);
+void Trainer::AddDriftProfile(Checkpoint& c) {
+  if (!drift_profile_built_ && drift_profile_pending_.valid() &&
+      drift_profile_pending_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    c.deferred[drift::kProfileTensorName] = drift_profile_pending_;  // the saver waits, not training
+    return;
   }
-  return drift_profile_;
+  if (!drift_profile_built_) {
+    drift_profile_built_ = true;
+    if (drift_profile_pending_.valid()) {
+      drift_profile_ = drift_profile_pending_.get();
+    } else if (train_.features.defined()) {
+      drift_profile_ = BuildProfileTensor(train_.features.reshape({train_.size(), -1}), train_.labels, clock_);
+    }
+  }
+  // Immutable once built: shared with every snapshot, no copy.
+  if (drift_profile_.defined()) c.tensors[drift::kProfileTensorName] = drift_profile_;
 }
 
 }  // namespace gantry::worker

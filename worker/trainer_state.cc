@@ -221,8 +221,8 @@ Result<Checkpoint> Trainer::TakeSnapshot(bool preempted) {
     for (const auto& [name, t] : NamedState()) c.tensors[name] = SnapshotTensor(t);
     GANTRY_ASSIGN_OR_RETURN(NamedTensors optim, SaveOptimizerState(*optimizer_, NamedParameters()));
     for (const auto& [name, t] : optim) c.tensors[name] = SnapshotTensor(t);
-    // Immutable once built: shared with every snapshot, no copy.
-    if (const torch::Tensor& profile = DriftProfileTensor(); profile.defined()) c.tensors[drift::kProfileTensorName] = profile;
+    AddDriftProfile(c);
+    if (eval_predictions_.defined()) c.tensors[drift::kEvalPredictionsTensorName] = SnapshotTensor(eval_predictions_);
   } catch (const std::exception& e) {
     return Status::Internal(std::string("checkpoint: copying the training state: ") + e.what());
   }

@@ -17,8 +17,24 @@
 //                           swaps (goal <= 2x)
 //   p50_c1_stages_us        where the p50 at concurrency 1 goes: the KServe
 //                           JSON decode alone, and DeployedModel::Infer
-//                           called in-process (decode, batcher hand-off,
-//                           forward, encode; no HTTP), each minus nothing
+//                           called in-process (decode, batcher, forward,
+//                           encode; no HTTP), each minus nothing
+//   *_binary                the same figures with the KServe v2 binary
+//                           tensor extension (input bytes after the JSON
+//                           header, logits returned in binary) instead of
+//                           JSON numbers; the goal rows stay the JSON ones
+//   binary_decode_us        DecodeInferRequest of the binary request alone
+//   throughput_16rows_c16_binary_vs_raw  NOT a goal row: requests of 16 rows
+//                           each (binary), 16 clients, rows/s vs the same
+//                           raw forward loop at batch 64
+//   http_floor_c1_us        p50 of GET /v2/health/live on one keep-alive
+//                           connection: the HTTP round trip alone
+//   mean_batch_rows_c64_binary  rows per batch during the binary c64 load
+//                           (baseline field: the share of batches the fast
+//                           path ran inline)
+//   cpu_us_per_request      process CPU time (server and load clients, both
+//                           in this process) per answered request at
+//                           concurrency 64, JSON and binary
 //   int8_vs_fp32_b64        forward latency at batch 64, int8 / fp32
 //   int8_accuracy_diff      test accuracy of the int8 version minus the fp32
 //                           one, on the 10,000 Fashion-MNIST test images,
@@ -29,8 +45,11 @@
 //
 //   bench_serve [--seconds S] [--rounds R]
 // Exploration knobs (docs/performance.md, "Serving", findings):
-// BENCH_HTTP_THREADS=N serves with N HTTP threads instead of 72;
-// BENCH_NODELAY=1 sets TCP_NODELAY on the load clients' sockets.
+// BENCH_HTTP_THREADS=N serves with N HTTP threads instead of one per core;
+// BENCH_NODELAY=1 sets TCP_NODELAY on the load clients' sockets;
+// BENCH_INLINE=1 turns the batcher's idle fast path on (off by default:
+// DeploymentOptions::run_inline_when_idle).
+#include <sys/resource.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -44,6 +63,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -138,17 +159,44 @@ struct LoadResult {
   double p50_s = 0;
   double p99_s = 0;
   uint64_t failed = 0;
+  double cpu_s_per_request = 0;  // process CPU (server + clients) per answer
 };
 
-// `concurrency` keep-alive clients posting one-row requests for `seconds`;
-// `during` (if any) runs on its own thread meanwhile, and is joined before
-// the clients stop.
-LoadResult Load(uint16_t port, int concurrency, double seconds, std::function<void()> during = nullptr) {
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+
+// A request body of `rows` random 28x28 images: JSON numbers, or (binary)
+// the KServe v2 binary tensor extension with the logits asked back in binary.
+struct RequestBody {
+  std::string body;
+  size_t header_length = 0;  // 0: plain JSON
+  int rows = 1;
+};
+
+RequestBody MakeBody(bool binary, int rows = 1) {
+  torch::Tensor x = (torch::rand({rows * 784}) * 255).round();
+  InferRequest req;
+  Tensor t;
+  t.name = "input";
+  t.shape = {rows, 784};
+  t.data = std::vector<float>(x.data_ptr<float>(), x.data_ptr<float>() + rows * 784);
+  req.inputs.push_back(std::move(t));
+  if (binary) req.parameters["binary_data_output"] = true;
+  EncodedBody enc = EncodeInferRequest(req, binary ? std::set<std::string>{"input"} : std::set<std::string>{});
+  return {std::move(enc.body), binary ? enc.json_length : 0, rows};
+}
+
+// `concurrency` keep-alive clients posting `request` for `seconds`; `during`
+// (if any) runs on its own thread meanwhile, and is joined before the
+// clients stop.
+LoadResult Load(uint16_t port, int concurrency, double seconds, std::function<void()> during = nullptr,
+                const RequestBody& request = MakeBody(false)) {
   namespace bhttp = boost::beast::http;
-  torch::Tensor x = (torch::rand({784}) * 255).round();
-  std::vector<float> data(x.data_ptr<float>(), x.data_ptr<float>() + 784);
-  const std::string body =
-      json{{"inputs", {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {1, 784}}, {"data", data}}}}}.dump();
+  const std::string& body = request.body;
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> done{0}, failed{0};
   std::vector<std::vector<double>> lat(concurrency);
@@ -163,6 +211,7 @@ LoadResult Load(uint16_t port, int concurrency, double seconds, std::function<vo
       while (!stop.load()) {
         bhttp::request<bhttp::string_body> req(bhttp::verb::post, "/v2/models/bench/infer", 11);
         req.set(bhttp::field::host, "127.0.0.1");
+        if (request.header_length > 0) req.set(kInferenceHeaderContentLength, std::to_string(request.header_length));
         req.body() = body;
         req.prepare_payload();
         auto start = Clock::now();
@@ -181,16 +230,43 @@ LoadResult Load(uint16_t port, int concurrency, double seconds, std::function<vo
     });
   }
   auto start = Clock::now();
+  const double cpu0 = ProcessCpuSeconds();
+  const uint64_t done0 = done.load();
   std::thread side;
   if (during) side = std::thread(during);
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   if (side.joinable()) side.join();
+  const double cpu = ProcessCpuSeconds() - cpu0;
+  const uint64_t answered = done.load() - done0;
   stop = true;
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   for (auto& t : threads) t.join();
   std::vector<double> all;
   for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
-  return {static_cast<double>(done.load()) / elapsed, Median(all), Quantile(all, 0.99), failed.load()};
+  return {static_cast<double>(done.load()) * request.rows / elapsed, Median(all), Quantile(all, 0.99), failed.load(),
+          answered > 0 ? cpu / static_cast<double>(answered) : 0};
+}
+
+// p50 of `n` GET /v2/health/live on one keep-alive connection: the HTTP
+// round trip alone (client and server), with no codec, batcher or forward.
+double HttpFloorSeconds(uint16_t port, int n) {
+  namespace bhttp = boost::beast::http;
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket sock(ioc);
+  sock.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  boost::beast::flat_buffer buf;
+  std::vector<double> t;
+  for (int i = 0; i < n; ++i) {
+    bhttp::request<bhttp::string_body> req(bhttp::verb::get, "/v2/health/live", 11);
+    req.set(bhttp::field::host, "127.0.0.1");
+    auto start = Clock::now();
+    bhttp::write(sock, req);
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(sock, buf, res);
+    t.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    if (res.result_int() != 200) std::abort();
+  }
+  return Median(t);
 }
 
 // One served deployment on a free port.
@@ -207,12 +283,14 @@ Served Serve(std::shared_ptr<const TorchServable> s, size_t max_batch) {
   o.ref = "v1";
   o.row_size = s->row_size();
   o.max_batch = max_batch;
+  o.run_inline_when_idle = std::getenv("BENCH_INLINE") != nullptr;
   out.model = std::make_unique<DeployedModel>(o, ServingMetricsOptions{});
   out.model->Install(s, s->Metadata("bench"));
   auto router = MakeServeRouter({out.model.get()});
   http::HttpServerOptions ho;
   ho.port = 0;
-  ho.threads = std::getenv("BENCH_HTTP_THREADS") ? std::atoi(std::getenv("BENCH_HTTP_THREADS")) : 72;
+  ho.threads = std::getenv("BENCH_HTTP_THREADS") ? std::atoi(std::getenv("BENCH_HTTP_THREADS"))
+                                                 : static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
   ho.max_body_bytes = 8 << 20;
   ho.max_connections = 256;
   ho.server_name = "gantry-serve";
@@ -253,50 +331,85 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::vector<double> raw64, c64, c64b1, p50, fwd1, infer1, decode1;
-  const std::string one_row = [] {
-    torch::Tensor x = (torch::rand({784}) * 255).round();
-    std::vector<float> data(x.data_ptr<float>(), x.data_ptr<float>() + 784);
-    return json{{"inputs", {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {1, 784}}, {"data", data}}}}}.dump();
-  }();
+  std::vector<double> c64bin, p50bin, infer1bin, decodebin, rows16, cpu_json, cpu_bin, mean_batch, inline_share,
+      http_floor;
+  const RequestBody json_body = MakeBody(false);
+  const RequestBody bin_body = MakeBody(true);
+  const RequestBody bin16_body = MakeBody(true, 16);
   for (int r = 0; r < rounds; ++r) {
     raw64.push_back(64.0 / ForwardSeconds(**fp32, 64, 200));
     fwd1.push_back(ForwardSeconds(**fp32, 1, 500));
     {
       Served s = Serve(*fp32, 64);
-      c64.push_back(Load(s.server->port(), 64, seconds).rows_per_s);
-      p50.push_back(Load(s.server->port(), 1, seconds).p50_s);
+      LoadResult lj = Load(s.server->port(), 64, seconds, nullptr, json_body);
+      c64.push_back(lj.rows_per_s);
+      cpu_json.push_back(lj.cpu_s_per_request);
+      p50.push_back(Load(s.server->port(), 1, seconds, nullptr, json_body).p50_s);
+      const Batcher::Stats b0 = s.model->batcher_stats();
+      LoadResult lb = Load(s.server->port(), 64, seconds, nullptr, bin_body);
+      const Batcher::Stats b1 = s.model->batcher_stats();
+      c64bin.push_back(lb.rows_per_s);
+      cpu_bin.push_back(lb.cpu_s_per_request);
+      mean_batch.push_back(static_cast<double>(b1.rows - b0.rows) / static_cast<double>(std::max<uint64_t>(1, b1.batches - b0.batches)));
+      inline_share.push_back(static_cast<double>(b1.inline_batches - b0.inline_batches) /
+                             static_cast<double>(std::max<uint64_t>(1, b1.batches - b0.batches)));
+      http_floor.push_back(HttpFloorSeconds(s.server->port(), 2000));
+      p50bin.push_back(Load(s.server->port(), 1, seconds, nullptr, bin_body).p50_s);
+      rows16.push_back(Load(s.server->port(), 16, seconds, nullptr, bin16_body).rows_per_s);
       s.server->Stop();
       // Stages without HTTP, one request at a time.
-      http::HttpRequest req;
-      req.method = "POST";
-      req.body = one_row;
-      std::vector<double> t, d;
       const ModelMetadata md = (*fp32)->Metadata("bench");
-      for (int i = 0; i < 2000; ++i) {
-        auto t0 = std::chrono::steady_clock::now();
-        auto res = s.model->Infer(req);
-        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        if (res.status != 200) std::abort();
-        t0 = std::chrono::steady_clock::now();
-        auto dec = DecodeInferRequest(one_row, md, CodecLimits{});
-        d.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        if (!dec.ok()) std::abort();
-      }
-      infer1.push_back(Median(t));
-      decode1.push_back(Median(d));
+      auto stages = [&](const RequestBody& b, std::vector<double>& infer, std::vector<double>& decode) {
+        http::HttpRequest req;
+        req.method = "POST";
+        req.body = b.body;
+        std::optional<uint64_t> hl;
+        if (b.header_length > 0) {
+          hl = b.header_length;
+          req.headers["inference-header-content-length"] = std::to_string(b.header_length);
+        }
+        std::vector<double> t, d;
+        for (int i = 0; i < 2000; ++i) {
+          auto t0 = std::chrono::steady_clock::now();
+          auto res = s.model->Infer(req);
+          t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+          if (res.status != 200) std::abort();
+          t0 = std::chrono::steady_clock::now();
+          auto dec = DecodeInferRequest(b.body, md, CodecLimits{}, hl);
+          d.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+          if (!dec.ok()) std::abort();
+        }
+        infer.push_back(Median(t));
+        decode.push_back(Median(d));
+      };
+      stages(json_body, infer1, decode1);
+      stages(bin_body, infer1bin, decodebin);
     }
     {
       Served s = Serve(*fp32, 1);
-      c64b1.push_back(Load(s.server->port(), 64, seconds).rows_per_s);
+      c64b1.push_back(Load(s.server->port(), 64, seconds, nullptr, json_body).rows_per_s);
       s.server->Stop();
     }
   }
   Line("throughput_c64_vs_raw", Median(c64) / Median(raw64), "x", c64, raw64);
+  Line("throughput_c64_vs_raw_binary", Median(c64bin) / Median(raw64), "x", c64bin, raw64);
   Line("batching_vs_batch1", Median(c64) / Median(c64b1), "x", c64, c64b1);
   Line("p50_c1_minus_forward_us", (Median(p50) - Median(fwd1)) * 1e6, "us", p50, fwd1, 1e6);
+  Line("p50_c1_minus_forward_us_binary", (Median(p50bin) - Median(fwd1)) * 1e6, "us", p50bin, fwd1, 1e6);
   Line("p50_c1_stages_us", (Median(infer1) - Median(fwd1)) * 1e6, "us", infer1, decode1, 1e6,
        ",\"gantry_is\":\"DeployedModel::Infer in-process\",\"baseline_is\":\"DecodeInferRequest alone\","
        "\"value_is\":\"Infer minus the raw batch-1 forward\"");
+  Line("p50_c1_stages_us_binary", (Median(infer1bin) - Median(fwd1)) * 1e6, "us", infer1bin, decodebin, 1e6,
+       ",\"gantry_is\":\"DeployedModel::Infer in-process\",\"baseline_is\":\"DecodeInferRequest alone\","
+       "\"value_is\":\"Infer minus the raw batch-1 forward\"");
+  Line("throughput_16rows_c16_binary_vs_raw", Median(rows16) / Median(raw64), "x", rows16, raw64, 1,
+       ",\"not_goal_row\":\"16 rows per request, 16 clients\"");
+  Line("http_floor_c1_us", Median(http_floor) * 1e6, "us", http_floor, fwd1, 1e6,
+       ",\"gantry_is\":\"p50 GET /v2/health/live, one keep-alive client\",\"baseline_is\":\"raw batch-1 forward\"");
+  Line("mean_batch_rows_c64_binary", Median(mean_batch), "rows", mean_batch, inline_share, 1,
+       ",\"baseline_is\":\"share of batches run inline (fast path)\"");
+  Line("cpu_us_per_request_c64", Median(cpu_bin) * 1e6, "us", cpu_bin, cpu_json, 1e6,
+       ",\"gantry_is\":\"binary\",\"baseline_is\":\"JSON\",\"value_is\":\"binary, process CPU per answered request\"");
 
   // Hot reload under load: 10 swaps spread over the window vs none.
   {

@@ -1,6 +1,7 @@
 #include "common/http/router.h"
 
 #include <exception>
+#include <future>
 #include <optional>
 
 #include "common/http/token.h"
@@ -78,10 +79,22 @@ bool IsMutatingMethod(std::string_view m) {
 }
 
 Status Router::Add(std::string method, std::string pattern, Handler handler, RouteOptions options) {
+  Route r;
+  r.handler = std::move(handler);
+  return AddRoute(std::move(method), std::move(pattern), std::move(r), options);
+}
+
+Status Router::AddAsync(std::string method, std::string pattern, AsyncHandler handler, RouteOptions options) {
+  Route r;
+  r.async_handler = std::move(handler);
+  return AddRoute(std::move(method), std::move(pattern), std::move(r), options);
+}
+
+Status Router::AddRoute(std::string method, std::string pattern, Route r, const RouteOptions& options) {
   if (pattern.empty() || pattern[0] != '/') {
     return Status::InvalidArgument("route pattern must start with '/': " + pattern);
   }
-  Route r;
+  if (!r.handler && !r.async_handler) return Status::InvalidArgument("route without a handler: " + pattern);
   for (std::string_view seg : SplitPath(pattern)) {
     if (seg.find('{') != std::string_view::npos || seg.find('}') != std::string_view::npos) {
       if (!IsCapture(seg)) return Status::InvalidArgument("bad capture in route pattern: " + pattern);
@@ -95,28 +108,31 @@ Status Router::Add(std::string method, std::string pattern, Handler handler, Rou
   }
   r.require_token = options.require_token || (IsMutatingMethod(method) && !options.public_route);
   r.method = std::move(method);
-  r.handler = std::move(handler);
   routes_.push_back(std::move(r));
   return Status::Ok();
 }
 
-HttpResponse Router::Dispatch(HttpRequest req, const std::string& token) const {
+const Router::Route* Router::Match(HttpRequest& req, const std::string& token, HttpResponse* error) const {
+  auto fail = [error](HttpResponse r) -> const Route* {
+    *error = std::move(r);
+    return nullptr;
+  };
   if (req.target.empty() || req.target[0] != '/') {
-    return HttpResponse::Error(400, "request target must be an absolute path");
+    return fail(HttpResponse::Error(400, "request target must be an absolute path"));
   }
   size_t q = req.target.find('?');
   req.path = req.target.substr(0, q);
   if (q != std::string::npos) {
     auto query = ParseQuery(std::string_view(req.target).substr(q + 1));
-    if (!query.ok()) return HttpResponse::Error(400, "query: " + query.status().message());
+    if (!query.ok()) return fail(HttpResponse::Error(400, "query: " + query.status().message()));
     req.query = std::move(query).value();
   }
   std::vector<std::string> segments;
   for (std::string_view raw : SplitPath(req.path)) {
     auto seg = PercentDecode(raw, false);
-    if (!seg.ok()) return HttpResponse::Error(400, "path: " + seg.status().message());
+    if (!seg.ok()) return fail(HttpResponse::Error(400, "path: " + seg.status().message()));
     if (*seg == ".." || *seg == "." || seg->find('/') != std::string::npos) {
-      return HttpResponse::Error(400, "path segments '.', '..' and encoded '/' are refused");
+      return fail(HttpResponse::Error(400, "path segments '.', '..' and encoded '/' are refused"));
     }
     segments.push_back(std::move(seg).value());
   }
@@ -144,8 +160,8 @@ HttpResponse Router::Dispatch(HttpRequest req, const std::string& token) const {
     }
   }
   if (best == nullptr) {
-    if (path_matched) return HttpResponse::Error(405, req.method + " is not allowed on " + req.path);
-    return HttpResponse::Error(404, "no route for " + req.path);
+    if (path_matched) return fail(HttpResponse::Error(405, req.method + " is not allowed on " + req.path));
+    return fail(HttpResponse::Error(404, "no route for " + req.path));
   }
   if (best->require_token) {
     std::string auth = req.Header("authorization");
@@ -153,10 +169,10 @@ HttpResponse Router::Dispatch(HttpRequest req, const std::string& token) const {
     if (auth.size() <= kBearer.size() || auth.compare(0, kBearer.size(), kBearer) != 0) {
       HttpResponse r = HttpResponse::Error(401, "this endpoint needs 'Authorization: Bearer <token>'");
       r.headers.emplace_back("WWW-Authenticate", "Bearer");
-      return r;
+      return fail(std::move(r));
     }
     if (token.empty() || !ConstantTimeEquals(auth.substr(kBearer.size()), token)) {
-      return HttpResponse::Error(403, "wrong bearer token");
+      return fail(HttpResponse::Error(403, "wrong bearer token"));
     }
   }
   for (size_t i = 0; i < segments.size(); ++i) {
@@ -165,12 +181,50 @@ HttpResponse Router::Dispatch(HttpRequest req, const std::string& token) const {
       req.params[s.substr(1, s.size() - 2)] = segments[i];
     }
   }
+  return best;
+}
+
+HttpResponse Router::Dispatch(HttpRequest req, const std::string& token) const {
+  HttpResponse error;
+  const Route* route = Match(req, token, &error);
+  if (route == nullptr) return error;
+  if (route->async_handler) {
+    std::promise<HttpResponse> answered;
+    std::future<HttpResponse> answer = answered.get_future();
+    DispatchAsync(std::move(req), token, [&answered](HttpResponse r) { answered.set_value(std::move(r)); });
+    return answer.get();
+  }
   try {
-    return best->handler(req);
+    return route->handler(req);
   } catch (const std::exception& e) {
     return HttpResponse::Error(500, std::string("handler failed: ") + e.what());
   } catch (...) {
     return HttpResponse::Error(500, "handler failed");
+  }
+}
+
+void Router::DispatchAsync(HttpRequest req, const std::string& token, HttpResponder::SendFn done) const {
+  HttpResponse error;
+  const Route* route = Match(req, token, &error);
+  if (route == nullptr) return done(std::move(error));
+  if (!route->async_handler) {
+    HttpResponse r;
+    try {
+      r = route->handler(req);
+    } catch (const std::exception& e) {
+      r = HttpResponse::Error(500, std::string("handler failed: ") + e.what());
+    } catch (...) {
+      r = HttpResponse::Error(500, "handler failed");
+    }
+    return done(std::move(r));
+  }
+  HttpResponder responder(std::move(done));
+  try {
+    route->async_handler(req, responder);
+  } catch (const std::exception& e) {
+    responder.Send(HttpResponse::Error(500, std::string("handler failed: ") + e.what()));
+  } catch (...) {
+    responder.Send(HttpResponse::Error(500, "handler failed"));
   }
 }
 

@@ -8,8 +8,10 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <deque>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/http/sse.h"
@@ -22,15 +24,22 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
+class Session;
+
 // State shared by the server and its sessions; outlives every session.
 struct Shared {
   HttpServerOptions options;
   std::shared_ptr<const Router> router;
   std::atomic<size_t> connections{0};
-  // Guards posting from publisher threads against Stop() destroying the
-  // io_context: a wake posts only while holding post_mu and !stopping.
+  // Guards posting from other threads (SSE publishers, async completions)
+  // against Stop() destroying the io_context: they post only while holding
+  // post_mu and !stopping.
   std::mutex post_mu;
-  bool stopping = false;
+  bool stopping = false;  // GUARDED_BY(post_mu)
+  // Sessions waiting for an async handler's answer. No I/O is pending on
+  // them, so this is what keeps them alive; Stop() releases them while the
+  // io_context still exists. GUARDED_BY(post_mu)
+  std::unordered_map<Session*, std::shared_ptr<Session>> awaiting;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -48,6 +57,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Start() { DoRead(); }
+  auto executor() { return stream_.get_executor(); }
 
  private:
   void DoRead() {
@@ -83,7 +93,66 @@ class Session : public std::enable_shared_from_this<Session> {
     req.body = std::move(msg.body());
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
-    HttpResponse res = shared_->router->Dispatch(std::move(req), shared_->options.token);
+    Dispatch(std::move(req));
+  }
+
+  // Hands the request to the router. The answer comes back through the
+  // completion below, on whichever thread the handler answers from:
+  //   1. Answered inside DispatchAsync on this thread (synchronous routes,
+  //      errors, an async handler that finished at once): kept in `inline`
+  //      and written right after DispatchAsync returns, with no hand-off.
+  //   2. Answered from another thread, or later: posted to this session's
+  //      strand (the session waits in Shared::awaiting meanwhile). The post
+  //      is dropped when the server is stopping.
+  // A client that disconnects meanwhile is noticed when the response is
+  // written (the write fails and the session closes).
+  void Dispatch(HttpRequest req) {
+    struct Completion {
+      std::mutex mu;
+      bool dispatching = true;              // GUARDED_BY(mu)
+      std::optional<HttpResponse> inline_;  // GUARDED_BY(mu)
+    };
+    auto completion = std::make_shared<Completion>();
+    {
+      std::lock_guard<std::mutex> lock(shared_->post_mu);
+      shared_->awaiting[this] = shared_from_this();
+    }
+    const std::thread::id dispatcher = std::this_thread::get_id();
+    std::weak_ptr<Session> weak = weak_from_this();
+    shared_->router->DispatchAsync(
+        std::move(req), shared_->options.token,
+        [completion, dispatcher, weak, shared = shared_](HttpResponse res) {
+          {
+            std::lock_guard<std::mutex> lock(completion->mu);
+            if (completion->dispatching && std::this_thread::get_id() == dispatcher) {
+              completion->inline_ = std::move(res);
+              return;
+            }
+          }
+          std::lock_guard<std::mutex> lock(shared->post_mu);
+          if (shared->stopping) return;
+          auto self = weak.lock();
+          if (!self) return;
+          shared->awaiting.erase(self.get());
+          asio::post(self->stream_.get_executor(),
+                     [self, res = std::move(res)]() mutable { self->Complete(std::move(res)); });
+        });
+    std::optional<HttpResponse> now;
+    {
+      std::lock_guard<std::mutex> lock(completion->mu);
+      completion->dispatching = false;
+      now = std::move(completion->inline_);
+    }
+    if (!now) return;  // answered later, through the post
+    {
+      std::lock_guard<std::mutex> lock(shared_->post_mu);
+      shared_->awaiting.erase(this);
+    }
+    Complete(std::move(*now));
+  }
+
+  void Complete(HttpResponse res) {
+    if (closed_) return;
     if (res.event_stream) return StartEventStream(std::move(res));
     Send(std::move(res));
   }
@@ -194,14 +263,25 @@ class Session : public std::enable_shared_from_this<Session> {
 
 struct HttpServer::Impl {
   std::shared_ptr<Shared> shared = std::make_shared<Shared>();
-  std::optional<asio::io_context> ioc;
+  // One event loop per thread, each run by exactly one thread: a connection
+  // lives on one loop (assigned round-robin at accept), so its reads,
+  // handler and writes run on one thread with no hand-off between threads
+  // (one io_context run by several threads wakes another thread for most
+  // completions: ~25 us per request on the 2-core VM, docs/performance.md).
+  // The acceptor has a loop (and thread) of its own, so a handler busy on a
+  // connection's loop never delays accepting others. A std::deque keeps the
+  // loops in place.
+  std::deque<asio::io_context> loops;  // loops.front(): the acceptor's
+  size_t next_loop = 0;  // accept handler only (the acceptor's thread)
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   std::atomic<uint16_t> port{0};
   bool started = false;
 
   void DoAccept() {
-    acceptor->async_accept(asio::make_strand(*ioc), [this](beast::error_code ec, tcp::socket socket) {
+    asio::io_context& loop = loops[1 + next_loop++ % (loops.size() - 1)];
+    acceptor->async_accept(asio::make_strand(loop), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
       if (!ec) {
         if (shared->connections.load() >= shared->options.max_connections) {
@@ -214,7 +294,9 @@ struct HttpServer::Impl {
           socket.shutdown(tcp::socket::shutdown_both, ignored);
           socket.close(ignored);
         } else {
-          std::make_shared<Session>(std::move(socket), shared)->Start();
+          // Started on its own loop's strand (the socket belongs to it).
+          auto session = std::make_shared<Session>(std::move(socket), shared);
+          asio::post(session->executor(), [session] { session->Start(); });
         }
       }
       DoAccept();
@@ -237,8 +319,10 @@ Status HttpServer::Start() {
   auto addr = asio::ip::make_address(o.address, ec);
   if (ec) return Status::InvalidArgument("http: bad listen address '" + o.address + "': " + ec.message());
   tcp::endpoint ep(addr, o.port);
-  impl_->ioc.emplace();
-  auto& acc = impl_->acceptor.emplace(*impl_->ioc);
+  const int n = o.threads > 0 ? o.threads : 1;
+  impl_->loops.clear();
+  for (int i = 0; i <= n; ++i) impl_->loops.emplace_back();  // + the acceptor's
+  auto& acc = impl_->acceptor.emplace(impl_->loops.front());
   std::string where = o.address + ":" + std::to_string(o.port);
   if (acc.open(ep.protocol(), ec); ec) return Status::Unavailable("http: open " + where + ": " + ec.message());
   if (acc.set_option(asio::socket_base::reuse_address(true), ec); ec) {
@@ -255,9 +339,10 @@ Status HttpServer::Start() {
     impl_->shared->stopping = false;
   }
   impl_->DoAccept();
-  int n = o.threads > 0 ? o.threads : 1;
-  for (int i = 0; i < n; ++i) {
-    impl_->threads.emplace_back([this] { impl_->ioc->run(); });
+  // Each loop runs until Stop(), even while it has no connection.
+  for (auto& loop : impl_->loops) {
+    impl_->guards.emplace_back(asio::make_work_guard(loop));
+    impl_->threads.emplace_back([&loop] { loop.run(); });
   }
   return Status::Ok();
 }
@@ -273,13 +358,22 @@ void HttpServer::Stop() {
     std::lock_guard<std::mutex> lock(impl_->shared->post_mu);
     impl_->shared->stopping = true;
   }
-  impl_->ioc->stop();
+  for (auto& loop : impl_->loops) loop.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
+  // Sessions still waiting for an async answer are released while the
+  // io_context exists (their answer, if it comes, is dropped: stopping).
+  std::unordered_map<Session*, std::shared_ptr<Session>> awaiting;
+  {
+    std::lock_guard<std::mutex> lock(impl_->shared->post_mu);
+    awaiting.swap(impl_->shared->awaiting);
+  }
+  awaiting.clear();
   // Destroying the io_context destroys the pending handlers, which releases
   // (and so closes) every session.
   impl_->acceptor.reset();
-  impl_->ioc.reset();
+  impl_->guards.clear();
+  impl_->loops.clear();
 }
 
 }  // namespace gantry::http

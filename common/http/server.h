@@ -15,7 +15,13 @@
 // sse_heartbeat so a dead peer is noticed. Such a client that stops reading
 // is dropped by the broadcaster's queue bound, or by write_timeout.
 //
-// Handlers run on the server's threads: keep them short.
+// Handlers run on the server's threads: keep them short. A route added with
+// Router::AddAsync may answer later from any thread (its HttpResponder);
+// the connection then holds no thread while it waits, and the answer is
+// written on the connection's strand. A client that disconnects before the
+// answer is noticed when the answer is written. Stop() drops answers that
+// have not come yet. Requests on one connection are answered in order (the
+// next is read only after the previous answer is written).
 // Thread safety: Start/Stop from one owner thread; port()/connections()
 // from any thread.
 #pragma once
@@ -36,6 +42,9 @@ inline constexpr uint16_t kDefaultHttpPort = 8600;
 struct HttpServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = kDefaultHttpPort;  // 0 picks a free port; see port()
+  // Event loops, one thread each (plus one thread that only accepts); a
+  // connection stays on one loop, so a slow synchronous handler delays the
+  // other connections of its loop only.
   int threads = 1;
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1 << 20;

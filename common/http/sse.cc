@@ -63,6 +63,7 @@ SseBroadcaster::~SseBroadcaster() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     clients.swap(clients_);
+    subscribers_.store(0, std::memory_order_relaxed);
   }
   for (auto& c : clients) c->Drop();
 }
@@ -120,6 +121,7 @@ void SseBroadcaster::Broadcast(const std::string& frame) {
       it = clients_.erase(it);
     }
   }
+  subscribers_.store(clients_.size(), std::memory_order_relaxed);
 }
 
 std::shared_ptr<SseClient> SseBroadcaster::Subscribe(std::function<void()> wake) {
@@ -128,6 +130,7 @@ std::shared_ptr<SseClient> SseBroadcaster::Subscribe(std::function<void()> wake)
   if (clients_.size() >= options_.max_clients) return nullptr;
   auto client = std::make_shared<SseClient>(std::move(wake));
   clients_.push_back(client);
+  subscribers_.store(clients_.size(), std::memory_order_relaxed);
   return client;
 }
 
@@ -140,6 +143,7 @@ void SseBroadcaster::PruneClosedLocked() {
                                   return c->closed_;
                                 }),
                  clients_.end());
+  subscribers_.store(clients_.size(), std::memory_order_relaxed);
 }
 
 SseBroadcaster::Stats SseBroadcaster::stats() const {

@@ -14,6 +14,7 @@
 // Thread safety: every member function is thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -72,6 +73,10 @@ class SseBroadcaster {
   void Publish(std::string_view event, std::string_view data);
   // A comment line (": text"), e.g. a keep-alive; clients ignore it.
   void PublishComment(std::string_view text);
+  // False when nobody is subscribed, so a publisher can skip formatting an
+  // event nobody would receive (the monitor's per-point events). A client
+  // that closed counts until the next publish or subscribe forgets it.
+  bool HasClients() const { return subscribers_.load(std::memory_order_relaxed) > 0; }
 
   // A new client woken through `wake`; null when max_clients are connected.
   std::shared_ptr<SseClient> Subscribe(std::function<void()> wake);
@@ -96,6 +101,7 @@ class SseBroadcaster {
   const SseOptions options_;
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<SseClient>> clients_;
+  std::atomic<size_t> subscribers_{0};  // clients_.size(), written under mu_
   Stats stats_;
 };
 

@@ -42,27 +42,30 @@ std::string MetricLabel(const std::string& metric) {
   return metric == "samples_per_sec" ? "samples/s" : metric;
 }
 
-Evaluation EvalThreshold(const Rule& rule, double value, int64_t step) {
+Evaluation EvalThreshold(const Rule& rule, double value, int64_t step, bool explain) {
   Evaluation e;
   e.value = value;
   e.holds = Compare(value, rule.op, rule.value);  // NaN compares false
+  if (!e.holds && !explain) return e;
   e.why = MetricLabel(rule.metric) + " is " + FormatValue(value) + (e.holds ? " " : ", not ") +
           OpName(rule.op) + " " + FormatValue(rule.value) + ", at step " + std::to_string(step);
   return e;
 }
 
-Evaluation EvalNonFinite(const Rule& rule, double value, int64_t step) {
+Evaluation EvalNonFinite(const Rule& rule, double value, int64_t step, bool explain) {
   Evaluation e;
   e.value = value;
   e.holds = !std::isfinite(value);
+  if (!e.holds && !explain) return e;
   e.why = MetricLabel(rule.metric) + " is " + FormatValue(value) + " at step " + std::to_string(step);
   return e;
 }
 
-Evaluation EvalNoProgress(const Rule& rule, bool running, double idle, int64_t last_step) {
+Evaluation EvalNoProgress(const Rule& rule, bool running, double idle, int64_t last_step, bool explain) {
   Evaluation e;
   e.value = idle;
   e.holds = running && idle >= rule.after_seconds;
+  if (!e.holds && !explain) return e;
   if (!running) {
     e.why = "the job is not running";
   } else if (e.holds) {
@@ -73,11 +76,12 @@ Evaluation EvalNoProgress(const Rule& rule, bool running, double idle, int64_t l
   return e;
 }
 
-Evaluation EvalThroughputDrop(const Rule& rule, double value, double median, int64_t step) {
+Evaluation EvalThroughputDrop(const Rule& rule, double value, double median, int64_t step, bool explain) {
   Evaluation e;
   e.value = value;
   double below = median > 0 ? (1 - value / median) * 100 : 0;
   e.holds = median > 0 && value < (1 - rule.drop_percent / 100) * median;
+  if (!e.holds && !explain) return e;
   std::string label = MetricLabel(rule.metric);
   if (below > 0) {
     e.why = label + " " + FormatValue(value) + " is " + std::to_string(std::lround(below)) +
@@ -89,10 +93,11 @@ Evaluation EvalThroughputDrop(const Rule& rule, double value, double median, int
   return e;
 }
 
-Evaluation EvalStraggler(const Rule& rule, int64_t rank, double value, double others_median) {
+Evaluation EvalStraggler(const Rule& rule, int64_t rank, double value, double others_median, bool explain) {
   Evaluation e;
   e.value = value;
   e.holds = others_median > 0 && value > rule.factor * others_median;
+  if (!e.holds && !explain) return e;
   char ratio[32];
   std::snprintf(ratio, sizeof ratio, "%.2f", others_median > 0 ? value / others_median : 0.0);
   e.why = "rank " + std::to_string(rank) + " " + MetricLabel(rule.metric) + " " + FormatValue(value) + " is " +

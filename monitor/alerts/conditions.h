@@ -30,15 +30,20 @@ std::string FormatDuration(double seconds);
 // How a metric reads in a sentence: samples_per_sec is "samples/s".
 std::string MetricLabel(const std::string& metric);
 
-Evaluation EvalThreshold(const Rule& rule, double value, int64_t step);
-Evaluation EvalNonFinite(const Rule& rule, double value, int64_t step);
+// Each Eval* writes `why` when the condition holds, or when `explain` (the
+// engine passes whether an instance of the rule is active, whose `why` a
+// miss would replace): the common case, a rule that does not hold for a
+// subject it never alerted on, formats nothing (it runs for every rule and
+// every ingested point).
+Evaluation EvalThreshold(const Rule& rule, double value, int64_t step, bool explain = true);
+Evaluation EvalNonFinite(const Rule& rule, double value, int64_t step, bool explain = true);
 // `idle` is how long the job has gone without a new step; `running` false
 // (queued, restarting, preempted) never holds.
-Evaluation EvalNoProgress(const Rule& rule, bool running, double idle, int64_t last_step);
+Evaluation EvalNoProgress(const Rule& rule, bool running, double idle, int64_t last_step, bool explain = true);
 // `median` is the job's running median before this sample.
-Evaluation EvalThroughputDrop(const Rule& rule, double value, double median, int64_t step);
+Evaluation EvalThroughputDrop(const Rule& rule, double value, double median, int64_t step, bool explain = true);
 // `others_median` is the median of the other ranks' latest values.
-Evaluation EvalStraggler(const Rule& rule, int64_t rank, double value, double others_median);
+Evaluation EvalStraggler(const Rule& rule, int64_t rank, double value, double others_median, bool explain = true);
 struct DriftSample;
 Evaluation EvalDrift(const Rule& rule, const DriftSample& d);
 

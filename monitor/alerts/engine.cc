@@ -161,15 +161,15 @@ std::vector<Transition> AlertEngine::ObserveMetrics(const MetricSample& s) {
       case RuleKind::kThreshold:
         if (!v) break;
         if (rule->per_rank) key.rank = s.rank;
-        Apply(*rule, key, EvalThreshold(*rule, *v, s.step), out);
+        Apply(*rule, key, EvalThreshold(*rule, *v, s.step, Active(key)), out);
         break;
       case RuleKind::kNonFinite:
         if (!v) break;
         if (rule->per_rank) key.rank = s.rank;
-        Apply(*rule, key, EvalNonFinite(*rule, *v, s.step), out);
+        Apply(*rule, key, EvalNonFinite(*rule, *v, s.step, Active(key)), out);
         break;
       case RuleKind::kNoProgress:
-        Apply(*rule, key, EvalNoProgress(*rule, t.running, now - t.last_progress, t.last_step), out);
+        Apply(*rule, key, EvalNoProgress(*rule, t.running, now - t.last_progress, t.last_step, Active(key)), out);
         break;
       case RuleKind::kThroughputDrop: {
         if (!v || !std::isfinite(*v)) break;
@@ -177,7 +177,7 @@ std::vector<Transition> AlertEngine::ObserveMetrics(const MetricSample& s) {
         if (static_cast<int64_t>(h.size()) >= rule->min_samples) {
           std::vector<double> recent(h.end() - std::min<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(h.size()), rule->window),
                                      h.end());
-          Apply(*rule, key, EvalThroughputDrop(*rule, *v, *Median(recent), s.step), out);
+          Apply(*rule, key, EvalThroughputDrop(*rule, *v, *Median(recent), s.step, Active(key)), out);
         }
         break;
       }
@@ -218,7 +218,8 @@ void AlertEngine::EvalStragglers(const std::string& job, const Rule& rule, const
     for (const auto& [r2, v2] : latest) {
       if (r2 != rank) others.push_back(v2);
     }
-    Apply(rule, AlertKey{rule.scope, rule.name, job, rank}, EvalStraggler(rule, rank, value, *Median(others)), out);
+    const AlertKey key{rule.scope, rule.name, job, rank};
+    Apply(rule, key, EvalStraggler(rule, rank, value, *Median(others), Active(key)), out);
   }
 }
 

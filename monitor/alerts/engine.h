@@ -108,6 +108,9 @@ class AlertEngine {
   std::vector<const Rule*> RulesFor(const std::string& job) const;
   const Rule* FindRule(const AlertKey& key) const;
   void Apply(const Rule& rule, const AlertKey& key, const Evaluation& e, std::vector<Transition>& out);
+  // An instance of `key` exists (pending, firing or resolved): a miss must
+  // explain itself (conditions.h). REQUIRES: mu_ held.
+  bool Active(const AlertKey& key) const { return instances_.count(key) != 0; }
   void Change(AlertInstance& inst, AlertState to, std::vector<Transition>& out);
   void EndInstance(AlertInstance& inst, const std::string& why, std::vector<Transition>& out);
   void EvalNoProgressFor(const std::string& job, const JobTrack& t, std::vector<Transition>& out);

@@ -73,6 +73,30 @@ TEST(ClusterConfig, SchedulerPolicy) {
   EXPECT_NE(c.status().message().find("scheduler.preemptoin"), std::string::npos) << c.status().message();
 }
 
+TEST(ClusterConfig, MonitorDriftWatch) {
+  auto c = Parse("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->drift_watch.dir.empty()) << "off by default";
+  c = Parse("monitor: {drift_watch: {dir: /data/incoming, reference: fashion@production, interval_seconds: 2.5}}\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->drift_watch.dir, "/data/incoming");
+  EXPECT_EQ(c->drift_watch.reference, "fashion@production");
+  EXPECT_EQ(c->drift_watch.interval_seconds, 2.5);
+  auto again = ClusterConfig::Parse(c->ToJson(), 1, 0);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->drift_watch.reference, "fashion@production");
+  for (const auto& [yaml, field] : std::vector<std::pair<std::string, std::string>>{
+           {"monitor: {drift_watch: {dir: /d}}", "monitor.drift_watch.reference"},
+           {"monitor: {drift_watch: {reference: m@latest}}", "monitor.drift_watch.dir"},
+           {"monitor: {drift_watch: {dir: /d, reference: m@v1, interval_seconds: 0}}",
+            "monitor.drift_watch.interval_seconds"},
+           {"monitor: {drift_watch: {dir: /d, reference: m@v1, intervall: 3}}", "monitor.drift_watch.intervall"}}) {
+    auto r = Parse(yaml);
+    ASSERT_FALSE(r.ok()) << yaml;
+    EXPECT_NE(r.status().message().find(field), std::string::npos) << r.status().ToString();
+  }
+}
+
 TEST(ClusterConfig, MistakesNameTheField) {
   struct Case {
     const char* yaml;

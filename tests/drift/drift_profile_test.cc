@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "drift/ks.h"
 #include "drift/profile.h"
 #include "drift/profile_json.h"
+#include "drift/stored_profile.h"
 #include "tests/drift/drift_test_util.h"
 
 namespace gantry::drift {
@@ -129,6 +132,42 @@ TEST(DriftProfileTest, JsonRoundTripAndValidation) {
   auto decoded = DecodeProfile(broken);
   ASSERT_TRUE(decoded.ok());
   EXPECT_FALSE(DriftDetector::Create(*decoded).ok());
+}
+
+// A checkpoint reply carries the profile and, for versions that recorded
+// them, the evaluation set's predicted-class counts (int64 bytes).
+TEST(DriftProfileTest, CheckpointReplyCarriesTheEvaluationPredictions) {
+  std::mt19937_64 rng(4);
+  const std::vector<double> t = Table(rng, 500, 2, {0, 0});
+  auto prof = BuildProfile(MatrixView::Of(t, 500, 2));
+  ASSERT_TRUE(prof.ok());
+  const std::vector<uint8_t> bytes = ProfileToBytes(*prof);
+  const std::vector<int64_t> counts = {7, 0, 93};
+  std::vector<uint8_t> raw(counts.size() * sizeof(int64_t));
+  std::memcpy(raw.data(), counts.data(), raw.size());
+  using nlohmann::json;
+  json profile_tensor = {{"name", kProfileTensorName}, {"dtype", "uint8"}, {"data", json::binary(bytes)}};
+  json predictions = {{"name", kEvalPredictionsTensorName}, {"dtype", "int64"}, {"data", json::binary(raw)}};
+
+  auto without = ProfileFromCheckpointReply({{"tensors", {profile_tensor}}}, "m@v1");
+  ASSERT_TRUE(without.ok()) << without.status().ToString();
+  EXPECT_FALSE(without->predictions.has_value());
+
+  auto with = ProfileFromCheckpointReply({{"tensors", {predictions, profile_tensor}}}, "m@v2");
+  ASSERT_TRUE(with.ok()) << with.status().ToString();
+  ASSERT_TRUE(with->predictions.has_value());
+  EXPECT_EQ(with->predictions->name, "predicted_class");
+  EXPECT_EQ(with->predictions->counts, (std::map<int64_t, int64_t>{{0, 7}, {2, 93}}));
+
+  predictions["dtype"] = "float32";
+  auto wrong = ProfileFromCheckpointReply({{"tensors", {predictions, profile_tensor}}}, "m@v3");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("trainer/eval_predictions"), std::string::npos);
+  raw.pop_back();
+  EXPECT_FALSE(PredictionsFromBytes(raw).ok());
+  // Predictions alone are no profile.
+  predictions["dtype"] = "int64";
+  EXPECT_EQ(ProfileFromCheckpointReply({{"tensors", {predictions}}}, "m@v4").status().code(), StatusCode::kNotFound);
 }
 
 TEST(DriftProfileTest, VerdictFlagsShiftedFeaturesMostDriftedFirst) {

@@ -284,10 +284,20 @@ if msg=$(python3 - "$DATA/monitor.db" "$B" "$C" "$STEPS" "$LOG_EVERY" <<'PY'
 import collections, sqlite3, sys
 db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
 base_job, run_job, steps, every = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+def values(job):
+    # Schema 4 (docs/monitor.md, "Storage and the ingest path"): one row per
+    # point; its names are u16 length (little endian) + bytes, each.
+    for step, attempt, names in db.execute(
+            "SELECT p.step, p.attempt, m.names FROM points p JOIN jobs j ON j.id = p.job"
+            " JOIN metric_sets m ON m.id = p.metric_set WHERE j.job_id = ? AND p.rank = 0", (job,)):
+        i = 0
+        while i < len(names):
+            n = names[i] | names[i + 1] << 8
+            yield step, names[i + 2:i + 2 + n].decode(), attempt
+            i += 2 + n
 def points(job):
     c = collections.Counter()
-    for step, name, attempt in db.execute(
-            "SELECT step, name, attempt FROM metrics WHERE job_id = ? AND rank = 0", (job,)):
+    for step, name, attempt in values(job):
         c[(step, name)] += 1
     return c
 def ranges(xs):  # [5, 10, 15, 30] -> "5-15, 30"
@@ -317,7 +327,7 @@ if dups:
 if extra:
     errs.append("%d points the baseline does not have (steps %s; names %s)" % (
         len(extra), ranges(s for s, _ in extra), sorted({n for _, n in extra})))
-attempts = sorted({a for (a,) in db.execute("SELECT DISTINCT attempt FROM metrics WHERE job_id = ? AND rank = 0", (run_job,))})
+attempts = sorted({a for (_, _, a) in values(run_job)})
 if errs:
     print("; ".join(errs) + " (attempts in history: %s)" % attempts)
     sys.exit(1)

@@ -85,7 +85,17 @@ gantry drift check e2e-mnist@v3 "$FMNIST/t10k-images-idx3-ubyte.gz,$FMNIST/t10k-
 rc=$?
 [ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || fail "gantry drift check exited $rc: $(cat "$DATA/drift.json")"
 grep -q '"features"' "$DATA/drift.json" || fail "gantry drift check printed no features: $(head -c 300 "$DATA/drift.json")"
-ok "gantry drift check (gantry-drift) compared test images with v3's stored profile"
+# v3 recorded its predictions on the test set at its evaluation (step 30):
+# the check ran v3 on the 300 images and compared the predicted classes.
+/usr/bin/python3 - "$DATA/drift.json" <<'PY' || fail "no prediction comparison in gantry drift check: $(head -c 300 "$DATA/drift.json")"
+import json, sys
+p = json.load(open(sys.argv[1]))["predictions"]
+assert p["reference"] == "eval_predictions", p
+assert 0 <= p["chi2_p_value"] <= 1, p
+assert abs(sum(p["distribution"].values()) - 1) < 1e-9, p
+assert abs(sum(p["reference_distribution"].values()) - 1) < 1e-9, p
+PY
+ok "gantry drift check (gantry-drift) compared test images with v3's stored profile and v3's predictions"
 
 gantry logs "$A" --rank 1 | grep -q . || fail "rank 1 log is empty"
 ok "per-rank logs kept"

@@ -76,7 +76,10 @@ PY
 }
 wait_for 30 check_history >"$DATA/history.txt" 2>&1 || { cat "$DATA/history.txt"; head -c 600 "$DATA/history.json"; fail "history incomplete or with repeats"; }
 ok "every rank-0 point of $J is in the history exactly once: $(tail -1 "$DATA/history.txt")"
-rows=$(sqlite3 "$DATA/monitor.db" "SELECT COUNT(*) FROM metrics WHERE job_id='$J' AND rank=0 AND name='loss'")
+# Schema 4 (docs/monitor.md, "Storage and the ingest path"): one row per
+# point; a name in metric_sets.names is its u16 length (little endian) then
+# its bytes, so x'0400' || 'loss' matches "loss" and not "test_loss".
+rows=$(sqlite3 "$DATA/monitor.db" "SELECT COUNT(*) FROM points p JOIN jobs j ON j.id = p.job JOIN metric_sets m ON m.id = p.metric_set WHERE j.job_id='$J' AND p.rank=0 AND instr(m.names, x'04006c6f7373') > 0")
 [ "$rows" = $((STEPS / LOG_EVERY)) ] || fail "monitor.db holds $rows rank-0 loss rows, want $((STEPS / LOG_EVERY))"
 ok "monitor.db holds $rows rank-0 loss rows, one per logged step"
 grep -qs "sending the .* unacknowledged points again" "$DATA"/jobs/"$J"/attempt-1/rank-*.log &&

@@ -36,11 +36,26 @@ struct Monitor {
   std::string log;
 };
 
-Monitor Start(const std::string& data, const std::string& watch, const std::string& ref, const std::string& log) {
+// The watch from flags or, with `config`, from that cluster config's
+// monitor.drift_watch (what `gantry up --config` passes on).
+Monitor Start(const std::string& data, const std::string& watch, const std::string& ref, const std::string& log,
+              const std::string& config = "") {
   SpawnOptions o;
   o.argv = {testing::BinDir() + "/gantry-monitor", "--data-dir", data, "--ingest", "tcp://127.0.0.1:0",
             "--feed", "tcp://127.0.0.1:0", "--api", "tcp://127.0.0.1:0", "--http", "127.0.0.1:0",
-            "--drift-watch", watch, "--drift-reference", ref, "--drift-interval", "0.2", "--log-level", "info"};
+            "--log-level", "info"};
+  if (config.empty()) {
+    for (const std::string& a : {std::string("--drift-watch"), watch, std::string("--drift-reference"), ref,
+                                 std::string("--drift-interval"), std::string("0.2")}) {
+      o.argv.push_back(a);
+    }
+  } else {
+    EXPECT_TRUE(WriteFileAtomic(config, "monitor:\n  drift_watch: {dir: \"" + watch + "\", reference: \"" + ref +
+                                            "\", interval_seconds: 0.2}\n")
+                    .ok());
+    o.argv.push_back("--config");
+    o.argv.push_back(config);
+  }
   o.stdout_path = log;
   Monitor m;
   m.log = log;
@@ -112,8 +127,9 @@ TEST(DriftWatchTest, NewShardsAreCheckedStoredAndAlerted) {
   m.child->Signal(SIGTERM);
   ASSERT_TRUE(WaitFor([&] { return m.child->Poll().has_value(); }, std::chrono::seconds(20)));
 
-  // Restart: both results come back from drift.db, and nothing is recomputed.
-  Monitor m2 = Start(data, watch, ref, tmp.path() + "/monitor2.out");
+  // Restart, the watch now given by a cluster config: both results come
+  // back from drift.db, nothing is recomputed, and new shards are checked.
+  Monitor m2 = Start(data, watch, ref, tmp.path() + "/monitor2.out", tmp.path() + "/cluster.yaml");
   ASSERT_NE(m2.http_port, 0);
   json again = Results(m2.http_port);
   ASSERT_EQ(again.size(), 2u);

@@ -38,10 +38,10 @@ TEST(SeqSet, FloorAdvancesOnlyOverAContiguousRun) {
 
 TEST(IngestAcks, LoadsWhatTheStoreHoldsAndAcksTheCommittedPrefix) {
   int loads = 0;
-  IngestAcks acks([&](const SenderKey& k) -> Result<std::vector<int64_t>> {
+  IngestAcks acks([&](const SenderKey& k) -> Result<StoredSeqs> {
     ++loads;
-    if (k.rank == 0) return std::vector<int64_t>{1, 2, 3, 5};
-    return std::vector<int64_t>{};
+    if (k.rank == 0) return StoredSeqs{3, {5}};  // 1, 2, 3, 5
+    return StoredSeqs{};
   });
   SenderKey r0{"j", 1, 0}, r1{"j", 1, 1};
   EXPECT_TRUE(acks.IsRepeat(r0, 2, "id0"));   // stored by an earlier monitor process
@@ -69,9 +69,9 @@ TEST(IngestAcks, LoadsWhatTheStoreHoldsAndAcksTheCommittedPrefix) {
 
 TEST(IngestAcks, ForgetsIdleSendersBeyondTheBoundAndReloadsThem) {
   int loads = 0;
-  IngestAcks acks([&](const SenderKey&) -> Result<std::vector<int64_t>> {
+  IngestAcks acks([&](const SenderKey&) -> Result<StoredSeqs> {
     ++loads;
-    return std::vector<int64_t>{1};
+    return StoredSeqs{1, {}};
   }, /*max_senders=*/2);
   for (int r = 0; r < 3; ++r) {
     EXPECT_TRUE(acks.IsRepeat({"j", 1, r}, 1, "id"));
@@ -178,7 +178,8 @@ PRAGMA user_version=2;
   EXPECT_EQ((*points)[0].values[0].second, 0.5);
   auto seqs = store->Seqs("j", 1, 0);
   ASSERT_TRUE(seqs.ok());
-  EXPECT_TRUE(seqs->empty());  // old rows are not sequenced
+  EXPECT_EQ(seqs->floor, 0);  // old rows are not sequenced
+  EXPECT_TRUE(seqs->above.empty());
 }
 
 }  // namespace

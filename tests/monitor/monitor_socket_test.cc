@@ -1,4 +1,5 @@
-// MonitorService on real sockets (loopback, free ports), served on a thread.
+// MonitorService on real sockets (loopback, free ports), served on a thread,
+// writing on its writer thread as gantry-monitor does.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -27,6 +28,10 @@ class MonitorSocketTest : public ::testing::Test {
     options.ingest_bind = "tcp://127.0.0.1:0";
     options.feed_bind = "tcp://127.0.0.1:0";
     service_ = std::make_unique<MonitorService>(ctx_, std::move(store).value(), clock_, options);
+    // As gantry-monitor runs it: commits on the writer thread.
+    auto writer = MetricsStore::Open(dir_.path() + "/monitor.db");
+    ASSERT_TRUE(writer.ok());
+    service_->WriteOnThread(std::move(writer).value());
     server_ = std::make_unique<RpcServer>(ctx_, RpcServerOptions{"tcp://127.0.0.1:0", kDefaultMaxMessageBytes,
                                                                  kFlushTick});
     service_->Attach(*server_);

@@ -268,6 +268,47 @@ TEST_F(ServingDriftTest, UnshiftedWindowsRarelyAlarm) {
   EXPECT_LE(alarms, 1);
 }
 
+// A version saved with its evaluation set's predictions is judged against
+// them: a model that predicts mostly class 1 on its own test set is not
+// drifting when it does so in serving, though the labels are even.
+TEST_F(ServingDriftTest, PredictionsAreComparedWithTheVersionsOwnEvaluation) {
+  profile_.predictions = drift::CategoricalProfile{"predicted_class", {{0, 5}, {1, 990}, {2, 5}}};
+  std::vector<DriftRecord> results;
+  auto d = Make(&results);
+  ASSERT_NE(d, nullptr);
+  Feed(*d, "3", Rows(kWindow, 0.0, 77), 1);
+  ASSERT_TRUE(d->ProcessQueued().ok());
+  ASSERT_EQ(results.size(), 1u);
+  bool seen = false;
+  for (const json& f : json::parse(results[0].features_json)) {
+    if (f["name"] != "predicted_class") continue;
+    seen = true;
+    EXPECT_EQ(f["reference"], "eval_predictions");
+    EXPECT_FALSE(f["drifted"].get<bool>()) << f.dump();
+  }
+  EXPECT_TRUE(seen) << results[0].features_json;
+
+  // The same window against predictions spread over the classes: drifted.
+  profile_.predictions = drift::CategoricalProfile{"predicted_class", {{0, 333}, {1, 334}, {2, 333}}};
+  std::vector<DriftRecord> spread;
+  testing::TempDir other;
+  ServingDriftOptions o;
+  o.window_rows = kWindow;
+  auto e = ServingDrift::Create(
+      o, other.path() + "/drift.db",
+      [this](const std::string&, const std::string&) -> Result<drift::ReferenceProfile> { return profile_; }, clock_,
+      [&spread](const DriftRecord& r) { spread.push_back(r); });
+  ASSERT_TRUE(e.ok());
+  Feed(**e, "3", Rows(kWindow, 0.0, 77), 1);
+  ASSERT_TRUE((*e)->ProcessQueued().ok());
+  ASSERT_EQ(spread.size(), 1u);
+  for (const json& f : json::parse(spread[0].features_json)) {
+    if (f["name"] == "predicted_class") {
+      EXPECT_TRUE(f["drifted"].get<bool>()) << f.dump();
+    }
+  }
+}
+
 TEST_F(ServingDriftTest, VersionsWithoutAProfileAreSkippedAndTheQueueIsBounded) {
   std::vector<DriftRecord> results;
   ServingDriftOptions o;

@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <memory>
+#include <optional>
+#include <thread>
 #include <stdexcept>
 
 #include "serving/api_error.h"
@@ -231,6 +234,92 @@ TEST(Batcher, ThrowingCallbackDoesNotStopTheWorker) {
   ASSERT_TRUE(b.Submit(Rows(1, 1), [](Result<RowsResult>) { throw std::runtime_error("x"); }).ok());
   auto after = b.Submit(Rows(1, 1)).get();
   EXPECT_TRUE(after.ok()) << after.status().ToString();
+}
+
+TEST(Batcher, IdleBatcherRunsTheRequestOnTheSubmittingThread) {
+  BatcherOptions o = Opts(8);
+  o.run_inline_when_idle = true;
+  auto fn = std::make_shared<SumFn>();
+  std::thread::id forward_thread;
+  Batcher b(o, [fn, &forward_thread](const BatchInput& in) {
+    forward_thread = std::this_thread::get_id();
+    return (*fn)(in);
+  });
+  std::optional<Result<RowsResult>> got;
+  std::thread::id done_thread;
+  ASSERT_TRUE(b.Submit(Rows(2, 1.5f), [&](Result<RowsResult> r) {
+    done_thread = std::this_thread::get_id();
+    got = std::move(r);
+  }).ok());
+  // Answered before Submit returned, on this thread, with no hand-off.
+  ASSERT_TRUE(got.has_value());
+  ASSERT_TRUE(got->ok()) << got->status().ToString();
+  EXPECT_EQ((*got)->rows, 2u);
+  EXPECT_FLOAT_EQ((*got)->data[1], 3.0f);
+  EXPECT_EQ(done_thread, std::this_thread::get_id());
+  EXPECT_EQ(forward_thread, std::this_thread::get_id());
+  EXPECT_EQ(b.stats().inline_batches, 1u);
+  EXPECT_EQ(b.stats().batches, 1u);
+}
+
+TEST(Batcher, RequestsArrivingDuringAnInlineBatchQueueAndBatchTogether) {
+  Gate gate;
+  BatcherOptions o = Opts(8);
+  o.run_inline_when_idle = true;
+  auto fn = std::make_shared<SumFn>(&gate);
+  Batcher b(o, [fn](const BatchInput& in) { return (*fn)(in); });
+  // The first request runs inline on its own thread and holds the gate.
+  auto first = std::async(std::launch::async, [&] { return b.Submit(Rows(1, 1)).get(); });
+  ASSERT_TRUE(gate.WaitEntered(1));
+  std::vector<std::future<Result<RowsResult>>> rest;
+  for (int i = 0; i < 3; ++i) rest.push_back(b.Submit(Rows(1, static_cast<float>(i))));
+  // One batch at a time: they wait in the queue, not in a second inline batch.
+  EXPECT_EQ(b.stats().queued_requests, 3u);
+  gate.Open();
+  ASSERT_TRUE(Ready(first));
+  EXPECT_TRUE(first.get().ok());
+  for (auto& f : rest) {
+    ASSERT_TRUE(Ready(f));
+    auto r = f.get();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->batch_rows, 3u);
+  }
+  EXPECT_EQ(fn->sizes(), (std::vector<size_t>{1, 3}));
+  EXPECT_EQ(b.stats().inline_batches, 1u);
+}
+
+TEST(Batcher, StopWaitsForAnInlineBatch) {
+  Gate gate;
+  BatcherOptions o = Opts(8);
+  o.run_inline_when_idle = true;
+  auto fn = std::make_shared<SumFn>(&gate);
+  Batcher b(o, [fn](const BatchInput& in) { return (*fn)(in); });
+  auto running = std::async(std::launch::async, [&] { return b.Submit(Rows(1, 1)).get(); });
+  ASSERT_TRUE(gate.WaitEntered(1));
+  auto stopped = std::async(std::launch::async, [&] { b.Stop(StopMode::kFail); });
+  ASSERT_TRUE(WaitFor([&] { return b.stopping(); }));
+  // Stop cannot return while the inline batch still runs.
+  EXPECT_EQ(stopped.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  gate.Open();
+  ASSERT_TRUE(Ready(stopped));
+  ASSERT_TRUE(Ready(running));
+  EXPECT_TRUE(running.get().ok());
+}
+
+TEST(Batcher, NoInlineRunWithMaxDelay) {
+  ManualClock clock;
+  BatcherOptions o = Opts(8);
+  o.run_inline_when_idle = true;
+  o.max_delay = 1h;
+  o.clock = &clock;
+  Batcher b(o, SumFn());
+  auto f = b.Submit(Rows(1, 1));
+  EXPECT_EQ(b.stats().inline_batches, 0u);
+  ASSERT_TRUE(WaitFor([&] { return b.stats().waits > 0; }));
+  clock.Advance(1h);
+  b.Notify();
+  ASSERT_TRUE(Ready(f));
+  EXPECT_TRUE(f.get().ok());
 }
 
 }  // namespace

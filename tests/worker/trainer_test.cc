@@ -10,6 +10,8 @@
 #include <cmath>
 #include <thread>
 
+#include "drift/stored_profile.h"
+#include "model/checkpoint_model.h"
 #include "tests/worker/fake_storage.h"
 #include "tests/worker/test_util.h"
 
@@ -146,6 +148,39 @@ TEST_F(TrainerTest, ResumeIsBitIdentical) {
   EXPECT_TRUE(tensors->count("trainer/rng/cpu/rank1"));
 }
 
+// Each version carries the predicted classes of the latest evaluation before
+// it (the evaluation its test_accuracy comes from), counted over both ranks'
+// halves of the test set: the final one equals its own weights' predictions.
+TEST_F(TrainerTest, VersionsCarryThePredictionsOfTheirEvaluation) {
+  testing::FakeRegistry reg;
+  testing::FakeStore store(reg);
+  ExpectOk(RunRanks(2, spec_, &store, "j-pred"));
+  ASSERT_EQ(reg.size(), 3u);  // steps 4, 8, 12; evaluations at 6 and 12
+  auto first = TensorsFromJson(reg.bodies()[0]["tensors"]);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->count(drift::kEvalPredictionsTensorName));  // nothing evaluated by step 4
+  auto last = TensorsFromJson(reg.bodies()[2]["tensors"]);
+  ASSERT_TRUE(last.ok());
+  ASSERT_TRUE(last->count(drift::kEvalPredictionsTensorName));
+  const torch::Tensor saved = last->at(drift::kEvalPredictionsTensorName);
+  EXPECT_EQ(saved.scalar_type(), torch::kInt64);
+  ASSERT_EQ(saved.sizes(), torch::IntArrayRef({data::kNumClasses}));
+  EXPECT_EQ(saved.sum().item<int64_t>(), 50);  // the whole test set, not one rank's half
+
+  auto test = data::LoadIdxDataset(dir_.File("t10k-images-idx3-ubyte.gz"), dir_.File("t10k-labels-idx1-ubyte.gz"));
+  ASSERT_TRUE(test.ok());
+  std::vector<int64_t> shape(test->images.sizes().begin() + 1, test->images.sizes().end());
+  auto m = model::CreateModel(spec_.model, shape, data::kNumClasses);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_TRUE(model::LoadWeights(**m, *last, "tiny@v3").ok());
+  (*m)->SetTraining(false);
+  torch::NoGradGuard no_grad;
+  auto logits = (*m)->Forward(test->images);
+  ASSERT_TRUE(logits.ok());
+  const torch::Tensor want = torch::bincount(logits->argmax(1), {}, data::kNumClasses);
+  EXPECT_TRUE(torch::equal(saved, want)) << saved << want;
+}
+
 // A resumed attempt whose checkpoint is already at the last step writes no
 // new version, and reports no training loss it did not measure.
 TEST_F(TrainerTest, ResumedAtTheLastStepSavesNothing) {
@@ -278,12 +313,16 @@ TEST_F(TrainerTest, StopSignalMakesAllRanksCheckpointAndStop) {
   testing::FakeRegistry reg;
   testing::FakeStore store(reg);
   StopSignal* s = stop->get();
-  // The step-4 save raises the "signal" (in async mode, from the saver thread).
+  // The step-4 save raises the "signal". Inline saves, so that it is raised
+  // at step 4: an async save would wait on its own thread for the drift
+  // profile's thread, and these 12 steps may all be done before it sends.
   store.on_save = [s](const json& body) {
     if (body["step"] == 4) s->Raise(SIGTERM);
     return Status::Ok();
   };
-  auto rs = RunRanks(2, spec_, &store, "j-1", 1, s);
+  JobSpec spec = spec_;
+  spec.checkpoint.async = false;
+  auto rs = RunRanks(2, spec, &store, "j-1", 1, s);
   ExpectOk(rs);
   ASSERT_TRUE(rs[0].summary.preempted);
   ASSERT_TRUE(rs[1].summary.preempted);
