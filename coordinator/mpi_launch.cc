@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <vector>
@@ -179,9 +180,22 @@ Result<std::unique_ptr<Launch>> AdoptWrapped(const AdoptRequest& r) {
   return std::unique_ptr<Launch>(std::make_unique<AdoptedLaunch>(r.pid, pgid, r.log_dir));
 }
 
+std::string RankGlibcTunables() {
+  const char* given = std::getenv("GLIBC_TUNABLES");
+  std::string t = given == nullptr ? "" : given;
+  // Transparent huge pages for malloc's large blocks (glibc >= 2.35; older
+  // ones ignore it): a rank fills hundreds of MB of fresh tensors with its
+  // data set, and 4 KiB page faults cost the demo job's ranks ~1 s of their
+  // 2 s data load here (docs/performance.md). A value already set for
+  // glibc.malloc.hugetlb (e.g. =0) wins.
+  if (t.find("glibc.malloc.hugetlb") == std::string::npos) t += (t.empty() ? "" : ":") + std::string(kRankHugePages);
+  return t;
+}
+
 std::map<std::string, std::string> MpirunEnv(int threads_per_worker) {
   std::string threads = std::to_string(threads_per_worker);
-  std::map<std::string, std::string> env = {{"OMP_NUM_THREADS", threads}, {"MKL_NUM_THREADS", threads}};
+  std::map<std::string, std::string> env = {
+      {"OMP_NUM_THREADS", threads}, {"MKL_NUM_THREADS", threads}, {"GLIBC_TUNABLES", RankGlibcTunables()}};
   if (::geteuid() == 0) {
     env["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
     env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
@@ -190,7 +204,7 @@ std::map<std::string, std::string> MpirunEnv(int threads_per_worker) {
 }
 
 void AppendWorkerCommand(std::vector<std::string>& argv, const std::string& worker_binary, const LaunchRequest& r) {
-  for (const char* var : {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}) {
+  for (const char* var : {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "GLIBC_TUNABLES"}) {
     argv.push_back("-x");
     argv.push_back(var);
   }

@@ -33,9 +33,13 @@ Result<std::unique_ptr<Launch>> SpawnWrapped(const std::vector<std::string>& arg
 // (guards against pid reuse and launches from before the wrapper).
 Result<std::unique_ptr<Launch>> AdoptWrapped(const AdoptRequest& request);
 
-// The environment mpirun itself gets: the threads per rank (forwarded to
-// the ranks with -x) and, as root, OpenMPI's consent to run as root.
+// The environment mpirun itself gets: the threads per rank and
+// GLIBC_TUNABLES with kRankHugePages (both forwarded to the ranks with -x)
+// and, as root, OpenMPI's consent to run as root.
 std::map<std::string, std::string> MpirunEnv(int threads_per_worker);
+inline constexpr char kRankHugePages[] = "glibc.malloc.hugetlb=1";
+// $GLIBC_TUNABLES plus kRankHugePages unless it already sets glibc.malloc.hugetlb.
+std::string RankGlibcTunables();
 
 // Appends what follows mpirun's own options: `-x OMP_NUM_THREADS -x
 // MKL_NUM_THREADS`, for a cuda job the per-rank device wrapper

@@ -96,6 +96,12 @@ int Run(int argc, char** argv) {
                data->train.size(), data->test.size(), data->train.num_classes, d.path,
                std::chrono::duration<double>(clock.Now() - load_start).count(), data->fingerprint);
 
+  // Rank 0 saves, with each version, the drift profile of its training set
+  // (seconds of CPU): started now, it overlaps MPI's start-up, which waits
+  // for the slowest rank's data load, instead of running after it.
+  std::shared_future<torch::Tensor> drift_profile;
+  if (env_rank == 0 && !opt.storage.empty()) drift_profile = StartDriftProfileThread(data->train, clock);
+
   // Before MPI starts, so a stop request during start-up is not lost; the
   // loop polls it from its first step.
   auto stop = StopSignal::Install();
@@ -161,7 +167,7 @@ int Run(int argc, char** argv) {
     const auto period = std::chrono::milliseconds(
         std::max<int64_t>(1, static_cast<int64_t>(spec->train.heartbeat_seconds * 1000)));
     HeartbeatSender heartbeat(zmq_ctx, opt.coordinator, {opt.job_id, opt.attempt, rank}, period, clock);
-    TrainerOptions topt{*spec, opt.job_id, opt.attempt, stop->get(), &heartbeat, data->fingerprint};
+    TrainerOptions topt{*spec, opt.job_id, opt.attempt, stop->get(), &heartbeat, data->fingerprint, drift_profile};
     topt.spec.resources.device = device;
     Trainer trainer(std::move(topt), std::move(data->train), std::move(data->test), *train_comm, metrics,
                     checkpoints, clock);

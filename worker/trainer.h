@@ -66,7 +66,16 @@ struct TrainerOptions {
   const StopSignal* stop = nullptr;      // null: never stops early
   HeartbeatSender* heartbeat = nullptr;  // null: no heartbeats
   std::string data_fingerprint;          // of the files this rank loaded (data/fingerprint.h)
+  // Rank 0's drift profile of the training set, already being built
+  // (StartDriftProfileThread, from gantry-worker's main before MPI starts);
+  // invalid: the trainer starts it itself when it saves.
+  std::shared_future<torch::Tensor> drift_profile;
 };
+
+// Builds the drift profile of `train` on a thread of its own at nice 19
+// (trainer_profile.cc): the uint8 tensor saved as drift::kProfileTensorName,
+// undefined when it cannot be built. `clock` must outlive the thread.
+std::shared_future<torch::Tensor> StartDriftProfileThread(const TensorDataset& train, const Clock& clock);
 
 // What a finished run reached (same on every rank).
 struct TrainSummary {

@@ -86,22 +86,32 @@ torch::Tensor BuildProfileTensor(torch::Tensor f, torch::Tensor l, const Clock& 
 
 }  // namespace
 
-void Trainer::StartDriftProfile() {
-  if (drift_profile_built_ || drift_profile_pending_.valid() || !train_.features.defined()) return;
-  torch::Tensor features = train_.features.reshape({train_.size(), -1});
-  torch::Tensor labels = train_.labels;
+std::shared_future<torch::Tensor> StartDriftProfileThread(const TensorDataset& train, const Clock& clock) {
+  if (!train.features.defined()) return {};
+  torch::Tensor features = train.features.reshape({train.size(), -1});
+  torch::Tensor labels = train.labels;
   try {
-    drift_profile_pending_ = std::async(std::launch::async, [features, labels, this] {
+    return std::async(std::launch::async, [features, labels, &clock] {
       // Lowest priority (Linux: nice is per thread): it takes what the
       // ranks leave, rather than slowing every step of every rank while it
       // runs; a save taken before it is done carries it deferred, and the
       // saver's thread waits for it.
       ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
-      return BuildProfileTensor(features, labels, clock_);
+      return BuildProfileTensor(features, labels, clock);
     });
   } catch (const std::system_error& e) {  // no thread: built inline at the first save
     spdlog::warn("checkpoint: drift profile built inline (no thread: {})", e.what());
+    return {};
   }
+}
+
+void Trainer::StartDriftProfile() {
+  if (drift_profile_built_ || drift_profile_pending_.valid()) return;
+  if (options_.drift_profile.valid()) {  // started before MPI (gantry-worker's main)
+    drift_profile_pending_ = options_.drift_profile;
+    return;
+  }
+  drift_profile_pending_ = StartDriftProfileThread(train_, clock_);
 }
 
 void Trainer::AddDriftProfile(Checkpoint& c) {

@@ -97,7 +97,7 @@ double GantryLoop(const JobSpec& spec, const Dataset& train, const Dataset& test
   zmq::context_t ctx(1);
   MetricsPublisher metrics(ctx, "", {"b", 1, 0, 1});
   SystemClock clock;
-  Trainer trainer({spec, "b", 1, nullptr, nullptr, "fp"}, {train.images, train.labels, kNumClasses},
+  Trainer trainer({spec, "b", 1, nullptr, nullptr, "fp", {}}, {train.images, train.labels, kNumClasses},
                   {test.images, test.labels, kNumClasses}, comm, metrics, store, clock);
   const double t0 = Now();
   if (Status st = trainer.Run(); !st.ok()) std::fprintf(stderr, "%s\n", st.ToString().c_str());

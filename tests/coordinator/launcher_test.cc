@@ -21,6 +21,7 @@
 #include "common/exit_codes.h"
 #include "common/process.h"
 #include "coordinator/launcher.h"
+#include "coordinator/mpi_launch.h"
 #include "tests/support/test_support.h"
 
 namespace gantry::coordinator {
@@ -56,6 +57,25 @@ using gantry::testing::WaitFor;
 // A cuda job: every rank runs under the wrapper that picks its own entry of
 // the per-rank device lists as CUDA_VISIBLE_DEVICES (run here without mpirun,
 // the rank given as OpenMPI gives it).
+// Ranks get malloc's huge pages unless the launching environment decides
+// glibc.malloc.hugetlb itself; other tunables are kept.
+TEST(LocalMpiLauncher, RanksGetHugePagesUnlessTheEnvironmentSaysOtherwise) {
+  const char* saved = std::getenv("GLIBC_TUNABLES");
+  const std::string before = saved == nullptr ? "" : saved;
+  ::unsetenv("GLIBC_TUNABLES");
+  EXPECT_EQ(RankGlibcTunables(), "glibc.malloc.hugetlb=1");
+  EXPECT_EQ(MpirunEnv(1).at("GLIBC_TUNABLES"), "glibc.malloc.hugetlb=1");
+  ::setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2", 1);
+  EXPECT_EQ(RankGlibcTunables(), "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1");
+  ::setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0", 1);
+  EXPECT_EQ(RankGlibcTunables(), "glibc.malloc.hugetlb=0");
+  if (saved == nullptr) {
+    ::unsetenv("GLIBC_TUNABLES");
+  } else {
+    ::setenv("GLIBC_TUNABLES", before.c_str(), 1);
+  }
+}
+
 TEST(LocalMpiLauncher, EachRankGetsItsOwnCudaVisibleDevices) {
   LocalMpiLauncher l({"mpirun", "/opt/gantry/bin/gantry-worker", {}});
   LaunchRequest r;

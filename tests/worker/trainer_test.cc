@@ -61,7 +61,7 @@ class TrainerTest : public ::testing::Test {
       MetricsPublisher metrics(ctx_, rank == 0 ? monitor_ : "", {job, attempt, rank, world});
       CheckpointClient disabled(ctx_, "");
       CheckpointStore& s = rank == 0 && store != nullptr ? *store : disabled;
-      Trainer trainer({spec, job, attempt, stop, nullptr, "fp"}, {train->images, train->labels, data::kNumClasses},
+      Trainer trainer({spec, job, attempt, stop, nullptr, "fp", {}}, {train->images, train->labels, data::kNumClasses},
                       {test->images, test->labels, data::kNumClasses}, comm, metrics, s, clock_);
       RankResult& r = out[static_cast<size_t>(rank)];
       r.status = trainer.Run();
