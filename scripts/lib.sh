@@ -15,7 +15,7 @@ GANTRY_PACKAGES=(
   dataset-fashion-mnist
   python3-torch
   python3-scipy
-  prometheus libjs-dygraphs chromium curl
+  prometheus libjs-dygraphs chromium curl wrk
   slurm-wlm slurm-wlm-basic-plugins munge
 )
 

@@ -1,6 +1,7 @@
 #include "serving/batcher.h"
 
 #include <exception>
+#include <shared_mutex>
 #include <utility>
 
 namespace gantry::serving {
@@ -16,8 +17,40 @@ void Deliver(const DoneFn& done, Result<RowsResult> result) {
 
 }  // namespace
 
+struct Batcher::Anchor {
+  std::shared_mutex mu;
+  Batcher* batcher = nullptr;  // GUARDED_BY(mu); null once the batcher is gone
+};
+
+// The deferred flush: runs once, or, destroyed unrun (the loop stopped or
+// would not take it), hands the queue to the worker.
+class Batcher::FlushTask {
+ public:
+  FlushTask(std::shared_ptr<Anchor> anchor, DeferFn defer) : anchor_(std::move(anchor)), defer_(defer) {}
+  ~FlushTask() {
+    if (!ran_) With([](Batcher& b, DeferFn) { b.FlushDropped(); });
+  }
+  FlushTask(const FlushTask&) = delete;
+  FlushTask& operator=(const FlushTask&) = delete;
+  void Run() {
+    ran_ = true;
+    With([](Batcher& b, DeferFn defer) { b.Flush(defer); });
+  }
+
+ private:
+  template <class F>
+  void With(F f) {
+    std::shared_lock<std::shared_mutex> l(anchor_->mu);
+    if (anchor_->batcher != nullptr) f(*anchor_->batcher, defer_);
+  }
+  std::shared_ptr<Anchor> anchor_;
+  DeferFn defer_;
+  bool ran_ = false;
+};
+
 Batcher::Batcher(BatcherOptions options, BatchFn fn)
-    : options_(std::move(options)), fn_(std::move(fn)) {
+    : options_(std::move(options)), fn_(std::move(fn)), anchor_(std::make_shared<Anchor>()) {
+  anchor_->batcher = this;
   if (options_.max_batch == 0) options_.max_batch = 1;
   if (options_.row_size == 0) options_.row_size = 1;
   if (options_.max_queued_rows == 0) options_.max_queued_rows = 16 * options_.max_batch;
@@ -26,9 +59,15 @@ Batcher::Batcher(BatcherOptions options, BatchFn fn)
   worker_ = std::thread([this] { Run(); });
 }
 
-Batcher::~Batcher() { Stop(StopMode::kFail); }
+Batcher::~Batcher() {
+  Stop(StopMode::kFail);
+  // Waits for a flush running now (it holds the anchor); later ones find
+  // nothing.
+  std::unique_lock<std::shared_mutex> l(anchor_->mu);
+  anchor_->batcher = nullptr;
+}
 
-Status Batcher::Submit(std::vector<float> rows, DoneFn done, bool may_run_inline) {
+Status Batcher::Submit(std::vector<float> rows, DoneFn done, DeferFn defer) {
   const size_t rs = options_.row_size;
   std::unique_lock<std::mutex> l(mu_);
   auto refuse = [&](Status s) {
@@ -56,25 +95,62 @@ Status Batcher::Submit(std::vector<float> rows, DoneFn done, bool may_run_inline
         std::to_string(options_.max_queued_requests) + " requests, " +
         std::to_string(options_.max_queued_rows) + " rows); retry later"));
   }
-  if (may_run_inline && options_.run_inline_when_idle && options_.max_delay.count() == 0 && queue_.empty() &&
-      !busy_) {
-    busy_ = true;
-    ++stats_.inline_batches;
-    l.unlock();
-    std::vector<Pending> batch;
-    batch.push_back(Pending{std::move(rows), n, std::move(done), {}});
-    RunBatch(batch);
-    l.lock();
-    busy_ = false;
-    l.unlock();
-    cv_.notify_all();  // the worker (requests queued meanwhile) and a Stop waiting
-    return Status::Ok();
-  }
   queue_.push_back(Pending{std::move(rows), n, std::move(done), clock_->Now()});
   queued_rows_ += n;
+  if (defer != nullptr && options_.run_on_submitting_loop && options_.max_delay.count() == 0) {
+    if (flush_scheduled_) return Status::Ok();  // that flush takes this request too
+    flush_scheduled_ = true;
+    l.unlock();
+    ScheduleFlush(defer);  // on failure the worker was woken
+    return Status::Ok();
+  }
   l.unlock();
   cv_.notify_all();
   return Status::Ok();
+}
+
+bool Batcher::ScheduleFlush(DeferFn defer) {
+  auto task = std::make_shared<FlushTask>(anchor_, defer);
+  // When defer refuses, `task` dies unrun here: FlushDropped.
+  return defer([task] { task->Run(); });
+}
+
+void Batcher::FlushDropped() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    flush_scheduled_ = false;
+  }
+  cv_.notify_all();
+}
+
+void Batcher::Flush(DeferFn defer) {
+  std::unique_lock<std::mutex> l(mu_);
+  // The worker running a batch takes the queue after it (Run loops while
+  // it is not empty); stopping: the worker or Stop answer what is queued.
+  if (stopping_ || busy_ || queue_.empty()) {
+    flush_scheduled_ = false;
+    const bool wake = stopping_;
+    l.unlock();
+    if (wake) cv_.notify_all();
+    return;
+  }
+  std::vector<Pending> batch = TakeBatchLocked();
+  busy_ = true;
+  ++stats_.loop_batches;
+  l.unlock();
+  RunBatch(batch);
+  l.lock();
+  busy_ = false;
+  if (stopping_ || queue_.empty()) {
+    flush_scheduled_ = false;
+    const bool wake = stopping_;  // Stop waits for the batch to end
+    l.unlock();
+    if (wake) cv_.notify_all();
+    return;
+  }
+  // More arrived meanwhile: flush again after this loop reads its sockets.
+  l.unlock();
+  ScheduleFlush(defer);
 }
 
 std::future<Result<RowsResult>> Batcher::Submit(std::vector<float> rows) {
@@ -98,7 +174,7 @@ void Batcher::Stop(StopMode mode) {
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
   // Whatever the worker left (kFail) is answered here, outside the lock,
-  // once a batch running on a submitting thread (the fast path) has ended.
+  // once a batch running on a submitting loop has ended.
   std::deque<Pending> left;
   {
     std::unique_lock<std::mutex> l(mu_);
@@ -145,7 +221,7 @@ void Batcher::Run() {
   std::unique_lock<std::mutex> l(mu_);
   while (true) {
     if (stopping_ && (stop_mode_ == StopMode::kFail || queue_.empty())) return;
-    if (queue_.empty() || busy_) {  // busy_: a Submit runs a batch (fast path)
+    if (queue_.empty() || busy_) {  // busy_: a loop flush runs a batch
       cv_.wait(l);
       continue;
     }

@@ -17,14 +17,19 @@
 // max_delay trades latency for batch size: each request waits at most
 // max_delay (plus the batch running ahead of it) for company.
 //
-// Fast path (Options::run_inline_when_idle, max_delay 0): a Submit that
-// finds the queue empty and no batch running runs its request as a batch of
-// its own on the calling thread, saving the hand-off to the worker and back
-// (a wake-up each way). It is the batch the worker would have formed (step 2
-// with max_delay 0 takes what is queued: this request alone), and batches
-// still run one at a time: requests arriving meanwhile queue and the worker
-// takes them together once it ends. DoneFn then runs on the submitting
-// thread before Submit returns.
+// Batches on the submitting loop (Options::run_on_submitting_loop,
+// max_delay 0, a Submit given a DeferFn): an HTTP event-loop thread that
+// submits a request does not hand it to the worker. It queues it and, unless
+// a flush is already scheduled, defers a flush onto its own loop (DeferFn,
+// http::DeferOnCurrentLoop), which runs after the requests already readable
+// on that loop were read and submitted too. The flush runs one batch of what
+// is queued (step 3) on that thread and, if requests remain, defers itself
+// again, so the loop reads its sockets between batches. At concurrency 1
+// this is the request alone with no thread hand-off; under load it is the
+// requests that arrived together, with no wake-ups between threads. Batches
+// still run one at a time (the worker and a flush never overlap). A flush
+// that cannot run (the loop stopped first) hands the queue to the worker.
+// Without a DeferFn (not on a loop) the worker runs the request as before.
 //
 // Decisions:
 //   - A request with more rows than max_batch is refused (invalid_argument,
@@ -46,10 +51,11 @@
 //
 // Thread safety: Submit, Stop, Notify and stats may be called from any thread.
 // DoneFn runs on the worker thread (or on the thread calling Stop(kFail) for
-// requests failed there, or on the submitting thread in the fast path),
-// never under the batcher's lock; it may Submit
-// again but must not call Stop. An exception from it is swallowed (the
-// worker keeps serving); it should not throw. BatchFn runs on the worker thread only.
+// requests failed there, or on the submitting loop's thread for a batch
+// flushed there), never under the batcher's lock; it may Submit again but
+// must not call Stop. An exception from it is swallowed (the worker keeps
+// serving); it should not throw. BatchFn runs on the worker thread or a
+// submitting loop's thread, one batch at a time.
 #pragma once
 
 #include <chrono>
@@ -58,6 +64,7 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -95,6 +102,11 @@ struct RowsResult {
 
 using DoneFn = std::function<void(Result<RowsResult>)>;
 
+// Queues `fn` to run later on the calling thread's event loop, after what is
+// already ready there; false (`fn` dropped unrun) when the thread has none.
+// http::DeferOnCurrentLoop is one.
+using DeferFn = bool (*)(std::function<void()>);
+
 struct BatcherOptions {
   size_t row_size = 1;   // FP32 elements per input row (784 for Fashion-MNIST)
   size_t max_batch = 64; // rows per BatchFn call
@@ -104,9 +116,9 @@ struct BatcherOptions {
   size_t max_queued_rows = 0;
   size_t max_queued_requests = 4096;
   const Clock* clock = nullptr;  // not owned; nullptr = the system clock
-  // The fast path above. Off by default: the caller must accept DoneFn (and
-  // the batch's forward) running on its own thread inside Submit.
-  bool run_inline_when_idle = false;
+  // Batches on the submitting loop (above). Off by default: the caller must
+  // accept DoneFn and BatchFn running on its loop's thread.
+  bool run_on_submitting_loop = false;
 };
 
 enum class StopMode { kDrain, kFail };
@@ -120,7 +132,7 @@ class Batcher {
     uint64_t failed_batches = 0;  // BatchFn errors
     uint64_t rejected = 0;        // refused at Submit (full, too big, stopped)
     uint64_t waits = 0;           // timed waits for max_delay
-    uint64_t inline_batches = 0;  // batches run by Submit (the fast path)
+    uint64_t loop_batches = 0;    // batches flushed on a submitting loop
     size_t queued_rows = 0;
     size_t queued_requests = 0;
   };
@@ -135,10 +147,10 @@ class Batcher {
   // `done` is called exactly once later; on error it is never called:
   // invalid_argument (bad size, more rows than max_batch), resource_exhausted
   // (queue full), unavailable (stopping).
-  Status Submit(std::vector<float> rows, DoneFn done) { return Submit(std::move(rows), std::move(done), true); }
-  // The same; `may_run_inline` false keeps this request off the fast path
-  // (the caller knows more requests are coming, which should batch).
-  Status Submit(std::vector<float> rows, DoneFn done, bool may_run_inline);
+  Status Submit(std::vector<float> rows, DoneFn done) { return Submit(std::move(rows), std::move(done), nullptr); }
+  // The same from an event-loop thread: with run_on_submitting_loop the batch
+  // is flushed on that loop through `defer` (see the header comment).
+  Status Submit(std::vector<float> rows, DoneFn done, DeferFn defer);
   // The same, answered through a future (errors at Submit included).
   std::future<Result<RowsResult>> Submit(std::vector<float> rows);
 
@@ -160,7 +172,17 @@ class Batcher {
     std::chrono::steady_clock::time_point enqueued;
   };
 
+  struct Anchor;
+  class FlushTask;
+
   void Run();
+  // Defers a flush through `defer`; false if it could not (the flush was
+  // dropped, which handed the queue to the worker). REQUIRES: mu_ not held.
+  bool ScheduleFlush(DeferFn defer);
+  // The deferred flush: one batch of what is queued, then again if more is.
+  void Flush(DeferFn defer);
+  // A scheduled flush that will never run: the worker takes the queue.
+  void FlushDropped();
   // Runs one batch of `batch` (already removed from the queue).
   void RunBatch(std::vector<Pending>& batch);
   // REQUIRES: mu_ held. Removes the front requests that fit in max_batch.
@@ -177,6 +199,9 @@ class Batcher {
   size_t queued_rows_ = 0;     // GUARDED_BY(mu_)
   bool stopping_ = false;      // GUARDED_BY(mu_)
   bool busy_ = false;          // a batch is running. GUARDED_BY(mu_)
+  bool flush_scheduled_ = false;  // a loop flush is deferred. GUARDED_BY(mu_)
+  // Lets a deferred flush outliving the batcher find it gone.
+  std::shared_ptr<Anchor> anchor_;
   StopMode stop_mode_ = StopMode::kDrain;  // GUARDED_BY(mu_)
   Stats stats_;                // GUARDED_BY(mu_)
 

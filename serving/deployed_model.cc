@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <future>
 
+#include "common/http/server.h"
 #include "common/protocol.h"
 
 namespace gantry::serving {
@@ -28,9 +29,9 @@ DeployedModel::DeployedModel(DeploymentOptions options, ServingMetricsOptions me
   b.row_size = options_.row_size;
   b.max_batch = options_.max_batch;
   b.max_delay = options_.max_delay;
-  // An idle batcher runs the request on the HTTP thread (no hand-off); the
-  // infer route is asynchronous, so that thread is the one that would answer.
-  b.run_inline_when_idle = options_.run_inline_when_idle;
+  // Batches run on the HTTP loop that read their requests (no hand-off); the
+  // infer route is asynchronous, so that loop answers.
+  b.run_on_submitting_loop = options_.run_on_http_loop;
   BatchFn inner = SlotBatchFn(slot_);
   ServingMetrics* m = metrics_.get();
   batcher_ = std::make_unique<Batcher>(b, [inner, m](const BatchInput& in) {
@@ -45,8 +46,8 @@ std::string DeployedModel::Install(std::shared_ptr<const Servable> model, ModelM
                                    std::shared_ptr<const InputReference> reference) {
   {
     std::lock_guard<std::mutex> l(mu_);
-    metadata_ = std::move(metadata);
-    metadata_.name = options_.name;
+    metadata.name = options_.name;
+    metadata_ = std::make_shared<const ModelMetadata>(std::move(metadata));
     reference_ = std::move(reference);
   }
   auto previous = slot_.Swap(std::move(model));
@@ -62,7 +63,7 @@ std::string DeployedModel::version() const {
 
 ModelMetadata DeployedModel::metadata() const {
   std::lock_guard<std::mutex> l(mu_);
-  return metadata_;
+  return *metadata_;
 }
 
 std::shared_ptr<const InputReference> DeployedModel::reference() const {
@@ -110,11 +111,7 @@ struct DeployedModel::InferCall {
 void DeployedModel::InferAsync(const http::HttpRequest& request, std::function<void(http::HttpResponse)> done) {
   auto call = std::make_shared<InferCall>();
   call->start = std::chrono::steady_clock::now();
-  const bool alone = in_flight_.fetch_add(1) == 0;
-  call->done = [this, done = std::move(done)](http::HttpResponse r) {
-    in_flight_.fetch_sub(1);
-    done(std::move(r));
-  };
+  call->done = std::move(done);
   const std::string current = version();
   if (!ready()) {
     return call->done(Error({503, ErrorKind::kUnavailable, "model " + options_.name + " is not loaded"},
@@ -122,13 +119,18 @@ void DeployedModel::InferAsync(const http::HttpRequest& request, std::function<v
   }
   auto header_length = ParseInferenceHeaderLength(request.Header("inference-header-content-length"));
   if (!header_length.ok()) return call->done(Error(header_length.error(), call->start, current));
-  const ModelMetadata md = metadata();
+  std::shared_ptr<const ModelMetadata> shared_md;  // no copy per request
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    shared_md = metadata_;
+  }
+  const ModelMetadata& md = *shared_md;
   auto decoded = DecodeInferRequest(request.body, md, options_.limits, header_length.value());
   if (!decoded.ok()) return call->done(Error(decoded.error(), call->start, current));
   InferRequest& req = decoded.value();
   call->id = req.id.empty() ? options_.name + "-" + std::to_string(next_id_.fetch_add(1)) : req.id;
   call->binary_logits = BinaryOutputs(req, md).count("logits") > 0;
-  std::vector<float> rows = req.inputs[0].ToFloat();
+  std::vector<float> rows = std::move(req.inputs[0]).ToFloat();
   const size_t row_size = batcher_->options().row_size;
   metrics_->CheckRange(rows, row_size);
   // Input quality against the served version's profile, and the sample for
@@ -141,11 +143,11 @@ void DeployedModel::InferAsync(const http::HttpRequest& request, std::function<v
     if (ref) metrics_->CheckRange(features, row_size, ref->range);
     if (call->sampled) call->features = std::move(features);
   }
-  // The batcher answers on its worker, or on this thread when it was idle
-  // (the fast path); either way Finish builds the response there.
+  // The batcher answers on this HTTP loop's thread (a deferred flush) or on
+  // its worker; either way Finish builds the response there.
   Status submitted = batcher_->Submit(
       std::move(rows), [this, call](Result<RowsResult> r) { call->done(Finish(*call, std::move(r))); },
-      /*may_run_inline=*/alone && in_flight_.load() == 1);
+      &http::DeferOnCurrentLoop);
   if (!submitted.ok()) call->done(Error(ApiErrorFromStatus(submitted), call->start, current));
 }
 

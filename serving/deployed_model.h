@@ -41,14 +41,11 @@ struct DeploymentOptions {
   size_t max_batch = 64;
   std::chrono::milliseconds max_delay{0};
   CodecLimits limits;      // max_rows is set to max_batch
-  // Run a request on the HTTP thread when the batcher is idle, max_delay is
-  // 0 and no other request of this model is being decoded or waiting
-  // (Batcher's fast path): saves two thread wake-ups at low load. Off by
-  // default: measured on 2 cores at concurrency 64, the HTTP threads still
-  // found the batcher idle for ~60% of the batches and ran them alone (a
-  // batch-of-one forward costs ~85 us against ~6.5 us a row at batch 64):
-  // mean batch 6 rows instead of 36, fewer rows/s (docs/performance.md).
-  bool run_inline_when_idle = false;
+  // With max_delay 0, an HTTP loop thread runs the batches of the requests
+  // it read itself, after reading the others that arrived with them
+  // (Batcher's run_on_submitting_loop, http::DeferOnCurrentLoop): no hand-off
+  // to the batcher's worker and back. Off: every batch runs on the worker.
+  bool run_on_http_loop = true;
   // A request whose batch ran after this long is answered 504.
   std::chrono::milliseconds request_timeout{30'000};
 };
@@ -75,8 +72,9 @@ class DeployedModel {
   http::HttpResponse Metadata() const;
   http::HttpResponse Ready() const;
   // Answers through `done`, exactly once: before returning when the request
-  // is refused or the batcher ran it at once (idle, the fast path), else
-  // later on the batcher's worker thread. Never blocks for the batch.
+  // is refused, else later on the thread that ran its batch (this HTTP
+  // loop's, after the handler returned, or the batcher's worker). Never
+  // blocks for the batch.
   void InferAsync(const http::HttpRequest& request, std::function<void(http::HttpResponse)> done);
   // The same, blocking until answered (tests, the in-process bench).
   http::HttpResponse Infer(const http::HttpRequest& request);
@@ -100,12 +98,11 @@ class DeployedModel {
   std::unique_ptr<ServingMetrics> metrics_;
   ModelSlot<Servable> slot_;
   mutable std::mutex mu_;
-  ModelMetadata metadata_;  // GUARDED_BY(mu_)
+  // Replaced whole on Install, never changed in place.
+  std::shared_ptr<const ModelMetadata> metadata_ = std::make_shared<const ModelMetadata>();  // GUARDED_BY(mu_)
   std::shared_ptr<const InputReference> reference_;  // GUARDED_BY(mu_)
   MonitorReporter* reporter_ = nullptr;
   std::atomic<uint64_t> next_id_{1};
-  // Infer requests between arrival and answer (the fast path's condition).
-  std::atomic<int> in_flight_{0};
   std::unique_ptr<Batcher> batcher_;  // last: its worker uses the members above
 };
 

@@ -45,21 +45,21 @@ ApiResult<Parameters> DecodeParameters(const json& obj, const std::string& field
   if (!obj.is_object()) return Malformed(field, "expected an object, got " + TypeName(obj));
   Parameters out;
   for (const auto& [key, v] : obj.items()) {
-    const std::string f = field + "." + key;
+    auto f = [&] { return field + "." + key; };  // built only for an error
     if (v.is_boolean()) {
       out[key] = v.get<bool>();
     } else if (v.is_number_integer() && !v.is_number_unsigned()) {
       out[key] = v.get<int64_t>();
     } else if (v.is_number_unsigned()) {
       if (v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-        return Malformed(f, "integer out of range");
+        return Malformed(f(), "integer out of range");
       out[key] = static_cast<int64_t>(v.get<uint64_t>());
     } else if (v.is_number_float()) {
       out[key] = v.get<double>();
     } else if (v.is_string()) {
       out[key] = v.get<std::string>();
     } else {
-      return Malformed(f, "expected a bool, number or string, got " + TypeName(v));
+      return Malformed(f(), "expected a bool, number or string, got " + TypeName(v));
     }
   }
   return out;
@@ -79,16 +79,16 @@ ApiResult<std::vector<int64_t>> DecodeShape(const json& j, const std::string& fi
   std::vector<int64_t> shape;
   for (size_t i = 0; i < j.size(); ++i) {
     const json& d = j[i];
-    const std::string f = field + "[" + std::to_string(i) + "]";
+    auto f = [&] { return field + "[" + std::to_string(i) + "]"; };  // built only for an error
     if (d.is_number_unsigned()) {
       if (d.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-        return Bad(ErrorKind::kWrongShape, f, "dimension out of range");
+        return Bad(ErrorKind::kWrongShape, f(), "dimension out of range");
       shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
     } else if (d.is_number_integer()) {
-      return Bad(ErrorKind::kWrongShape, f,
+      return Bad(ErrorKind::kWrongShape, f(),
                  "dimensions must be >= 0 (got " + std::to_string(d.get<int64_t>()) + ")");
     } else {
-      return Malformed(f, "expected a non-negative integer, got " + TypeName(d));
+      return Malformed(f(), "expected a non-negative integer, got " + TypeName(d));
     }
   }
   return shape;

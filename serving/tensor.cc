@@ -48,7 +48,7 @@ size_t Tensor::size() const {
   return std::visit([](const auto& v) { return v.size(); }, data);
 }
 
-std::vector<float> Tensor::ToFloat() const {
+std::vector<float> Tensor::ToFloat() const& {
   return std::visit(
       [](const auto& v) -> std::vector<float> {
         using E = typename std::decay_t<decltype(v)>::value_type;
@@ -64,6 +64,11 @@ std::vector<float> Tensor::ToFloat() const {
         }
       },
       data);
+}
+
+std::vector<float> Tensor::ToFloat() && {
+  if (auto* f = std::get_if<std::vector<float>>(&data)) return std::move(*f);
+  return static_cast<const Tensor&>(*this).ToFloat();
 }
 
 std::optional<uint64_t> ElementCount(const std::vector<int64_t>& shape, uint64_t limit) {

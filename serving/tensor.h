@@ -51,7 +51,9 @@ struct Tensor {
   // Number of elements in `data`.
   size_t size() const;
   // The elements as FP32 (numeric tensors only; BYTES gives an empty vector).
-  std::vector<float> ToFloat() const;
+  std::vector<float> ToFloat() const&;
+  // The same, moving FP32 data out instead of copying it.
+  std::vector<float> ToFloat() &&;
 };
 
 // Product of the dimensions; nullopt when a dimension is negative or the

@@ -9,8 +9,8 @@
 //   3. Send() may run on any thread, before or after the handler returned.
 //      The function given to the constructor decides how the response
 //      reaches the connection (HttpServer posts it to the connection's
-//      strand, or writes it at once when Send() runs inside the handler on
-//      the server's own thread).
+//      event loop, or writes it at once when Send() runs on that loop's
+//      thread).
 //
 // Thread safety: Send() and sent() may be called from any thread at once.
 #pragma once

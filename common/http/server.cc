@@ -1,15 +1,17 @@
 #include "common/http/server.h"
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <mutex>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <deque>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -25,6 +27,9 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
 class Session;
+
+// The most one read asks of the socket (Beast's own cap per read).
+constexpr size_t kReadChunk = 64 * 1024;
 
 // State shared by the server and its sessions; outlives every session.
 struct Shared {
@@ -50,6 +55,11 @@ class Session : public std::enable_shared_from_this<Session> {
         buffer_(shared_->options.max_header_bytes + shared_->options.max_body_bytes + 4096),
         heartbeat_(stream_.get_executor()) {
     ++shared_->connections;
+    // Beast reads max(512, free capacity) bytes at a time, and the parser
+    // moves each piece of a body out of the buffer at once, so an unreserved
+    // buffer never grows: a 3 KB request took 7 reads, each with its own
+    // timer update and reactor pass (docs/performance.md, "Serving").
+    buffer_.reserve(std::min<size_t>(kReadChunk, buffer_.max_size()));
   }
   ~Session() {
     if (sse_client_) sse_client_->Close();
@@ -102,7 +112,7 @@ class Session : public std::enable_shared_from_this<Session> {
   //      errors, an async handler that finished at once): kept in `inline`
   //      and written right after DispatchAsync returns, with no hand-off.
   //   2. Answered from another thread, or later: posted to this session's
-  //      strand (the session waits in Shared::awaiting meanwhile). The post
+  //      loop (the session waits in Shared::awaiting meanwhile). The post
   //      is dropped when the server is stopping.
   // A client that disconnects meanwhile is noticed when the response is
   // written (the write fails and the session closes).
@@ -163,23 +173,43 @@ class Session : public std::enable_shared_from_this<Session> {
     Send(HttpResponse::Error(status, message));
   }
 
+  // Writes the header by hand into a buffer the session keeps (Beast's
+  // response fields allocate per field: a tenth of the allocations of a
+  // served inference), then header and body in one gather write. A session
+  // writes one response at a time, so the buffers are free again by the next.
   void Send(HttpResponse res) {
-    auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
-    out->version(version_);
-    out->result(static_cast<unsigned>(res.status));
-    out->set(bhttp::field::server, shared_->options.server_name);
-    out->set(bhttp::field::content_type, res.content_type);
-    for (const auto& [k, v] : res.headers) out->set(k, v);
-    out->body() = std::move(res.body);
     // An error that may have left unread bytes behind closes the connection.
     if (res.status == 400 || res.status == 413) keep_alive_ = false;
-    out->keep_alive(keep_alive_);
-    out->prepare_payload();
+    const bool no_body = (res.status >= 100 && res.status < 200) || res.status == 204 || res.status == 304;
+    head_.clear();
+    head_ += version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    head_ += std::to_string(res.status);
+    head_ += ' ';
+    const auto reason = bhttp::obsolete_reason(bhttp::int_to_status(static_cast<unsigned>(res.status)));
+    head_.append(reason.data(), reason.size());
+    AppendField("Server", shared_->options.server_name);
+    AppendField("Content-Type", res.content_type);
+    for (const auto& [k, v] : res.headers) AppendField(k, v);
+    if (!no_body) AppendField("Content-Length", std::to_string(res.body.size()));
+    if (version_ >= 11 && !keep_alive_) AppendField("Connection", "close");
+    if (version_ < 11 && keep_alive_) AppendField("Connection", "keep-alive");
+    head_ += "\r\n\r\n";
+    body_ = no_body ? std::string() : std::move(res.body);
     stream_.expires_after(shared_->options.write_timeout);
-    bhttp::async_write(stream_, *out, [self = shared_from_this(), out](beast::error_code ec, size_t) {
+    const std::array<asio::const_buffer, 2> out{asio::buffer(head_), asio::buffer(body_)};
+    asio::async_write(stream_, out, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec || !self->keep_alive_) return self->Close();
       self->DoRead();
     });
+  }
+
+  // "\r\nName: value", with any CR or LF in either turned into a space (a
+  // header must not be able to start another).
+  void AppendField(std::string_view name, std::string_view value) {
+    head_ += "\r\n";
+    for (char c : name) head_ += (c == '\r' || c == '\n') ? ' ' : c;
+    head_ += ": ";
+    for (char c : value) head_ += (c == '\r' || c == '\n') ? ' ' : c;
   }
 
   void StartEventStream(HttpResponse res) {
@@ -248,6 +278,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Shared> shared_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::string head_;  // the response being written: header
+  std::string body_;  // and body
   bool keep_alive_ = false;
   unsigned version_ = 11;
   bool closed_ = false;
@@ -259,7 +291,16 @@ class Session : public std::enable_shared_from_this<Session> {
   bool writing_ = false;
 };
 
+// The loop the current thread runs, if it is one of a server's loop threads.
+thread_local asio::io_context* t_loop = nullptr;
+
 }  // namespace
+
+bool DeferOnCurrentLoop(std::function<void()> fn) {
+  if (t_loop == nullptr) return false;
+  asio::post(*t_loop, std::move(fn));
+  return true;
+}
 
 struct HttpServer::Impl {
   std::shared_ptr<Shared> shared = std::make_shared<Shared>();
@@ -281,7 +322,9 @@ struct HttpServer::Impl {
 
   void DoAccept() {
     asio::io_context& loop = loops[1 + next_loop++ % (loops.size() - 1)];
-    acceptor->async_accept(asio::make_strand(loop), [this](beast::error_code ec, tcp::socket socket) {
+    // No strand: one thread runs each loop, so a session's handlers never
+    // run at once (a strand per connection cost a dispatch per completion).
+    acceptor->async_accept(loop, [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
       if (!ec) {
         if (shared->connections.load() >= shared->options.max_connections) {
@@ -294,7 +337,7 @@ struct HttpServer::Impl {
           socket.shutdown(tcp::socket::shutdown_both, ignored);
           socket.close(ignored);
         } else {
-          // Started on its own loop's strand (the socket belongs to it).
+          // Started on its own loop (the socket belongs to it).
           auto session = std::make_shared<Session>(std::move(socket), shared);
           asio::post(session->executor(), [session] { session->Start(); });
         }
@@ -342,7 +385,10 @@ Status HttpServer::Start() {
   // Each loop runs until Stop(), even while it has no connection.
   for (auto& loop : impl_->loops) {
     impl_->guards.emplace_back(asio::make_work_guard(loop));
-    impl_->threads.emplace_back([&loop] { loop.run(); });
+    impl_->threads.emplace_back([&loop] {
+      t_loop = &loop;
+      loop.run();
+    });
   }
   return Status::Ok();
 }

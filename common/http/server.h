@@ -18,7 +18,8 @@
 // Handlers run on the server's threads: keep them short. A route added with
 // Router::AddAsync may answer later from any thread (its HttpResponder);
 // the connection then holds no thread while it waits, and the answer is
-// written on the connection's strand. A client that disconnects before the
+// written on the connection's event loop (each loop has one thread, so a
+// connection's handlers never run at once; no strand is needed). A client that disconnects before the
 // answer is noticed when the answer is written. Stop() drops answers that
 // have not come yet. Requests on one connection are answered in order (the
 // next is read only after the previous answer is written).
@@ -29,6 +30,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -57,6 +59,14 @@ struct HttpServerOptions {
   // The Server header of every response.
   std::string server_name = "gantry-monitor";
 };
+
+// On a thread running one of an HttpServer's event loops (a handler, or an
+// answer given there), queues `fn` to run on that loop after the
+// completions already ready on it: the requests that arrived with this one
+// are read first. Returns false, doing nothing, on any other thread. `fn`
+// never runs if the server stops first (it is destroyed instead, on the
+// thread that stops the server).
+bool DeferOnCurrentLoop(std::function<void()> fn);
 
 class HttpServer {
  public:

@@ -5,10 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
 #include <thread>
+#include <vector>
 #include <stdexcept>
 
 #include "serving/api_error.h"
@@ -236,90 +238,179 @@ TEST(Batcher, ThrowingCallbackDoesNotStopTheWorker) {
   EXPECT_TRUE(after.ok()) << after.status().ToString();
 }
 
-TEST(Batcher, IdleBatcherRunsTheRequestOnTheSubmittingThread) {
-  BatcherOptions o = Opts(8);
-  o.run_inline_when_idle = true;
+// A stand-in for an HTTP event loop: closures deferred on a thread marked as
+// a loop wait here until the test runs them, as a loop would reach them
+// after the completions already ready on it.
+thread_local bool t_is_loop = false;
+thread_local std::vector<std::function<void()>> t_deferred;
+
+bool TestDefer(std::function<void()> fn) {
+  if (!t_is_loop) return false;
+  t_deferred.push_back(std::move(fn));
+  return true;
+}
+
+size_t RunDeferred() {
+  std::vector<std::function<void()>> fns;
+  fns.swap(t_deferred);
+  for (auto& f : fns) f();
+  return fns.size();
+}
+
+struct LoopThread {  // marks the test's thread as a loop for its scope
+  LoopThread() { t_is_loop = true; }
+  ~LoopThread() {
+    t_deferred.clear();
+    t_is_loop = false;
+  }
+};
+
+BatcherOptions LoopOpts(size_t max_batch) {
+  BatcherOptions o = Opts(max_batch);
+  o.run_on_submitting_loop = true;
+  return o;
+}
+
+TEST(Batcher, BatchesOnTheSubmittingLoopWithTheRequestsReadBeforeTheFlush) {
+  LoopThread loop;
   auto fn = std::make_shared<SumFn>();
   std::thread::id forward_thread;
-  Batcher b(o, [fn, &forward_thread](const BatchInput& in) {
+  Batcher b(LoopOpts(8), [fn, &forward_thread](const BatchInput& in) {
     forward_thread = std::this_thread::get_id();
     return (*fn)(in);
   });
-  std::optional<Result<RowsResult>> got;
-  std::thread::id done_thread;
-  ASSERT_TRUE(b.Submit(Rows(2, 1.5f), [&](Result<RowsResult> r) {
-    done_thread = std::this_thread::get_id();
-    got = std::move(r);
-  }).ok());
-  // Answered before Submit returned, on this thread, with no hand-off.
-  ASSERT_TRUE(got.has_value());
-  ASSERT_TRUE(got->ok()) << got->status().ToString();
-  EXPECT_EQ((*got)->rows, 2u);
-  EXPECT_FLOAT_EQ((*got)->data[1], 3.0f);
-  EXPECT_EQ(done_thread, std::this_thread::get_id());
-  EXPECT_EQ(forward_thread, std::this_thread::get_id());
-  EXPECT_EQ(b.stats().inline_batches, 1u);
-  EXPECT_EQ(b.stats().batches, 1u);
-}
-
-TEST(Batcher, RequestsArrivingDuringAnInlineBatchQueueAndBatchTogether) {
-  Gate gate;
-  BatcherOptions o = Opts(8);
-  o.run_inline_when_idle = true;
-  auto fn = std::make_shared<SumFn>(&gate);
-  Batcher b(o, [fn](const BatchInput& in) { return (*fn)(in); });
-  // The first request runs inline on its own thread and holds the gate.
-  auto first = std::async(std::launch::async, [&] { return b.Submit(Rows(1, 1)).get(); });
-  ASSERT_TRUE(gate.WaitEntered(1));
-  std::vector<std::future<Result<RowsResult>>> rest;
-  for (int i = 0; i < 3; ++i) rest.push_back(b.Submit(Rows(1, static_cast<float>(i))));
-  // One batch at a time: they wait in the queue, not in a second inline batch.
-  EXPECT_EQ(b.stats().queued_requests, 3u);
-  gate.Open();
-  ASSERT_TRUE(Ready(first));
-  EXPECT_TRUE(first.get().ok());
-  for (auto& f : rest) {
-    ASSERT_TRUE(Ready(f));
-    auto r = f.get();
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_EQ(r->batch_rows, 3u);
+  std::vector<std::optional<Result<RowsResult>>> got(3);
+  std::vector<std::thread::id> done_threads(3);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(b.Submit(Rows(1, static_cast<float>(i)), [&, i](Result<RowsResult> r) {
+      done_threads[i] = std::this_thread::get_id();
+      got[i] = std::move(r);
+    }, &TestDefer).ok());
   }
-  EXPECT_EQ(fn->sizes(), (std::vector<size_t>{1, 3}));
-  EXPECT_EQ(b.stats().inline_batches, 1u);
+  // Nothing ran yet: one flush is deferred on this loop, the worker was not woken.
+  EXPECT_EQ(t_deferred.size(), 1u);
+  EXPECT_FALSE(got[0].has_value());
+  EXPECT_EQ(b.stats().queued_requests, 3u);
+  EXPECT_EQ(RunDeferred(), 1u);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(got[i].has_value());
+    ASSERT_TRUE(got[i]->ok()) << got[i]->status().ToString();
+    EXPECT_FLOAT_EQ((*got[i])->data[0], 2.0f * static_cast<float>(i));
+    EXPECT_EQ((*got[i])->batch_rows, 3u);
+    EXPECT_EQ(done_threads[i], std::this_thread::get_id());
+  }
+  EXPECT_EQ(forward_thread, std::this_thread::get_id());
+  EXPECT_EQ(fn->sizes(), (std::vector<size_t>{3}));
+  EXPECT_EQ(b.stats().loop_batches, 1u);
+  EXPECT_EQ(b.stats().batches, 1u);
+  EXPECT_TRUE(t_deferred.empty());  // the queue is empty: no flush again
 }
 
-TEST(Batcher, StopWaitsForAnInlineBatch) {
+TEST(Batcher, AFlushRunsOneBatchThenDefersItselfSoTheLoopReadsInBetween) {
+  LoopThread loop;
+  auto fn = std::make_shared<SumFn>();
+  Batcher b(LoopOpts(2), [fn](const BatchInput& in) { return (*fn)(in); });
+  int answered = 0;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(b.Submit(Rows(1, 1), [&](Result<RowsResult> r) { answered += r.ok() ? 1 : 100; }, &TestDefer).ok());
+  }
+  EXPECT_EQ(RunDeferred(), 1u);
+  EXPECT_EQ(answered, 2);            // one batch of max_batch rows
+  EXPECT_EQ(t_deferred.size(), 1u);  // and the flush deferred again for the rest
+  // A request read before the next flush joins the rest.
+  ASSERT_TRUE(b.Submit(Rows(1, 1), [&](Result<RowsResult> r) { answered += r.ok() ? 1 : 100; }, &TestDefer).ok());
+  EXPECT_EQ(t_deferred.size(), 1u);  // no second flush scheduled
+  EXPECT_EQ(RunDeferred(), 1u);
+  EXPECT_EQ(answered, 4);
+  EXPECT_EQ(fn->sizes(), (std::vector<size_t>{2, 2}));
+  EXPECT_EQ(b.stats().loop_batches, 2u);
+}
+
+TEST(Batcher, AFlushThatNeverRunsHandsTheQueueToTheWorker) {
+  LoopThread loop;
+  Batcher b(LoopOpts(8), SumFn());
+  std::promise<Result<RowsResult>> p;
+  auto f = p.get_future();
+  ASSERT_TRUE(b.Submit(Rows(1, 1), [&](Result<RowsResult> r) { p.set_value(std::move(r)); }, &TestDefer).ok());
+  ASSERT_EQ(t_deferred.size(), 1u);
+  t_deferred.clear();  // the loop stopped: its pending handlers are destroyed
+  ASSERT_TRUE(Ready(f));
+  EXPECT_TRUE(f.get().ok());
+  EXPECT_EQ(b.stats().loop_batches, 0u);
+  EXPECT_EQ(b.stats().batches, 1u);
+  // The next request on the loop schedules a flush again.
+  ASSERT_TRUE(b.Submit(Rows(1, 1), [](Result<RowsResult>) {}, &TestDefer).ok());
+  EXPECT_EQ(t_deferred.size(), 1u);
+}
+
+TEST(Batcher, OffALoopTheWorkerRunsTheBatch) {
+  Batcher b(LoopOpts(8), SumFn());  // this thread is no loop: TestDefer refuses
+  std::promise<Result<RowsResult>> p;
+  auto f = p.get_future();
+  ASSERT_TRUE(b.Submit(Rows(1, 1), [&](Result<RowsResult> r) { p.set_value(std::move(r)); }, &TestDefer).ok());
+  ASSERT_TRUE(Ready(f));
+  EXPECT_TRUE(f.get().ok());
+  EXPECT_EQ(b.stats().loop_batches, 0u);
+}
+
+TEST(Batcher, StopWaitsForABatchRunningOnALoop) {
   Gate gate;
-  BatcherOptions o = Opts(8);
-  o.run_inline_when_idle = true;
   auto fn = std::make_shared<SumFn>(&gate);
-  Batcher b(o, [fn](const BatchInput& in) { return (*fn)(in); });
-  auto running = std::async(std::launch::async, [&] { return b.Submit(Rows(1, 1)).get(); });
+  Batcher b(LoopOpts(8), [fn](const BatchInput& in) { return (*fn)(in); });
+  std::promise<Result<RowsResult>> p;
+  auto running = p.get_future();
+  auto loop_thread = std::async(std::launch::async, [&] {
+    LoopThread loop;
+    EXPECT_TRUE(b.Submit(Rows(1, 1), [&](Result<RowsResult> r) { p.set_value(std::move(r)); }, &TestDefer).ok());
+    RunDeferred();  // holds the gate
+  });
   ASSERT_TRUE(gate.WaitEntered(1));
   auto stopped = std::async(std::launch::async, [&] { b.Stop(StopMode::kFail); });
   ASSERT_TRUE(WaitFor([&] { return b.stopping(); }));
-  // Stop cannot return while the inline batch still runs.
+  // Stop cannot return while the loop's batch still runs.
   EXPECT_EQ(stopped.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
   gate.Open();
   ASSERT_TRUE(Ready(stopped));
   ASSERT_TRUE(Ready(running));
   EXPECT_TRUE(running.get().ok());
+  loop_thread.get();
 }
 
-TEST(Batcher, NoInlineRunWithMaxDelay) {
+TEST(Batcher, AFlushOutlivingTheBatcherDoesNothing) {
+  LoopThread loop;
+  int calls = 0;
+  std::optional<Status> status;
+  {
+    Batcher b(LoopOpts(8), SumFn());
+    ASSERT_TRUE(b.Submit(Rows(1, 1), [&](Result<RowsResult> r) {
+      ++calls;
+      status = r.status();
+    }, &TestDefer).ok());
+  }  // Stop(kFail) answers it
+  EXPECT_EQ(calls, 1);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->code(), StatusCode::kUnavailable);
+  EXPECT_EQ(RunDeferred(), 1u);  // finds the batcher gone
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(Batcher, NoLoopFlushWithMaxDelay) {
+  LoopThread loop;
   ManualClock clock;
-  BatcherOptions o = Opts(8);
-  o.run_inline_when_idle = true;
+  BatcherOptions o = LoopOpts(8);
   o.max_delay = 1h;
   o.clock = &clock;
   Batcher b(o, SumFn());
-  auto f = b.Submit(Rows(1, 1));
-  EXPECT_EQ(b.stats().inline_batches, 0u);
+  std::promise<Result<RowsResult>> p;
+  auto f = p.get_future();
+  ASSERT_TRUE(b.Submit(Rows(1, 1), [&](Result<RowsResult> r) { p.set_value(std::move(r)); }, &TestDefer).ok());
+  EXPECT_TRUE(t_deferred.empty());  // max_delay batching is the worker's
   ASSERT_TRUE(WaitFor([&] { return b.stats().waits > 0; }));
   clock.Advance(1h);
   b.Notify();
   ASSERT_TRUE(Ready(f));
   EXPECT_TRUE(f.get().ok());
+  EXPECT_EQ(b.stats().loop_batches, 0u);
 }
 
 }  // namespace

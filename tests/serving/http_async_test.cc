@@ -71,6 +71,15 @@ class HttpAsyncTest : public ::testing::Test {
     ASSERT_TRUE(router->AddAsync("GET", "/throw", [](const HttpRequest&, HttpResponder) {
       throw std::runtime_error("async handler bug");
     }).ok());
+    // Answers from a call deferred on its loop; the body tells whether the
+    // handler's thread was a loop and the deferred call ran on that thread.
+    ASSERT_TRUE(router->AddAsync("GET", "/deferred", [](const HttpRequest&, HttpResponder out) {
+      const std::thread::id handler = std::this_thread::get_id();
+      const bool deferred = DeferOnCurrentLoop([out, handler] {
+        out.Send(HttpResponse::Text(200, std::this_thread::get_id() == handler ? "same loop\n" : "other thread\n"));
+      });
+      if (!deferred) out.Send(HttpResponse::Text(500, "not on a loop\n"));
+    }).ok());
     router_ = router;
     HttpServerOptions o;
     o.port = 0;
@@ -112,6 +121,18 @@ TEST_F(HttpAsyncTest, AnswersFromAnotherThreadWhileOtherRequestsWait) {
     EXPECT_EQ(r.body.substr(0, 5), "done ");
   }
   EXPECT_TRUE(waiting[0].second.sent());
+}
+
+TEST_F(HttpAsyncTest, DeferOnCurrentLoopRunsLaterOnTheHandlersLoopOnly) {
+  for (int i = 0; i < 2; ++i) {  // the second on a loop that deferred before
+    testing::Reply r = Fetch(server_->port(), "GET", "/deferred");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "same loop\n");
+  }
+  // Off a loop it refuses and the function is dropped unrun.
+  bool ran = false;
+  EXPECT_FALSE(DeferOnCurrentLoop([&ran] { ran = true; }));
+  EXPECT_FALSE(ran);
 }
 
 TEST_F(HttpAsyncTest, KeepAliveConnectionGetsAnswersInOrder) {
