@@ -1,5 +1,6 @@
 #include "serving/batcher.h"
 
+#include <algorithm>
 #include <exception>
 #include <shared_mutex>
 #include <utility>
@@ -53,7 +54,7 @@ Batcher::Batcher(BatcherOptions options, BatchFn fn)
   anchor_->batcher = this;
   if (options_.max_batch == 0) options_.max_batch = 1;
   if (options_.row_size == 0) options_.row_size = 1;
-  if (options_.max_queued_rows == 0) options_.max_queued_rows = 16 * options_.max_batch;
+  if (options_.max_queued_rows == 0) options_.max_queued_rows = std::max<size_t>(1024, 16 * options_.max_batch);
   if (options_.max_queued_requests == 0) options_.max_queued_requests = 1;
   clock_ = options_.clock != nullptr ? options_.clock : &system_clock_;
   worker_ = std::thread([this] { Run(); });

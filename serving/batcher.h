@@ -112,7 +112,9 @@ struct BatcherOptions {
   size_t max_batch = 64; // rows per BatchFn call
   // How long the oldest queued request may wait for more rows; 0 = never.
   std::chrono::steady_clock::duration max_delay{0};
-  // Queue bounds; a Submit passing either is refused. 0 = 16 × max_batch rows.
+  // Queue bounds; a Submit passing either is refused. 0 = 16 × max_batch
+  // rows, at least 1024 (so max_batch 1 still queues one request from each
+  // of many clients instead of refusing all but 16).
   size_t max_queued_rows = 0;
   size_t max_queued_requests = 4096;
   const Clock* clock = nullptr;  // not owned; nullptr = the system clock

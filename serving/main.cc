@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <ATen/Parallel.h>
 #include <zmq.hpp>
 
 #include "common/curve.h"
@@ -120,6 +121,10 @@ int main(int argc, char** argv) {
   int threads = static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
   double sample_rate = 0.1;
   int64_t report_interval_ms = 1000;
+  // Batches run one at a time on the HTTP threads, which share the cores
+  // with it: on the 2-core bench an intra-op thread pool cost 12% of the
+  // throughput at concurrency 64 (docs/performance.md, "Serving").
+  int torch_threads = 1;
   app.add_option("--storage", storage, "storage service endpoint (tcp://HOST:PORT)")->required();
   app.add_option("--model", model_args, "NAME@REF to serve (REF: alias, vN or latest); repeatable")->required();
   app.add_option("--port", port, "HTTP port (0 picks a free one)")->check(CLI::Range(0, 65535));
@@ -139,12 +144,16 @@ int main(int argc, char** argv) {
   app.add_option("--max-body-mb", max_body_mb, "largest request body, MiB")->check(CLI::Range(size_t{1}, size_t{1024}));
   app.add_option("--http-threads", threads, "HTTP threads (default: the number of cores; a request waiting for its batch holds none)")
       ->check(CLI::Range(1, 1024));
+  app.add_option("--torch-threads", torch_threads,
+                 "LibTorch intra-op threads per forward (default 1; more helps large models at low load)")
+      ->check(CLI::Range(1, 1024));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   std::string keys;
   app.add_option("--keys", keys,
                  "CURVE keys directory (server.pub, client.key) of a cluster with auth: curve (default: "
                  "$GANTRY_KEYS, else <data-dir>/keys when storage's run file says auth: curve)");
   CLI11_PARSE(app, argc, argv);
+  at::set_num_threads(torch_threads);  // every thread's first forward takes it
 
   std::vector<ModelArg> wanted;
   for (const auto& s : model_args) {

@@ -42,11 +42,22 @@ Result<std::shared_ptr<const TorchServable>> TorchServable::Create(const LoadedV
   return std::shared_ptr<const TorchServable>(std::move(s));
 }
 
+torch::Tensor NormalizePixels(const torch::Tensor& raw, double mean, double std) {
+  const torch::Tensor x = raw.to(torch::kFloat32).contiguous();
+  torch::Tensor out = torch::empty(x.sizes(), torch::kFloat32);
+  const float* in = x.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  const float m = static_cast<float>(mean);
+  const float s = static_cast<float>(std);
+  for (int64_t i = 0, n = x.numel(); i < n; ++i) o[i] = (in[i] / 255.0f - m) / s;
+  return out;
+}
+
 torch::Tensor TorchServable::Preprocess(const torch::Tensor& raw) const {
   if (!manifest_.normalize) return raw;
-  // The same ops in the same order as data/idx_reader.cc, so the model sees
-  // bit-identical inputs.
-  return raw.to(torch::kFloat32).div(255.0).sub_(manifest_.normalize->mean).div_(manifest_.normalize->std);
+  // Bit-identical to data/idx_reader.cc's ops, so the model sees the inputs
+  // it was trained and tested on.
+  return NormalizePixels(raw, manifest_.normalize->mean, manifest_.normalize->std);
 }
 
 Result<torch::Tensor> TorchServable::Logits(const torch::Tensor& raw) const {

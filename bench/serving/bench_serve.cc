@@ -51,7 +51,8 @@
 // BENCH_HTTP_THREADS=N serves with N HTTP threads instead of one per core;
 // BENCH_WORKER_ONLY=1 runs every batch on the batcher's worker thread
 // (DeploymentOptions::run_on_http_loop off);
-// BENCH_SERVE_FOR=S only serves the bench deployment for S seconds (wrk or
+// BENCH_SERVE_FOR=S only serves the bench deployment (max_batch 64, or
+// BENCH_MAX_BATCH) for S seconds (wrk or
 // perf by hand).
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -358,7 +359,8 @@ int main(int argc, char** argv) {
   if (const char* serve_for = std::getenv("BENCH_SERVE_FOR")) {
     // Exploration: serve the bench deployment for that many seconds, for
     // wrk or perf run by hand; the port and request bodies are printed.
-    Served s = Serve(*fp32, 64);
+    const char* mb = std::getenv("BENCH_MAX_BATCH");
+    Served s = Serve(*fp32, mb ? static_cast<size_t>(std::atoi(mb)) : 64);
     const RequestBody bin = MakeBody(true);
     std::FILE* f = std::fopen("/tmp/bench_serve_body.bin", "wb");
     std::fwrite(bin.body.data(), 1, bin.body.size(), f);
@@ -367,8 +369,9 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     std::this_thread::sleep_for(std::chrono::duration<double>(std::atof(serve_for)));
     const Batcher::Stats st = s.model->batcher_stats();
-    std::printf("batches %llu (on the HTTP loops %llu), rows %llu\n", static_cast<unsigned long long>(st.batches),
-                static_cast<unsigned long long>(st.loop_batches), static_cast<unsigned long long>(st.rows));
+    std::printf("batches %llu (on the HTTP loops %llu), rows %llu, rejected %llu\n",
+                static_cast<unsigned long long>(st.batches), static_cast<unsigned long long>(st.loop_batches),
+                static_cast<unsigned long long>(st.rows), static_cast<unsigned long long>(st.rejected));
     return 0;
   }
   std::vector<double> raw64, c64, c64b1, c64b1bin, p50, fwd1, infer1, decode1;

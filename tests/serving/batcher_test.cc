@@ -158,6 +158,21 @@ TEST(Batcher, FullQueueAnswersResourceExhaustedAtOnce) {
   EXPECT_TRUE(b.Submit(Rows(2, 1)).get().ok());  // room again
 }
 
+TEST(Batcher, DefaultQueueHoldsAThousandRowsEvenAtMaxBatchOne) {
+  Gate gate;
+  Batcher b(Opts(1), SumFn(&gate));
+  auto running = b.Submit(Rows(1, 1));
+  ASSERT_TRUE(gate.WaitEntered(1));
+  std::vector<std::future<Result<RowsResult>>> queued;
+  for (int i = 0; i < 1024; ++i) queued.push_back(b.Submit(Rows(1, 1)));
+  auto refused = b.Submit(Rows(1, 1)).get();  // the 1,025th queued row
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(b.stats().rejected, 1u);
+  gate.Open();
+  for (auto& q : queued) ASSERT_TRUE(Ready(q) && q.get().ok());
+}
+
 TEST(Batcher, StopFailFailsPendingWithUnavailable) {
   Gate gate;
   Batcher b(Opts(2), SumFn(&gate));
