@@ -31,12 +31,15 @@
 //   http_floor_c1_us        p50 of GET /v2/health/live on one keep-alive
 //                           connection: the HTTP round trip alone
 //   mean_batch_rows_c64_binary  rows per batch during the binary c64 load
-//                           (baseline field: the share of batches the fast
-//                           path ran inline)
+//                           (baseline field: the share of batches run on
+//                           the HTTP loops rather than the batcher's worker)
 //   cpu_us_per_request_c64  CPU time of the server (this process) and wrk
 //                           per answered request at concurrency 64, binary
 //                           and JSON; server_cpu_us_per_request_c64_binary
 //                           the server's share alone
+//   server_cpu_us_per_get_c64  the server's CPU per GET /v2/health/live at
+//                           concurrency 64: HTTP and TCP alone, the floor
+//                           under every infer request
 //   batching_vs_batch1_binary  the batching row with binary tensors
 //   int8_vs_fp32_b64        forward latency at batch 64, int8 / fp32
 //   int8_accuracy_diff      test accuracy of the int8 version minus the fp32
@@ -376,7 +379,7 @@ int main(int argc, char** argv) {
   }
   std::vector<double> raw64, c64, c64b1, c64b1bin, p50, fwd1, infer1, decode1;
   std::vector<double> c64bin, p50bin, infer1bin, decodebin, rows16, cpu_json, cpu_bin, server_cpu_bin, mean_batch,
-      loop_share, http_floor;
+      loop_share, http_floor, http_cpu;
   const RequestBody json_body = MakeBody(false);
   const RequestBody bin_body = MakeBody(true);
   const RequestBody bin16_body = MakeBody(true, 16);
@@ -401,6 +404,9 @@ int main(int argc, char** argv) {
       loop_share.push_back(static_cast<double>(b1.loop_batches - b0.loop_batches) /
                            static_cast<double>(std::max<uint64_t>(1, b1.batches - b0.batches)));
       http_floor.push_back(Wrk(port, 1, seconds, nullptr, "/v2/health/live").p50_s);
+      double get_cpu = 0;
+      Wrk(port, 64, seconds, nullptr, "/v2/health/live", nullptr, &get_cpu);
+      http_cpu.push_back(get_cpu);
       p50bin.push_back(Wrk(port, 1, seconds, &bin_body).p50_s);
       rows16.push_back(Wrk(port, 16, seconds, &bin16_body).rows_per_s);
       s.server->Stop();
@@ -461,6 +467,8 @@ int main(int argc, char** argv) {
        ",\"gantry_is\":\"binary\",\"baseline_is\":\"JSON\",\"value_is\":\"binary, server and wrk CPU per answered request\"");
   Line("server_cpu_us_per_request_c64_binary", Median(server_cpu_bin) * 1e6, "us", server_cpu_bin, cpu_bin, 1e6,
        ",\"gantry_is\":\"the server process alone\",\"baseline_is\":\"server and wrk\"");
+  Line("server_cpu_us_per_get_c64", Median(http_cpu) * 1e6, "us", http_cpu, server_cpu_bin, 1e6,
+       ",\"gantry_is\":\"server CPU per GET /v2/health/live\",\"baseline_is\":\"server CPU per binary infer\"");
 
   // Hot reload under load: 10 swaps spread over the window vs none.
   {
