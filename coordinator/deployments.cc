@@ -10,11 +10,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <thread>
 
 #include "common/fs.h"
+#include "common/glibc_tunables.h"
 #include "common/protocol.h"
 
 namespace gantry::coordinator {
@@ -173,6 +175,8 @@ void Deployments::Start(Live& l) {
   ProcessRequest req;
   req.key = d.spec.name;
   req.argv = CommandLine(d);
+  // glibc reads its tunables at start; a value in our environment wins.
+  req.env["GLIBC_TUNABLES"] = WithGlibcTunable(std::getenv("GLIBC_TUNABLES"), kServeMallocCache);
   req.log_dir = d.dir;
   req.log_name = kLogFile;
   auto now = clock_.Now();

@@ -180,17 +180,7 @@ Result<std::unique_ptr<Launch>> AdoptWrapped(const AdoptRequest& r) {
   return std::unique_ptr<Launch>(std::make_unique<AdoptedLaunch>(r.pid, pgid, r.log_dir));
 }
 
-std::string RankGlibcTunables() {
-  const char* given = std::getenv("GLIBC_TUNABLES");
-  std::string t = given == nullptr ? "" : given;
-  // Transparent huge pages for malloc's large blocks (glibc >= 2.35; older
-  // ones ignore it): a rank fills hundreds of MB of fresh tensors with its
-  // data set, and 4 KiB page faults cost the demo job's ranks ~1 s of their
-  // 2 s data load here (docs/performance.md). A value already set for
-  // glibc.malloc.hugetlb (e.g. =0) wins.
-  if (t.find("glibc.malloc.hugetlb") == std::string::npos) t += (t.empty() ? "" : ":") + std::string(kRankHugePages);
-  return t;
-}
+std::string RankGlibcTunables() { return WithGlibcTunable(std::getenv("GLIBC_TUNABLES"), kRankHugePages); }
 
 std::map<std::string, std::string> MpirunEnv(int threads_per_worker) {
   std::string threads = std::to_string(threads_per_worker);

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/glibc_tunables.h"
 #include "coordinator/launcher.h"
 
 namespace gantry::coordinator {
@@ -37,7 +38,6 @@ Result<std::unique_ptr<Launch>> AdoptWrapped(const AdoptRequest& request);
 // GLIBC_TUNABLES with kRankHugePages (both forwarded to the ranks with -x)
 // and, as root, OpenMPI's consent to run as root.
 std::map<std::string, std::string> MpirunEnv(int threads_per_worker);
-inline constexpr char kRankHugePages[] = "glibc.malloc.hugetlb=1";
 // $GLIBC_TUNABLES plus kRankHugePages unless it already sets glibc.malloc.hugetlb.
 std::string RankGlibcTunables();
 

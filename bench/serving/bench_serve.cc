@@ -54,6 +54,7 @@
 // BENCH_HTTP_THREADS=N serves with N HTTP threads instead of one per core;
 // BENCH_WORKER_ONLY=1 runs every batch on the batcher's worker thread
 // (DeploymentOptions::run_on_http_loop off);
+// BENCH_DEFAULT_MALLOC=1 keeps glibc's malloc defaults (see main);
 // BENCH_SERVE_FOR=S only serves the bench deployment (max_batch 64, or
 // BENCH_MAX_BATCH) for S seconds (wrk or
 // perf by hand).
@@ -81,6 +82,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common/glibc_tunables.h"
 #include "common/http/server.h"
 #include "data/idx_reader.h"
 #include "serving/deployed_model.h"
@@ -348,6 +350,21 @@ void Line(const char* metric, double value, const char* unit, const std::vector<
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Measure what gantry-serve runs with: the coordinator starts it with
+  // kServeMallocCache in GLIBC_TUNABLES, which glibc reads only at process
+  // start, so the bench re-executes itself with it (BENCH_DEFAULT_MALLOC=1:
+  // glibc's defaults, for comparison).
+  if (std::getenv("BENCH_DEFAULT_MALLOC") == nullptr) {
+    const char* current = std::getenv("GLIBC_TUNABLES");
+    const std::string want = WithGlibcTunable(current, kServeMallocCache);
+    if (current == nullptr || want != current) {
+      ::setenv("GLIBC_TUNABLES", want.c_str(), 1);
+      ::execv("/proc/self/exe", argv);
+      std::perror("bench_serve: re-exec with GLIBC_TUNABLES");
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "# GLIBC_TUNABLES=%s\n", std::getenv("GLIBC_TUNABLES") ? std::getenv("GLIBC_TUNABLES") : "");
   double seconds = 3;
   int rounds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {

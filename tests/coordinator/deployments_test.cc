@@ -13,6 +13,7 @@
 
 #include "cli/http_get.h"
 #include "common/fs.h"
+#include "common/glibc_tunables.h"
 #include "common/process.h"
 #include "common/protocol.h"
 #include "common/rpc.h"
@@ -100,6 +101,11 @@ TEST_F(DeploymentsTest, DeployServesAndPassesTheContractFlags) {
                                    "--data-dir", dir_.path(),
                                    "--name", "mnist", "--ready-file", s.dir + "/ready.json"};
   EXPECT_EQ(argv.get<std::vector<std::string>>(), want);
+  // gantry-serve starts with the deeper malloc cache (GLIBC_TUNABLES is unset
+  // in the test's environment, or the user's value is kept before it).
+  auto env = json::parse(ReadFile(s.dir + "/env.json").value());
+  const std::string tunables = env["GLIBC_TUNABLES"].get<std::string>();
+  EXPECT_NE(tunables.find(kServeMallocCache), std::string::npos) << tunables;
 
   // The wire form carries the address the CLI probes.
   json j = DeploymentJson(s, "127.0.0.1");

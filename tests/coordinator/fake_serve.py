@@ -71,6 +71,8 @@ if args.ready_file:
     folder = os.path.dirname(args.ready_file)
     with open(os.path.join(folder, "argv.json"), "w") as f:
         json.dump(sys.argv[1:], f)
+    with open(os.path.join(folder, "env.json"), "w") as f:
+        json.dump({"GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES")}, f)
     if not any(m["name"] == "slow" for m in models):
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w") as f:

@@ -59,6 +59,14 @@ using gantry::testing::WaitFor;
 // the rank given as OpenMPI gives it).
 // Ranks get malloc's huge pages unless the launching environment decides
 // glibc.malloc.hugetlb itself; other tunables are kept.
+TEST(GlibcTunables, AppendsASettingUnlessItsNameIsAlreadySet) {
+  EXPECT_EQ(WithGlibcTunable(nullptr, kServeMallocCache), "glibc.malloc.tcache_count=256");
+  EXPECT_EQ(WithGlibcTunable("", kServeMallocCache), "glibc.malloc.tcache_count=256");
+  EXPECT_EQ(WithGlibcTunable("glibc.malloc.hugetlb=1", kServeMallocCache),
+            "glibc.malloc.hugetlb=1:glibc.malloc.tcache_count=256");
+  EXPECT_EQ(WithGlibcTunable("glibc.malloc.tcache_count=7", kServeMallocCache), "glibc.malloc.tcache_count=7");
+}
+
 TEST(LocalMpiLauncher, RanksGetHugePagesUnlessTheEnvironmentSaysOtherwise) {
   const char* saved = std::getenv("GLIBC_TUNABLES");
   const std::string before = saved == nullptr ? "" : saved;
