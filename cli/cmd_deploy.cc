@@ -60,7 +60,8 @@ std::string LiveVersion(const json& meta) {
 std::optional<double> RequestCount(const json& stats) {
   const json* s = &stats;
   if (auto ms = stats.find("model_stats"); ms != stats.end() && ms->is_array() && !ms->empty()) s = &ms->front();
-  for (const char* key : {"inference_count", "request_count", "requests"}) {
+  // request_count (gantry-serve) before inference_count (Triton: rows).
+  for (const char* key : {"request_count", "inference_count", "requests"}) {
     if (auto it = s->find(key); it != s->end() && it->is_number()) return it->get<double>();
   }
   return std::nullopt;

@@ -96,7 +96,7 @@ Result<std::shared_ptr<const http::Router>> MakeServeRouter(const std::vector<De
     return http::HttpResponse::Json(ready ? 200 : 503, json{{"ready", ready}, {"models", versions}}.dump());
   }));
   GANTRY_RETURN_IF_ERROR(router->Add("GET", "/v2", [](const http::HttpRequest&) {
-    return http::HttpResponse::Json(200, R"({"name":"gantry-serve","version":"1","extensions":["feedback"]})");
+    return http::HttpResponse::Json(200, R"({"name":"gantry-serve","version":"1","extensions":["feedback","statistics"]})");
   }));
   GANTRY_RETURN_IF_ERROR(router->Add("GET", "/v2/models/{m}", [find, unknown](const http::HttpRequest& r) {
     DeployedModel* m = find(r);
@@ -118,6 +118,24 @@ Result<std::shared_ptr<const http::Router>> MakeServeRouter(const std::vector<De
     DeployedModel* m = find(r);
     return m ? m->Feedback(r) : unknown(r);
   }, open));
+  // The statistics extension's shape (Triton's model_stats): `gantry
+  // deployments` reads its REQ/S column from request_count.
+  GANTRY_RETURN_IF_ERROR(router->Add("GET", "/v2/models/{m}/stats", [find, unknown](const http::HttpRequest& r) {
+    DeployedModel* m = find(r);
+    if (m == nullptr) return unknown(r);
+    const ServingSnapshot s = m->Snapshot();
+    uint64_t failed = 0;
+    for (const auto& [code, n] : s.errors_by_status) failed += n;
+    json stats = {{"name", m->options().name},
+                  {"version", m->version()},
+                  {"request_count", s.requests},
+                  {"success_count", s.succeeded},
+                  {"fail_count", failed},
+                  {"inference_count", static_cast<uint64_t>(s.batch_size.sum)},  // rows run
+                  {"execution_count", s.batch_size.count}};                     // batches run
+    return http::HttpResponse::Json(
+        200, json{{"model_stats", json::array({stats})}}.dump(-1, ' ', false, json::error_handler_t::replace));
+  }));
   GANTRY_RETURN_IF_ERROR(router->Add("GET", "/metrics", [models](const http::HttpRequest&) {
     http::HttpResponse r = http::HttpResponse::Text(200, RenderServingMetrics(models));
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";

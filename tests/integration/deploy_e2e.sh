@@ -124,6 +124,16 @@ ok "range checks against the stored profile; a window of 1000 sampled requests c
 field() { gantry deployments --json --rate-window 0 | python3 -c "import json, sys; print(json.load(sys.stdin)['deployments'][0]['$1'])"; }
 pid=$(field pid) || fail "gantry deployments --json"
 [ "$(field health)" = ready ] || fail "deployment not ready: $(gantry deployments)"
+tr '\0' '\n' <"/proc/$pid/environ" | grep -q '^GLIBC_TUNABLES=.*glibc.malloc.tcache_count=' \
+  || fail "gantry-serve was not started with the malloc cache setting"
+# REQ/S comes from the server's statistics route: non-zero under traffic.
+( end=$((SECONDS + 4)); while [ $SECONDS -lt $end ]; do infer >/dev/null; done ) &
+loader=$!
+rate=$(gantry deployments --json --rate-window 1.5 | python3 -c "import json, sys; print(json.load(sys.stdin)['deployments'][0]['request_rate'])")
+wait "$loader"
+python3 -c "import sys; r = float(sys.argv[1]); assert r > 0, r" "$rate" 2>/dev/null \
+  || fail "gantry deployments shows no request rate under traffic: $rate"
+ok "gantry deployments: ready, $rate requests/s under traffic; malloc cache set"
 kill -KILL "$pid" || fail "kill -9 $pid"
 t0=$(date +%s.%N)
 serving_again() { [ "$(infer)" = 200 ]; }

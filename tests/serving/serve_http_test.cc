@@ -128,6 +128,28 @@ TEST_F(ServeHttpTest, BinaryRequestAndBinaryResponse) {
   EXPECT_NE(plain.body.find("\"data\":[10.0,4.0,1.0]"), std::string::npos) << plain.body;
 }
 
+// The statistics route that `gantry deployments` reads its REQ/S from.
+TEST_F(ServeHttpTest, StatsCountRequestsRowsAndBatches) {
+  Start();
+  EncodedBody two_rows = BinaryRequest({1, 2, 3, 4, 5, 6, 7, 8}, true);
+  const std::map<std::string, std::string> h = {{kInferenceHeaderContentLength, std::to_string(two_rows.json_length)}};
+  ASSERT_EQ(Post(two_rows.body, h).status, 200);
+  ASSERT_EQ(Post(two_rows.body, h).status, 200);
+  ASSERT_EQ(Post(R"({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]})").status, 400);
+  auto r = Fetch(server_->port(), "GET", "/v2/models/m/stats", {}, "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = nlohmann::json::parse(r.body);
+  const auto& s = j.at("model_stats").at(0);
+  EXPECT_EQ(s.at("name"), "m");
+  EXPECT_EQ(s.at("version"), "1");
+  EXPECT_EQ(s.at("request_count"), 3);
+  EXPECT_EQ(s.at("success_count"), 2);
+  EXPECT_EQ(s.at("fail_count"), 1);
+  EXPECT_EQ(s.at("inference_count"), 4);  // rows
+  EXPECT_EQ(s.at("execution_count"), 2);  // batches (one request each, sent one after the other)
+  EXPECT_EQ(Fetch(server_->port(), "GET", "/v2/models/nope/stats", {}, "").status, 404);
+}
+
 TEST_F(ServeHttpTest, BadBinarySizesAre400NamingTheField) {
   Start();
   EncodedBody enc = BinaryRequest({1, 2, 3, 4}, true);
