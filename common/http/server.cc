@@ -81,9 +81,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnRead(beast::error_code ec) {
     if (ec) {
-      if (ec == bhttp::error::header_limit || ec == bhttp::error::body_limit ||
-          ec == bhttp::error::buffer_overflow) {
-        return SendError(413, "request header or body too large");
+      if (ec == bhttp::error::header_limit) {
+        return SendError(431, "request line and headers exceed " +
+                                  std::to_string(shared_->options.max_header_bytes) + " bytes");
+      }
+      if (ec == bhttp::error::body_limit || ec == bhttp::error::buffer_overflow) {
+        return SendError(413, "request body exceeds " + std::to_string(shared_->options.max_body_bytes) + " bytes");
       }
       if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
           ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
@@ -179,7 +182,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // writes one response at a time, so the buffers are free again by the next.
   void Send(HttpResponse res) {
     // An error that may have left unread bytes behind closes the connection.
-    if (res.status == 400 || res.status == 413) keep_alive_ = false;
+    if (res.status == 400 || res.status == 413 || res.status == 431) keep_alive_ = false;
     const bool no_body = (res.status >= 100 && res.status < 200) || res.status == 204 || res.status == 304;
     head_.clear();
     head_ += version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";

@@ -1,8 +1,8 @@
 // HttpServer: HTTP/1.1 on Boost.Beast/Asio, with its own io_context and
 // threads, answering requests through a Router.
 //
-// Limits (HttpServerOptions): a request header over max_header_bytes or a
-// body over max_body_bytes is answered 413 and the connection closed; a
+// Limits (HttpServerOptions): a request header over max_header_bytes is
+// answered 431, a body over max_body_bytes 413, and the connection closed; a
 // malformed request 400 and closed; past max_connections a new connection
 // gets 503 and is closed; a request (headers and body) must arrive within
 // read_timeout of the previous response (or the connect), so an idle or
