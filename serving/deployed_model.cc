@@ -61,9 +61,11 @@ std::string DeployedModel::version() const {
   return m ? m->version() : "";
 }
 
-ModelMetadata DeployedModel::metadata() const {
+ModelMetadata DeployedModel::metadata() const { return *SharedMetadata(); }
+
+std::shared_ptr<const ModelMetadata> DeployedModel::SharedMetadata() const {
   std::lock_guard<std::mutex> l(mu_);
-  return *metadata_;
+  return metadata_;
 }
 
 std::shared_ptr<const InputReference> DeployedModel::reference() const {
@@ -119,11 +121,7 @@ void DeployedModel::InferAsync(const http::HttpRequest& request, std::function<v
   }
   auto header_length = ParseInferenceHeaderLength(request.Header("inference-header-content-length"));
   if (!header_length.ok()) return call->done(Error(header_length.error(), call->start, current));
-  std::shared_ptr<const ModelMetadata> shared_md;  // no copy per request
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    shared_md = metadata_;
-  }
+  const std::shared_ptr<const ModelMetadata> shared_md = SharedMetadata();  // no copy per request
   const ModelMetadata& md = *shared_md;
   auto decoded = DecodeInferRequest(request.body, md, options_.limits, header_length.value());
   if (!decoded.ok()) return call->done(Error(decoded.error(), call->start, current));

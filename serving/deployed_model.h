@@ -97,6 +97,9 @@ class DeployedModel {
   DeploymentOptions options_;
   std::unique_ptr<ServingMetrics> metrics_;
   ModelSlot<Servable> slot_;
+  // The current metadata, shared (Install replaces it whole).
+  std::shared_ptr<const ModelMetadata> SharedMetadata() const;
+
   mutable std::mutex mu_;
   // Replaced whole on Install, never changed in place.
   std::shared_ptr<const ModelMetadata> metadata_ = std::make_shared<const ModelMetadata>();  // GUARDED_BY(mu_)
